@@ -1,0 +1,47 @@
+"""JSON API: the latest sample, chart history and health."""
+
+from __future__ import annotations
+
+import math
+
+from flask import Blueprint, Response, jsonify, request
+
+from .web import error, services
+
+bp = Blueprint("api", __name__)
+
+
+@bp.get("/api/snapshot")
+def snapshot():
+    svc = services()
+    if svc.latest_json is None:
+        return error(503, "no_sample", "no sample has been taken yet; retry in a second")
+    # The sample's JSON was encoded once when it was published; reuse it.
+    return Response(svc.latest_json, mimetype="application/json")
+
+
+@bp.get("/api/history")
+def history():
+    svc = services()
+    limit = svc.config["HISTORY_SECONDS"]
+    raw = request.args.get("seconds")
+    seconds = None
+    if raw is not None:
+        try:
+            seconds = float(raw)
+        except ValueError:
+            seconds = math.nan
+        if not 0 < seconds <= limit:  # NaN fails too
+            return error(
+                400,
+                "bad_request",
+                f"seconds must be a number above 0 and at most {limit} (HISTORY_SECONDS), "
+                f"not {raw[:32]!r}",
+            )
+    return jsonify(svc.history.columns(seconds))
+
+
+@bp.get("/healthz")
+def healthz():
+    ok, body = services().health()
+    return jsonify(body), 200 if ok else 503

@@ -1,0 +1,20 @@
+"""GET /: the dashboard page (metrics on one side, the operator console on the other)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from .web import services
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def index():
+    svc = services()
+    return render_template(
+        "index.html",
+        host=svc.host,
+        version=svc.version,
+        history_seconds=svc.config["HISTORY_SECONDS"],
+    )

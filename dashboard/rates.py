@@ -1,0 +1,70 @@
+"""Rates and deltas from cumulative counters, computed in one place.
+
+psutil reports totals since boot (bytes, CPU seconds). A dashboard wants "per
+second" and "percent busy", which need the previous value. Every collector
+hands its counters to one `Rates` object so the rules are the same everywhere:
+
+- the first observation of a key gives None (there is nothing to diff against,
+  and a rate over "since boot" would be a bogus spike or average);
+- a counter that goes backwards (device re-added, counter reset, PID reused)
+  gives None for that round instead of a negative or huge number;
+- keys not seen in a round are forgotten, so vanished processes and devices
+  do not accumulate.
+"""
+
+from __future__ import annotations
+
+from typing import Hashable
+
+
+class Rates:
+    def __init__(self) -> None:
+        self._prev: dict[Hashable, tuple[float, float]] = {}
+        self._seen: dict[Hashable, tuple[float, float]] = {}
+        self._now: float | None = None
+
+    def begin(self, now: float) -> None:
+        """Start a round at monotonic time `now`."""
+        self._now = now
+        self._seen = {}
+
+    def end(self) -> None:
+        """Finish the round: keep exactly the keys observed in it."""
+        self._prev = self._seen
+        self._seen = {}
+
+    def delta(self, key: Hashable, value: float) -> float | None:
+        """value minus the previous round's value for key, or None."""
+        now = self._now
+        if now is None:
+            raise RuntimeError("Rates.begin() must be called before delta()")
+        self._seen[key] = (now, value)
+        prev = self._prev.get(key)
+        if prev is None or value < prev[1]:
+            return None
+        return value - prev[1]
+
+    def per_second(self, key: Hashable, value: float) -> float | None:
+        """Change of value per second since the previous round, or None."""
+        prev = self._prev.get(key)
+        change = self.delta(key, value)
+        if change is None or prev is None:
+            return None
+        elapsed = self._now - prev[0]
+        if elapsed <= 0:
+            return None
+        return change / elapsed
+
+    def elapsed(self, key: Hashable) -> float | None:
+        """Seconds since key was last observed (None if it was not)."""
+        prev = self._prev.get(key)
+        if prev is None or self._now is None:
+            return None
+        return self._now - prev[0]
+
+
+def percent(part: float | None, whole: float | None) -> float | None:
+    """part/whole as a percentage rounded to 0.1, None when undefined."""
+    if part is None or not whole:
+        return None
+    return round(100.0 * part / whole, 1)

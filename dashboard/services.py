@@ -1,0 +1,154 @@
+"""The parts one process runs, wired together: collectors -> sampler -> hub.
+
+`create_app` builds one `Services` per app; nothing here starts at import or at
+construction. `ensure_started` spawns the sampler and the heartbeat greenlet
+the first time it runs in a process (after gunicorn forks its worker), and
+again in a child if the app object was inherited across a fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+import gevent
+
+from . import __version__
+from .cgroups import Container, discover
+from .collectors import SYSTEM_COLLECTORS, Collector
+from .events import Config, Event, to_json
+from .history import History
+from .hub import Hub
+from .processes import ProcessTable
+from .sampler import Sampler
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self.version = __version__
+        self.host = config["HOST_NAME"] or socket.gethostname()
+        self.hub = Hub(
+            history_seconds=config["HISTORY_SECONDS"],
+            backlog=config["VIEWER_BACKLOG"],
+            write_timeout=config["VIEWER_WRITE_TIMEOUT"],
+            heartbeat=config["HEARTBEAT_SECONDS"],
+            retry_ms=config["SSE_RETRY_MS"],
+        )
+        self.history = History(config["HISTORY_SECONDS"])
+        self.processes = ProcessTable(config["TOP_PROCESSES"])
+        self.container = Container(discover())
+        collectors = SYSTEM_COLLECTORS + (
+            Collector("processes", ProcessTable.help, self.processes),
+            Collector("container", Container.help, self.container),
+        )
+        self.sampler = Sampler(
+            collectors, self.on_sample, interval=config["SAMPLE_INTERVAL"], host=self.host
+        )
+        self.latest: dict | None = None
+        self.latest_json: str | None = None
+        self.started_at = time.time()
+        self.shutting_down = False
+        self._pid: int | None = None
+        self._ticker: gevent.Greenlet | None = None
+
+    # ---- lifecycle ------------------------------------------------------------
+
+    def ensure_started(self) -> None:
+        pid = os.getpid()
+        if self._pid == pid:
+            return
+        self._pid = pid
+        self.started_at = time.time()
+        self.sampler.start()
+        self._ticker = gevent.spawn(self._heartbeats)
+        log.info(
+            "sampling %s every %gs, keeping %ds of history (pid %d)",
+            self.host,
+            self.sampler.interval,
+            self.config["HISTORY_SECONDS"],
+            pid,
+        )
+
+    def _heartbeats(self) -> None:
+        period = min(1.0, self.hub.heartbeat_seconds / 2)
+        while True:
+            gevent.sleep(period)
+            if self.hub.heartbeat_due():
+                self.hub.heartbeat()
+
+    def shutdown(self, reason: str = "server shutting down") -> int:
+        """End every stream now so the worker can exit well before SIGKILL."""
+        if self.shutting_down:
+            return 0
+        self.shutting_down = True
+        self.sampler.stop()
+        if self._ticker is not None:
+            self._ticker.kill(block=False)
+        closed = self.hub.close_all(reason)
+        log.info("shutting down: closed %d event streams", closed)
+        return closed
+
+    # ---- data flow ----------------------------------------------------------------
+
+    def on_sample(self, sample: dict) -> None:
+        data = to_json(sample)
+        frame = self.hub.publish_raw("metrics", data)
+        self.history.add(frame.id, sample)
+        self.latest, self.latest_json = sample, data
+
+    def publish(self, event: Event):
+        return self.hub.publish(event)
+
+    # ---- control (the operator console drives these) -------------------------------
+
+    def config_event(self, by: str | None) -> Config:
+        return Config(interval=self.sampler.interval, paused=self.sampler.paused, by=by)
+
+    def set_interval(self, seconds: float, by: str | None = None) -> Config:
+        self.sampler.set_interval(seconds)
+        event = self.config_event(by)
+        self.publish(event)
+        return event
+
+    def set_paused(self, paused: bool, by: str | None = None) -> tuple[bool, Config]:
+        changed = self.sampler.pause() if paused else self.sampler.resume()
+        event = self.config_event(by)
+        if changed:
+            self.publish(event)
+        return changed, event
+
+    # ---- health ------------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict]:
+        now = time.monotonic()
+        sampler = self.sampler
+        age = None if sampler.last_sample_at is None else round(now - sampler.last_sample_at, 3)
+        limit = max(3 * sampler.interval, 5.0)
+        if sampler.paused:
+            ok, state = True, "paused"
+        elif age is None:
+            ok = time.time() - self.started_at < limit
+            state = "starting" if ok else "stuck"
+        else:
+            ok = age <= limit
+            state = "sampling" if ok else "stuck"
+        return ok, {
+            "status": "ok" if ok else "unhealthy",
+            "sampler": {
+                "state": state,
+                "age": age,
+                "interval": sampler.interval,
+                "last_duration": None
+                if sampler.last_duration is None
+                else round(sampler.last_duration, 4),
+                "seq": sampler.seq,
+            },
+            "subscribers": len(self.hub.subscribers),
+            "version": self.version,
+            "pid": os.getpid(),
+        }

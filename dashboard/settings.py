@@ -1,0 +1,169 @@
+"""Every setting the app reads, declared once: name, default, help.
+
+Settings come from environment variables (the platform way: Heroku, Dokku and
+Render all configure apps this way). `create_app` layers them: these defaults,
+then the environment, then a test's dict. The README documents each one; a
+test checks that it does.
+
+This module imports nothing heavy so `gunicorn.conf.py` can read it in the
+master process before the gevent worker patches the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+
+class SettingError(ValueError):
+    """A setting's value from the environment could not be used."""
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _ranged(kind: Callable[[str], float], low: float, high: float) -> Callable[[str], Any]:
+    def parse(text: str):
+        value = kind(text)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def _default_worker_connections() -> int:
+    # gevent hangs connection N+1 silently, so the cap must sit above any real
+    # load yet below the open-files limit (each connection is one descriptor).
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 65536
+    return max(100, min(soft - 256, 50000))
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+    secret: bool = False  # never printed or logged
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("HOST", "0.0.0.0", "Address gunicorn binds to. The run script uses 127.0.0.1."),
+    Setting("PORT", 8000, "TCP port to listen on; platforms set it.", _ranged(int, 1, 65535)),
+    Setting(
+        "WEB_CONCURRENCY",
+        1,
+        "gunicorn worker processes. Above 1 only with REDIS_URL (state is per process "
+        "otherwise); without it the app warns and runs one worker.",
+        _ranged(int, 1, 64),
+    ),
+    Setting(
+        "WORKER_CONNECTIONS",
+        _default_worker_connections(),
+        "Open connections one gevent worker accepts (streams, sockets and plain requests "
+        "together). Default: the open-files limit minus 256.",
+        _ranged(int, 10, 1_000_000),
+    ),
+    Setting(
+        "GRACEFUL_TIMEOUT",
+        10,
+        "Seconds a worker gets to finish after SIGTERM. Streams are ended at once; "
+        "Heroku kills at 30 s.",
+        _ranged(int, 1, 300),
+    ),
+    Setting(
+        "SAMPLE_INTERVAL",
+        1.0,
+        "Seconds between samples at start (0.25 to 60). Operators change it at run time.",
+        _ranged(float, 0.25, 60.0),
+    ),
+    Setting(
+        "HISTORY_SECONDS",
+        3600,
+        "How much history the event buffer and charts keep. A reconnecting viewer "
+        "resumes without a gap if its last event is younger than this.",
+        _ranged(int, 10, 7 * 24 * 3600),
+    ),
+    Setting(
+        "HEARTBEAT_SECONDS",
+        15.0,
+        "Longest silence on an event stream before a heartbeat comment is sent "
+        "(Heroku's router cuts connections idle for 55 s).",
+        _ranged(float, 0.05, 50.0),
+    ),
+    Setting(
+        "SSE_RETRY_MS",
+        2000,
+        "Reconnect delay the event stream asks browsers to use (the `retry:` field).",
+        _ranged(int, 100, 600_000),
+    ),
+    Setting(
+        "VIEWER_BACKLOG",
+        64,
+        "Events a slow viewer may fall behind before its stream is closed. Backlogs "
+        "are positions in the shared buffer, never copies.",
+        _ranged(int, 1, 100_000),
+    ),
+    Setting(
+        "VIEWER_WRITE_TIMEOUT",
+        10.0,
+        "Seconds a stalled viewer may block one write before its stream is closed.",
+        _ranged(float, 0.1, 600.0),
+    ),
+    Setting(
+        "TOP_PROCESSES",
+        10,
+        "Processes listed in each sample's top-by-CPU and top-by-memory tables.",
+        _ranged(int, 1, 100),
+    ),
+    Setting(
+        "HOST_NAME",
+        "",
+        "Name this host's metrics are published under. Default: the machine's hostname.",
+    ),
+    Setting("LOG_LEVEL", "info", "Python log level: debug, info, warning or error."),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def defaults() -> dict[str, Any]:
+    return {s.name: s.default for s in SETTINGS}
+
+
+def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Parse every setting present in the environment; unknown names are ignored."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name not in environ:
+            continue
+        raw = environ[setting.name]
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            shown = "(hidden)" if setting.secret else repr(raw)
+            raise SettingError(f"{setting.name}={shown}: {exc}") from None
+    return values
+
+
+def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Defaults overlaid with the environment."""
+    values = defaults()
+    values.update(from_environ(environ))
+    return values

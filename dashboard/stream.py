@@ -1,0 +1,70 @@
+"""GET /events: the metrics stream (server-sent events), one blueprint, thin.
+
+The view only picks how bytes reach the client; the hub does the rest. Under
+gunicorn (HTTP/1.x) the server sends the headers and the first bytes, then the
+hub writes pre-framed events straight to the socket. Anywhere else (Flask's
+test client, the development server) the stream follows the same buffer
+through the WSGI iterator.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from flask import Blueprint, Response, request
+
+from .web import services
+
+bp = Blueprint("stream", __name__)
+
+HEADERS = {
+    # no-transform: proxies and CDNs must not compress or buffer the stream.
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",  # nginx: pass each write through at once
+}
+
+
+def _raw_socket(environ):
+    """The client socket when we may write to it ourselves, else None."""
+    if environ.get("SERVER_PROTOCOL") not in ("HTTP/1.0", "HTTP/1.1"):
+        return None
+    return environ.get("gunicorn.socket")
+
+
+@bp.route("/events", methods=["GET"])
+def events():
+    svc = services()
+    if request.method == "HEAD":
+        return Response(b"", mimetype="text/event-stream", headers=HEADERS)
+    # EventSource sends Last-Event-ID on reconnects; a page opening a fresh
+    # stream after loading history passes it as a query parameter instead.
+    last_event_id = request.headers.get("Last-Event-ID")
+    if last_event_id is None:
+        last_event_id = request.args.get("last_event_id")
+    environ = request.environ
+    sock = _raw_socket(environ)
+    chunked = environ.get("SERVER_PROTOCOL") == "HTTP/1.1"
+    hub = svc.hub
+    addr = request.remote_addr or "?"
+
+    def body():
+        # Registered on first iteration, so a response that is never sent
+        # leaves nothing behind.
+        sub, preamble = hub.open(last_event_id, sock=sock, chunked=chunked, addr=addr)
+        try:
+            yield preamble
+            if sock is not None:
+                hub.serve_socket(sub)
+            else:
+                yield from hub.iter_frames(sub)
+        finally:
+            hub.release(sub)
+            if sock is not None and svc.shutting_down:
+                # The server appends the final chunk, then would wait for a next
+                # request on this connection; EOF on read makes it close at once.
+                try:
+                    sock.shutdown(socket.SHUT_RD)
+                except OSError:
+                    pass
+
+    return Response(body(), mimetype="text/event-stream", headers=HEADERS)
