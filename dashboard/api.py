@@ -43,5 +43,5 @@ def history():
 
 @bp.get("/healthz")
 def healthz():
-    ok, body = services().health()
+    ok, body = services().health(details=request.args.get("details") == "1")
     return jsonify(body), 200 if ok else 503

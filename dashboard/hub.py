@@ -145,6 +145,7 @@ class Hub:
         self.floor: EventKey = self.clock.next()
         self._fast: dict[Subscriber, None] = {}
         self._waiting: dict[Subscriber, None] = {}  # followers without a raw socket
+        self._slow: dict[Subscriber, None] = {}  # writing from their own greenlet
         self.subscribers: dict[Subscriber, None] = {}
         self.last_write = time.monotonic()
         self._heartbeat_wire = sse.chunk(sse.comment("heartbeat"))
@@ -211,7 +212,24 @@ class Hub:
         self._fan_out(frame.n, frame.wire, frame._start)
         for sub in self._waiting:
             sub.wake.set()
+        if self._slow:
+            self._drop_laggards()
         return frame
+
+    def _lag(self, sub: Subscriber) -> int:
+        """Events published since open that sub has not been given yet."""
+        return self._n - max(sub.cursor, sub.floor_n)
+
+    def _drop_laggards(self) -> None:
+        for sub in [s for s in self._slow if self._lag(s) > self.backlog]:
+            self.stats.dropped_slow += 1
+            self.close(sub, f"more than {self.backlog} events behind")
+            # Its greenlet may be blocked in a write: shutting the socket down
+            # makes that write fail now instead of at the write timeout.
+            try:
+                sub.sock.shutdown(_socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _fan_out(self, n: int, wire: bytes, start: int, count: bool = True) -> None:
         """Offer wire (or its unchunked part) to every fast viewer, without blocking."""
@@ -316,6 +334,7 @@ class Hub:
         sub.closed = True
         self._fast.pop(sub, None)
         self._waiting.pop(sub, None)
+        self._slow.pop(sub, None)
         self.subscribers.pop(sub, None)
         if sub.watcher is not None:
             sub.watcher.stop()
@@ -329,7 +348,7 @@ class Hub:
             self.stats.dropped_buffer += 1
             self.close(sub, "fell out of the buffer")
             return None
-        if self._n - max(sub.cursor, sub.floor_n) > self.backlog:
+        if self._lag(sub) > self.backlog:
             self.stats.dropped_slow += 1
             self.close(sub, f"more than {self.backlog} events behind")
             return None
@@ -350,6 +369,7 @@ class Hub:
                 if sub.readable:
                     self.close(sub, "client closed the connection")
                     break
+                self._slow[sub] = None
                 if sub.pending is not None:
                     data, sub.pending = sub.pending, None
                     sock.sendall(data)
@@ -360,15 +380,16 @@ class Hub:
                 if not frames:
                     # Caught up: from now on publish() writes to us directly.
                     sub.wake.clear()
+                    del self._slow[sub]
                     self._fast[sub] = None
                     sub.wake.wait()
                     continue
                 self._write_batch(sub, frames)
         except _socket.timeout:
             self.stats.dropped_slow += 1
-            sub.reason = f"write blocked for {self.write_timeout:g}s"
+            sub.reason = sub.reason or f"write blocked for {self.write_timeout:g}s"
         except OSError as exc:
-            sub.reason = f"write failed: {exc.strerror or exc}"
+            sub.reason = sub.reason or f"write failed: {exc.strerror or exc}"
         finally:
             self.release(sub)
             try:

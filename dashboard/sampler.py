@@ -124,7 +124,7 @@ class Sampler:
         self._report(missing)
         self._seq += 1
         return {
-            "ts": round(time.time(), 3),
+            "ts": time.time(),
             "seq": self._seq,
             "host": self.host,
             "interval": self._interval,

@@ -68,8 +68,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "WEB_CONCURRENCY",
         1,
-        "gunicorn worker processes. Above 1 only with REDIS_URL (state is per process "
-        "otherwise); without it the app warns and runs one worker.",
+        "gunicorn worker processes. Each would keep its own sampler, buffer and state, "
+        "so above 1 the app warns and runs one worker.",
         _ranged(int, 1, 64),
     ),
     Setting(

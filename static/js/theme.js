@@ -1,0 +1,28 @@
+// Light and dark themes: follow the system until the user picks one, then
+// remember the pick. The inline script in the page applies it before paint.
+
+const media = window.matchMedia("(prefers-color-scheme: dark)");
+
+export function currentTheme() {
+  return document.documentElement.dataset.theme || (media.matches ? "dark" : "light");
+}
+
+export function initTheme(button, onChange) {
+  const render = () => {
+    const theme = currentTheme();
+    button.dataset.theme = theme;
+    button.setAttribute("aria-label", theme === "dark" ? "Switch to light theme" : "Switch to dark theme");
+    button.title = button.getAttribute("aria-label");
+  };
+  button.addEventListener("click", () => {
+    const next = currentTheme() === "dark" ? "light" : "dark";
+    document.documentElement.dataset.theme = next;
+    try { localStorage.setItem("theme", next); } catch (e) { /* private mode: not remembered */ }
+    render();
+    onChange(next);
+  });
+  media.addEventListener("change", () => {
+    if (!document.documentElement.dataset.theme) { render(); onChange(currentTheme()); }
+  });
+  render();
+}

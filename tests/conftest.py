@@ -1,0 +1,71 @@
+import pytest
+
+from dashboard import create_app
+from tests.support.server import Server
+
+
+@pytest.fixture
+def app():
+    app = create_app({"TESTING": True, "HEARTBEAT_SECONDS": 0.2})
+    yield app
+    app.extensions["dashboard"].shutdown("test finished")
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def svc(app):
+    return app.extensions["dashboard"]
+
+
+@pytest.fixture
+def start_server(tmp_path, request):
+    """Start the real app (gunicorn + gevent) on a free loopback port.
+
+    After the test, the server's log must hold no traceback: an error that a
+    client never saw is still an error (mark a test `tracebacks_expected` when
+    it provokes them on purpose)."""
+    servers: list[Server] = []
+
+    def start(env: dict | None = None, wait: bool = True, **kwargs) -> Server:
+        server = Server(tmp_path, env, **kwargs)
+        servers.append(server)
+        return server.start(wait=wait)
+
+    yield start
+    for server in servers:
+        server.kill()
+    if not request.node.get_closest_marker("tracebacks_expected"):
+        for server in servers:
+            assert "Traceback" not in server.log(), server.log()[-3000:]
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Headless Chromium (Debian's), with its own temporary HOME."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import launch
+
+    home = str(tmp_path_factory.mktemp("chromium-home"))
+    with sync_playwright() as pw:
+        b = launch(pw, home)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page_errors():
+    """Collects console errors and page exceptions of pages passed to watch()."""
+    errors: list[str] = []
+
+    def watch(page):
+        page.on("console", lambda m: m.type == "error" and errors.append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+        return page
+
+    watch.errors = errors
+    return watch

@@ -1,0 +1,120 @@
+"""Run the real app under gunicorn + gevent on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, tmp_path: Path, env: dict | None = None, port: int | None = None, name="app"):
+        self.port = port or free_port()
+        self.tmp = tmp_path
+        self.name = name
+        self.log_path = tmp_path / f"{name}-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "HOME": str(tmp_path),
+            "PYTHONUNBUFFERED": "1",
+            **{k: str(v) for k, v in (env or {}).items()},
+        }
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True, timeout: float = 30.0) -> "Server":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
+            cwd=REPO,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                status, body = self.get("/healthz", timeout=2)
+                if status == 200 and body.get("sampler", {}).get("seq", 0) >= 1:
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready in {timeout}s:\n{self.log()}")
+
+    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10.0):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers, exc.read()
+
+    def get(self, path: str, timeout: float = 10.0):
+        status, _headers, raw = self.request("GET", path, timeout=timeout)
+        return status, json.loads(raw)
+
+    def workers(self) -> list[psutil.Process]:
+        return psutil.Process(self.proc.pid).children()
+
+    def worker(self) -> psutil.Process:
+        workers = self.workers()
+        assert len(workers) == 1, workers
+        return workers[0]
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> float:
+        """Signal the master; returns seconds until it exited."""
+        if self.proc is None or self.proc.poll() is not None:
+            return 0.0
+        start = time.monotonic()
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        return time.monotonic() - start
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""

@@ -1,0 +1,187 @@
+"""Collectors against the real machine (psutil), and cgroup parsing on fake trees."""
+
+import os
+import time
+
+import pytest
+
+from dashboard import collectors, processes
+from dashboard.cgroups import Container, Paths, discover
+from dashboard.collectors import Unavailable
+from dashboard.rates import Rates
+
+
+def two_rounds(fn, pause=0.2):
+    r = Rates()
+    r.begin(time.monotonic())
+    first = fn(r)
+    r.end()
+    time.sleep(pause)
+    r.begin(time.monotonic())
+    second = fn(r)
+    r.end()
+    return first, second
+
+
+def test_cpu_first_sample_has_no_rate_then_percentages():
+    first, second = two_rounds(collectors.collect_cpu)
+    assert first["percent"] is None and all(v is None for v in first["per_core"])
+    assert 0.0 <= second["percent"] <= 100.0
+    assert len(second["per_core"]) == second["count"] == os.cpu_count()
+    assert all(0.0 <= v <= 100.0 for v in second["per_core"])
+
+
+def test_memory_swap_load_uptime_are_plain_numbers():
+    r = Rates()
+    r.begin(0)
+    mem = collectors.collect_memory(r)
+    assert mem["total"] > 0 and 0 <= mem["percent"] <= 100
+    assert mem["used"] == mem["total"] - mem["available"]
+    assert set(collectors.collect_swap(r)) == {"total", "used", "percent"}
+    assert set(collectors.collect_load(r)) == {"load1", "load5", "load15"}
+    assert collectors.collect_uptime(r) > 0
+
+
+def test_disks_report_usage_and_rates_after_the_first_round():
+    first, second = two_rounds(collectors.collect_disks)
+    root = next(d for d in second if d["mount"] == "/")
+    assert root["total"] > 0 and 0 <= root["percent"] <= 100
+    assert all(d["read_bps"] is None for d in first)
+    if root["read_bps"] is not None:
+        assert root["read_bps"] >= 0 and root["write_bps"] >= 0
+
+
+def test_net_rates_per_interface_and_totals_without_loopback():
+    first, second = two_rounds(collectors.collect_net)
+    assert first["rx_bps"] is None
+    names = {i["name"] for i in second["interfaces"]}
+    assert "lo" in names
+    assert second["rx_bps"] is not None and second["rx_bps"] >= 0
+    assert all(i["rx_bytes"] >= 0 for i in second["interfaces"])
+
+
+def test_sensors_either_report_or_say_why_not():
+    r = Rates()
+    r.begin(0)
+    try:
+        out = collectors.collect_sensors(r)
+    except Unavailable as exc:
+        assert "sensors" in str(exc)
+    else:
+        assert out["temperatures"] or out["fans"]
+
+
+def test_process_table_finds_this_process_and_ranks_it():
+    table = processes.ProcessTable(top_n=5)
+    r = Rates()
+    r.begin(time.monotonic())
+    first = table(r)
+    r.end()
+    busy_until = time.monotonic() + 0.3
+    while time.monotonic() < busy_until:  # burn CPU so this process ranks
+        pass
+    r.begin(time.monotonic())
+    second = table(r)
+    r.end()
+    assert all(p["cpu"] is None for p in first["top_cpu"])
+    assert second["count"] == len(table.latest) > 1
+    me = next(p for p in table.latest if p.pid == os.getpid())
+    assert me.cpu is not None and me.cpu > 10
+    assert len(second["top_cpu"]) == 5
+    cpus = [p["cpu"] for p in second["top_cpu"]]
+    assert cpus == sorted(cpus, reverse=True)
+    rss = [p["rss"] for p in second["top_mem"]]
+    assert rss == sorted(rss, reverse=True)
+    row = second["top_mem"][0]
+    assert set(row) == {"pid", "name", "user", "cpu", "rss"} and row["user"]
+    assert [p.pid for p in processes.matching(table.latest, str(os.getpid()))][:1] == [os.getpid()]
+    assert processes.matching(table.latest, "no-such-process-name-xyz") == []
+
+
+def test_top_refuses_an_unknown_sort():
+    with pytest.raises(ValueError):
+        processes.top([], 3, "disk")
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_cgroup_v2_limits_and_usage(tmp_path):
+    d = tmp_path / "sys/fs/cgroup/app"
+    write(d / "cpu.max", "150000 100000\n")
+    write(d / "cpu.stat", "usage_usec 2000000\nuser_usec 1\n")
+    write(d / "memory.max", "536870912\n")
+    write(d / "memory.current", "300000000\n")
+    write(d / "memory.stat", "anon 1\ninactive_file 100000000\n")
+    c = Container(Paths("v2", str(d), str(d), str(d), nested=True))
+    r = Rates()
+    r.begin(0.0)
+    out = c(r)
+    r.end()
+    assert out["cpu_limit"] == 1.5 and out["cpu_cores_used"] is None
+    assert out["memory_limit"] == 536870912
+    assert out["memory_usage"] == 200000000  # working set: usage minus inactive file cache
+    assert out["memory_percent"] == pytest.approx(37.3, abs=0.1)
+    write(d / "cpu.stat", "usage_usec 2750000\n")
+    r.begin(1.0)
+    out = c(r)
+    assert out["cpu_cores_used"] == 0.75 and out["cpu_percent"] == 50.0
+
+
+def test_cgroup_v1_unlimited_reads_as_none(tmp_path):
+    cpu, acct, mem = tmp_path / "cpu", tmp_path / "cpuacct", tmp_path / "memory"
+    write(cpu / "cpu.cfs_quota_us", "-1\n")
+    write(cpu / "cpu.cfs_period_us", "100000\n")
+    write(acct / "cpuacct.usage", "5000000000\n")
+    write(mem / "memory.limit_in_bytes", "9223372036854771712\n")
+    write(mem / "memory.usage_in_bytes", "1000\n")
+    write(mem / "memory.stat", "total_inactive_file 400\n")
+    out_r = Rates()
+    out_r.begin(0.0)
+    out = Container(Paths("v1", str(cpu), str(acct), str(mem), nested=True))(out_r)
+    assert out["cpu_limit"] is None and out["memory_limit"] is None
+    assert out["memory_usage"] == 600 and out["memory_percent"] is None
+
+
+def test_root_cgroup_without_limits_outside_a_container_is_unavailable(tmp_path, monkeypatch):
+    monkeypatch.setattr("dashboard.cgroups._in_container", lambda: False)
+    d = tmp_path / "root"
+    write(d / "cpu.max", "max 100000\n")
+    write(d / "memory.max", "max\n")
+    r = Rates()
+    r.begin(0)
+    with pytest.raises(Unavailable):
+        Container(Paths("v2", str(d), str(d), str(d), nested=False))(r)
+    with pytest.raises(Unavailable):
+        Container(None)(r)
+
+
+def test_discover_resolves_v1_v2_and_namespaced_paths(tmp_path):
+    proc = tmp_path / "proc"
+    sysfs = tmp_path / "cg"
+    (sysfs / "memory/kube/pod1").mkdir(parents=True)
+    (sysfs / "cpu").mkdir(parents=True)
+    write(proc / "cgroup", "4:memory:/kube/pod1\n1:cpu,cpuacct:/elsewhere\n0::/\n")
+    write(
+        proc / "mountinfo",
+        f"31 23 0:28 / {sysfs}/memory rw - cgroup cgroup rw,memory\n"
+        f"32 23 0:29 / {sysfs}/cpu rw - cgroup cgroup rw,cpu,cpuacct\n"
+        f"33 23 0:30 / {sysfs}/unified rw - cgroup2 cgroup2 rw\n",
+    )
+    p = discover(str(proc))
+    assert p.version == "v1" and p.nested
+    assert p.memory == f"{sysfs}/memory/kube/pod1"
+    assert p.cpu == f"{sysfs}/cpu"  # /elsewhere is not visible: namespaced, use the mount
+
+    write(proc / "cgroup", "0::/app.slice\n")
+    write(proc / "mountinfo", f"40 1 0:40 / {sysfs} rw - cgroup2 cgroup2 rw\n")
+    (sysfs / "app.slice").mkdir()
+    p = discover(str(proc))
+    assert (p.version, p.memory, p.nested) == ("v2", f"{sysfs}/app.slice", True)
+
+
+def test_discover_on_this_machine_does_not_fail():
+    p = discover()
+    assert p is None or p.version in ("v1", "v2")
