@@ -1,0 +1,243 @@
+"""Benchmark: our SSE fan-out next to baselines started the same way, same run, same machine.
+
+    python -m bench [--quick|--full] [--viewers 1000,5000] [--rounds N] [--seconds S] [--out DIR]
+
+(`bin/bench` installs what it needs, then runs this.) For each round, viewer
+count and server (our app under gunicorn + gevent; the Node tutorial SSE
+server; the naive Flask server at one count <= 1,000 only, because it
+collapses above that) it starts the server, lets it idle, connects the
+viewers from separate load client processes, and measures a window: server
+CPU, RSS per viewer, delivery delay p50/p99, events per viewer per second,
+disconnects, the clients' own CPU. Then the real sampler's CPU per sample
+and a Node `ws` echo round trip. It prints a table with ratios and targets,
+and writes <out>/latest.json and <out>/fanout.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import report
+from .run import Params, run_one
+from .servers import KINDS, REPO, available
+
+NAIVE_MAX_VIEWERS = 1000
+
+MODES = {
+    "quick": dict(viewers=[200, 1000], rounds=1, seconds=5.0, idle=2.0, settle=1.0, grace=1.5,
+                  sampler_samples=10, sampler_spacing=0.1, ws_messages=1000),
+    "full": dict(viewers=[1000, 5000, 10000], rounds=3, seconds=20.0, idle=5.0, settle=3.0, grace=2.0,
+                 sampler_samples=40, sampler_spacing=0.25, ws_messages=5000),
+}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
+                      help="about a minute: 200 and 1,000 viewers, one short round (the default)")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full",
+                      help="1,000, 5,000 and 10,000 viewers, 3 rounds of 20 s (15-20 minutes)")
+    p.add_argument("--viewers", help="comma-separated viewer counts, e.g. 1000,5000")
+    p.add_argument("--rounds", type=int)
+    p.add_argument("--seconds", type=float, help="measured window per run")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results",
+                   help="where latest.json and fanout.png go (default bench/results)")
+    p.add_argument("--servers", default="ours,node,naive",
+                   help="which servers to run (default: ours,node,naive)")
+    p.add_argument("--idle", type=float, help="seconds a server idles before viewers connect")
+    p.add_argument("--settle", type=float, help="seconds between the last connect and the window")
+    p.add_argument("--grace", type=float, help="seconds after the window for late events")
+    p.add_argument("--rate", type=int, default=3000,
+                   help="viewers connected per second, in steps of 0.1 s (default 3000)")
+    p.add_argument("--per-process", type=int, default=2500,
+                   help="viewers per load client process (default 2500)")
+    p.add_argument("--no-sampler", action="store_true", help="skip the sampler benchmark")
+    p.add_argument("--no-ws", action="store_true", help="skip the Node ws echo check")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    p.add_argument("--profile", action="store_true",
+                   help="record our worker with py-spy during each window (raw stacks into "
+                        "<out>/profiles); these runs' CPU figures include the profiler's cost")
+    args = p.parse_args(argv)
+    args.mode = args.mode or "quick"
+    preset = MODES[args.mode]
+    try:
+        args.viewers = [int(v) for v in args.viewers.split(",")] if args.viewers else preset["viewers"]
+    except ValueError:
+        p.error("--viewers takes comma-separated whole numbers, e.g. 1000,5000")
+    if any(v < 1 for v in args.viewers):
+        p.error("--viewers must be positive")
+    for name in ("rounds", "seconds", "idle", "settle", "grace"):
+        if getattr(args, name) is None:
+            setattr(args, name, preset[name])
+    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    unknown = [s for s in args.servers if s not in KINDS]
+    if unknown:
+        p.error(f"unknown server(s) {unknown}; choose from {sorted(KINDS)}")
+    if args.rounds < 1 or args.seconds < 1 or args.rate < 10 or args.per_process < 1:
+        p.error("--rounds >= 1, --seconds >= 1, --rate >= 10, --per-process >= 1")
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if args.per_process > soft - 100:
+        p.error(f"--per-process {args.per_process} needs more file descriptors than this "
+                f"process may open ({soft}); use fewer viewers per client process")
+    args.preset = preset
+    return args
+
+
+def host_info() -> dict:
+    import psutil
+
+    node = None
+    if shutil.which("node"):
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "node": node,
+        "kernel": platform.release(),
+        "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+    }
+
+
+def run_json_tool(module: str, extra: list[str], timeout: float) -> dict:
+    """Run `python -m bench.<module>` in its own process; its last stdout line is JSON."""
+    try:
+        proc = subprocess.run([sys.executable, "-m", f"bench.{module}", *extra], cwd=REPO,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:g}s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": (proc.stderr or proc.stdout).strip()[-500:] or f"exit {proc.returncode}"}
+    return json.loads(lines[-1])
+
+
+def plan(args) -> list[tuple[int, int, str]]:
+    """(round, viewers, server) in the order they run. Rounds are outermost and the
+    server order rotates per round, so slow drift on the machine hits all alike."""
+    naive_n = max((v for v in args.viewers if v <= NAIVE_MAX_VIEWERS), default=None)
+    steps = []
+    for rnd in range(1, args.rounds + 1):
+        k = (rnd - 1) % len(args.servers)
+        order = args.servers[k:] + args.servers[:k]
+        for n in args.viewers:
+            for server in order:
+                if server == "naive" and n != naive_n:
+                    continue
+                steps.append((rnd, n, server))
+    return steps
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    started = time.monotonic()
+    args.out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-"))
+    if args.profile:
+        scratch = args.out / "profiles"
+        scratch.mkdir(parents=True, exist_ok=True)
+    servers = []
+    for s in args.servers:
+        why = available(s)
+        if why:
+            print(f"note: skipping the {s} server: {why}")
+        else:
+            servers.append(s)
+    args.servers = servers
+    params = Params(seconds=args.seconds, idle=args.idle, settle=args.settle, grace=args.grace,
+                    rate=args.rate, per_process=args.per_process, profile=args.profile)
+    steps = plan(args)
+    print(f"bench {args.mode}: servers {', '.join(servers)}; viewers {args.viewers}; "
+          f"{args.rounds} round(s) of {args.seconds:g} s; {len(steps)} runs; logs in {scratch}/logs")
+
+    runs = []
+    try:
+        for i, (rnd, n, server) in enumerate(steps, 1):
+            t = time.monotonic()
+            r = run_one(server, n, params, scratch, rnd)
+            runs.append(r)
+            print(f"[{i}/{len(steps)}] round {rnd} {server:<5} {n:>6} viewers: " + _line(r)
+                  + f"  ({time.monotonic() - t:.0f} s)", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: reporting the runs that finished")
+
+    sampler = None
+    if not args.no_sampler:
+        sampler = run_json_tool("sampler_bench", ["--samples", str(args.preset["sampler_samples"]),
+                                                  "--spacing", str(args.preset["sampler_spacing"])], 180)
+    ws = None
+    if not args.no_ws:
+        from .ws_check import unavailable
+
+        why = unavailable()
+        ws = {"skipped": why} if why else run_json_tool(
+            "ws_check", ["--messages", str(args.preset["ws_messages"])], 120)
+
+    summary = report.summarize(runs)
+    ratio = report.ratios(runs, summary, args.viewers)
+    target_rows = report.targets(summary, ratio, sampler)
+    text = report.table(summary, ratio, target_rows, sampler, ws, args.rounds)
+    print()
+    print(text)
+
+    result = {
+        "format": 1,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "mode": args.mode,
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "host": host_info(),
+        "params": {"viewers": args.viewers, "rounds": args.rounds, "seconds": args.seconds,
+                   "idle": args.idle, "settle": args.settle, "grace": args.grace, "rate": args.rate,
+                   "per_process": args.per_process, "servers": servers, "profile": args.profile,
+                   "naive_viewers": max((v for v in args.viewers if v <= NAIVE_MAX_VIEWERS), default=None)},
+        "summary": summary,
+        "ratios": ratio,
+        "targets": target_rows,
+        "sampler": sampler,
+        "ws_echo": ws,
+        "runs": runs,
+        "table": text,
+    }
+    plot_note = None
+    if not args.no_plot:
+        plot_note = report.plot(summary, args.out / "fanout.png")
+        if plot_note:
+            print(f"note: plot skipped: {plot_note}")
+    result["plot"] = None if (args.no_plot or plot_note) else "fanout.png"
+    result["duration_s"] = round(time.monotonic() - started, 1)
+    tmp = args.out / "latest.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(args.out / "latest.json")
+    print(f"\nwrote {args.out / 'latest.json'}" + ("" if result["plot"] is None else
+          f" and {args.out / 'fanout.png'}") + f" in {result['duration_s']:.0f} s")
+    if any("failed" in r for r in runs):
+        print(f"some runs failed: server and client logs kept in {scratch}/logs")
+    elif not args.profile:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+def _line(r: dict) -> str:
+    if "failed" in r:
+        return f"FAILED {r['failed'][:200]}"
+    return (f"held {r['open_at_end']}/{r['viewers']}, {r['events_per_viewer_s']:.3f} ev/v/s, "
+            f"CPU {r['server_cpu_percent']:.1f}%, p50 {r['delay_p50_ms']} ms, p99 {r['delay_p99_ms']} ms, "
+            f"RSS {r['rss_mb']:.0f} MB ({r['rss_per_viewer_kib']:.1f} KiB/viewer), "
+            f"disc {r['disconnects']}, gaps {r['gaps']}, client CPU max {r['client_cpu_percent_max']:.0f}%")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

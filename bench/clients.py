@@ -1,0 +1,168 @@
+"""Several load client processes driven as one: connect, measure, collect.
+
+One process holds at most `per_process` viewers, so the viewers' CPU spreads
+over the cores and no process nears the open-files limit (20,000 here).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import selectors
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .load_client import merge_histograms, percentile
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class ClientError(RuntimeError):
+    pass
+
+
+class ClientGroup:
+    def __init__(self, port: int, viewers: int, per_process: int, rate: int, log_dir: Path) -> None:
+        self.port = port
+        self.viewers = viewers
+        n = max(1, math.ceil(viewers / per_process))
+        self.shares = [viewers // n + (1 if i < viewers % n else 0) for i in range(n)]
+        # `rate` viewers per second in total, opened in steps of 0.1 s.
+        self.batch = max(1, round(rate / 10 / n))
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen] = []
+        self._bufs: dict[int, bytes] = {}
+        self._errs = []
+
+    def start(self) -> None:
+        for i, share in enumerate(self.shares):
+            err = open(self.log_dir / f"client-{self.port}-{i}.log", "ab")
+            self._errs.append(err)
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "bench.load_client", "--port", str(self.port),
+                     "--viewers", str(share), "--batch", str(self.batch), "--every", "0.1"],
+                    cwd=REPO,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                )
+            )
+
+    def _read_all(self, kind: str, timeout: float) -> list[dict]:
+        """One JSON line of the given type from every client, within timeout."""
+        got: dict[int, dict] = {}
+        sel = selectors.DefaultSelector()
+        for i, p in enumerate(self.procs):
+            sel.register(p.stdout, selectors.EVENT_READ, i)
+            self._bufs.setdefault(i, b"")
+        deadline = time.monotonic() + timeout
+        try:
+            while len(got) < len(self.procs):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ClientError(f"clients sent no '{kind}' within {timeout:g}s")
+                for key, _ in sel.select(min(left, 1.0)):
+                    i = key.data
+                    chunk = os.read(key.fileobj.fileno(), 1 << 20)
+                    if not chunk:
+                        sel.unregister(key.fileobj)
+                        if i not in got:
+                            raise ClientError(f"client {i} exited without '{kind}' "
+                                              f"(see {self.log_dir})")
+                        continue
+                    self._bufs[i] += chunk
+                    while b"\n" in self._bufs[i] and i not in got:
+                        line, self._bufs[i] = self._bufs[i].split(b"\n", 1)
+                        msg = json.loads(line)
+                        if msg.get("type") == kind:
+                            got[i] = msg
+        finally:
+            sel.close()
+        return [got[i] for i in range(len(self.procs))]
+
+    def wait_connected(self, timeout: float) -> dict:
+        msgs = self._read_all("connected", timeout)
+        errors: dict[str, int] = {}
+        for m in msgs:
+            for k, v in m["errors"].items():
+                errors[k] = errors.get(k, 0) + v
+        return {
+            "connected": sum(m["connected"] for m in msgs),
+            "errors": errors,
+            "seconds": max(m["seconds"] for m in msgs),
+        }
+
+    def measure(self, start: float, end: float, grace: float) -> None:
+        cmd = (json.dumps({"cmd": "measure", "start": start, "end": end, "grace": grace}) + "\n").encode()
+        for p in self.procs:
+            p.stdin.write(cmd)
+            p.stdin.flush()
+
+    def results(self, timeout: float) -> dict:
+        msgs = self._read_all("result", timeout)
+        return combine(msgs)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    p.stdin.close()
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 10
+        for p in self.procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        for f in self._errs:
+            f.close()
+
+
+def combine(msgs: list[dict]) -> dict:
+    """Merge several client processes' results into one run's figures."""
+    hist = merge_histograms(m["hist"] for m in msgs)
+    t0, t1 = msgs[0]["window"]
+    connected = sum(m["connected"] for m in msgs)
+    events = sum(m["events"] for m in msgs)
+    errors: dict[str, int] = {}
+    reasons: dict[str, int] = {}
+    for m in msgs:
+        for k, v in m["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+        for k, v in m["disconnect_reasons"].items():
+            reasons[k] = reasons.get(k, 0) + v
+    return {
+        "viewers_wanted": sum(m["wanted"] for m in msgs),
+        "viewers_connected": connected,
+        "open_at_end": sum(m["open_at_end"] for m in msgs),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "disconnects": sum(m["disconnects"] for m in msgs),
+        "disconnect_reasons": reasons,
+        "window_seconds": round(t1 - t0, 3),
+        "events": events,
+        "events_per_viewer_s": round(events / max(1, connected) / (t1 - t0), 4),
+        "events_per_viewer_min": min(m["events_per_viewer_min"] for m in msgs),
+        "events_per_viewer_max": max(m["events_per_viewer_max"] for m in msgs),
+        "gaps": sum(m["gaps"] for m in msgs),
+        # Events published in the window (a shared source numbers them once).
+        "ticks": len(set().union(*(m["window_seqs"] for m in msgs))),
+        "other_events": sum(m["other_events"] for m in msgs),
+        "event_bytes_mean": round(sum(m["event_bytes"] for m in msgs) / events) if events else None,
+        "delay_p50_ms": percentile(hist, 50),
+        "delay_p90_ms": percentile(hist, 90),
+        "delay_p99_ms": percentile(hist, 99),
+        "delay_max_ms": percentile(hist, 100),
+        "client_processes": len(msgs),
+        "client_cpu_percent_max": max(m["cpu_percent"] or 0 for m in msgs),
+        "client_cpu_percent_sum": round(sum(m["cpu_percent"] or 0 for m in msgs), 2),
+        "client_loop_lag_max_ms": max((m["loop_lag"]["max_ms"] or 0) for m in msgs),
+        "connect_seconds": max(m["connect_seconds"] for m in msgs),
+        "client_loop": msgs[0].get("loop"),
+    }

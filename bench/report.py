@@ -1,0 +1,296 @@
+"""Medians across rounds, noise, ratios against the baselines, targets, table, plot."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from .servers import KINDS
+
+# Figures summarized per (server, viewers): median over rounds plus min-max.
+METRICS = (
+    "server_cpu_percent",
+    "delay_p50_ms",
+    "delay_p99_ms",
+    "events_per_viewer_s",
+    "delivered",
+    "rss_mb",
+    "rss_per_viewer_kib",
+    "idle_rss_mb",
+    "idle_cpu_percent",
+    "client_cpu_percent_max",
+    "client_loop_lag_max_ms",
+    "server_threads",
+    "event_bytes_mean",
+)
+# Counts where the worst round matters.
+WORST = {
+    "viewers_connected": min,
+    "open_at_end": min,
+    "disconnects": max,
+    "gaps": max,
+    "errors": max,
+}
+
+
+def _stat(values: list[float]) -> dict | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    med = statistics.median(values)
+    lo, hi = min(values), max(values)
+    return {
+        "median": round(med, 4),
+        "min": round(lo, 4),
+        "max": round(hi, 4),
+        "n": len(values),
+        # (max - min) / median: how noisy this figure was across rounds.
+        "spread": round((hi - lo) / med, 3) if med else None,
+    }
+
+
+def summarize(runs: list[dict]) -> dict:
+    """{server: {viewers: {metric: stat}}} over the rounds that completed."""
+    out: dict = {}
+    keys = sorted({(r["server"], r["viewers"]) for r in runs})
+    for server, viewers in keys:
+        rs = [r for r in runs if r["server"] == server and r["viewers"] == viewers]
+        ok = [r for r in rs if "failed" not in r]
+        entry: dict = {"rounds": len(rs), "failed_rounds": len(rs) - len(ok)}
+        for m in METRICS:
+            entry[m] = _stat([r.get(m) for r in ok])
+        for m, pick in WORST.items():
+            vals = [r.get(m) for r in ok if r.get(m) is not None]
+            entry[m + "_worst"] = pick(vals) if vals else None
+        if len(ok) < len(rs):
+            entry["failures"] = [r["failed"] for r in rs if "failed" in r]
+        out.setdefault(server, {})[str(viewers)] = entry
+    return out
+
+
+def _med(summary: dict, server: str, viewers: int, metric: str):
+    stat = summary.get(server, {}).get(str(viewers), {}).get(metric)
+    return stat["median"] if stat else None
+
+
+def _per_round_ratios(runs, a: str, b: str, viewers: int, metric: str) -> list[float]:
+    """a/b within each round (rounds interleave the servers, so they share the noise)."""
+    ratios = []
+    for rnd in sorted({r["round"] for r in runs}):
+        ra = [r for r in runs if r["server"] == a and r["viewers"] == viewers and r["round"] == rnd
+              and "failed" not in r]
+        rb = [r for r in runs if r["server"] == b and r["viewers"] == viewers and r["round"] == rnd
+              and "failed" not in r]
+        if ra and rb and ra[0].get(metric) and rb[0].get(metric):
+            ratios.append(ra[0][metric] / rb[0][metric])
+    return ratios
+
+
+def ratios(runs: list[dict], summary: dict, viewer_counts: list[int]) -> dict:
+    out: dict = {}
+    for n in viewer_counts:
+        entry: dict = {}
+        for metric, name in (("server_cpu_percent", "cpu"), ("delay_p99_ms", "p99"),
+                             ("delay_p50_ms", "p50"), ("rss_mb", "rss")):
+            ours, node = _med(summary, "ours", n, metric), _med(summary, "node", n, metric)
+            if ours is not None and node is not None:
+                per_round = _per_round_ratios(runs, "ours", "node", n, metric)
+                entry[f"{name}_ours_over_node"] = {
+                    # None when the baseline measured 0 (CPU is counted in 10 ms ticks).
+                    "median_ratio": round(ours / node, 3) if node else None,
+                    "per_round_min": round(min(per_round), 3) if per_round else None,
+                    "per_round_max": round(max(per_round), 3) if per_round else None,
+                }
+        ours, naive = _med(summary, "ours", n, "server_cpu_percent"), _med(summary, "naive", n, "server_cpu_percent")
+        if ours is not None and naive is not None:
+            per_round = _per_round_ratios(runs, "naive", "ours", n, "server_cpu_percent")
+            entry["cpu_naive_over_ours"] = {
+                "median_ratio": round(naive / ours, 2) if ours else None,
+                "per_round_min": round(min(per_round), 2) if per_round else None,
+                "per_round_max": round(max(per_round), 2) if per_round else None,
+            }
+        if entry:
+            out[str(n)] = entry
+    return out
+
+
+def _target(name, goal, measured, ok) -> dict:
+    status = "n/a" if ok is None else ("PASS" if ok else "FAIL")
+    return {"target": name, "goal": goal, "measured": measured, "status": status}
+
+
+def targets(summary: dict, ratio: dict, sampler: dict | None) -> list[dict]:
+    rows = []
+    s10k = summary.get("ours", {}).get("10000")
+    if s10k and not s10k["failed_rounds"]:
+        delivered = s10k["delivered"]
+        evs = s10k["events_per_viewer_s"]
+        ok = (
+            s10k["viewers_connected_worst"] == 10000
+            and s10k["open_at_end_worst"] == 10000
+            and s10k["disconnects_worst"] == 0
+            and s10k["gaps_worst"] == 0
+            and s10k["errors_worst"] == 0
+            and delivered is not None
+            and delivered["min"] >= 1.0
+        )
+        measured = (
+            f"held {s10k['open_at_end_worst']}/10000 (worst round), "
+            f"{evs['median'] if evs else '?'} ev/viewer/s, delivered min "
+            f"{delivered['min'] if delivered else '?'}, disconnects {s10k['disconnects_worst']}, "
+            f"gaps {s10k['gaps_worst']}"
+        )
+        rows.append(_target("10,000 viewers held, every event delivered",
+                            "1.0 ev/viewer/s, 0 disconnects", measured, ok))
+    elif s10k:
+        rows.append(_target("10,000 viewers held, every event delivered",
+                            "1.0 ev/viewer/s, 0 disconnects",
+                            f"{s10k['failed_rounds']} of {s10k['rounds']} rounds failed", False))
+    else:
+        rows.append(_target("10,000 viewers held, every event delivered",
+                            "1.0 ev/viewer/s, 0 disconnects", "not measured", None))
+
+    r5k = ratio.get("5000", {})
+    cpu = r5k.get("cpu_ours_over_node")
+    rows.append(_target("5,000 viewers: server CPU vs Node", "<= 1.5x",
+                        f"{cpu['median_ratio']}x (rounds {cpu['per_round_min']}-{cpu['per_round_max']})"
+                        if cpu else "not measured",
+                        None if not cpu or cpu["median_ratio"] is None else cpu["median_ratio"] <= 1.5))
+    p99 = r5k.get("p99_ours_over_node")
+    rows.append(_target("5,000 viewers: delay p99 vs Node", "<= 2x",
+                        f"{p99['median_ratio']}x (rounds {p99['per_round_min']}-{p99['per_round_max']})"
+                        if p99 else "not measured",
+                        None if not p99 or p99["median_ratio"] is None else p99["median_ratio"] <= 2.0))
+    rss = summary.get("ours", {}).get("5000", {}).get("rss_per_viewer_kib")
+    rows.append(_target("5,000 viewers: memory per viewer", "<= 30 KiB",
+                        f"{rss['median']} KiB (rounds {rss['min']}-{rss['max']})" if rss else "not measured",
+                        None if not rss else rss["median"] <= 30.0))
+    naive = ratio.get("1000", {}).get("cpu_naive_over_ours")
+    rows.append(_target("1,000 viewers: CPU vs naive Flask", ">= 10x less",
+                        f"{naive['median_ratio']}x less (rounds {naive['per_round_min']}-"
+                        f"{naive['per_round_max']})" if naive else "not measured",
+                        None if not naive or naive["median_ratio"] is None else naive["median_ratio"] >= 10.0))
+    if sampler and "core_percent_at_1hz" in sampler:
+        pct = sampler["core_percent_at_1hz"]
+        rows.append(_target("sampler at 1 Hz", "< 1% of one core",
+                            f"{pct}% ({sampler['cpu_ms_mean']} ms CPU per sample, "
+                            f"{sampler['cpu_ms_min']}-{sampler['cpu_ms_max']})", pct < 1.0))
+    else:
+        rows.append(_target("sampler at 1 Hz", "< 1% of one core", "not measured", None))
+    return rows
+
+
+# ---- printing -------------------------------------------------------------------------
+
+
+def _fmt(stat: dict | None, digits: int = 1, noise: bool = True) -> str:
+    if not stat:
+        return "-"
+    med = f"{stat['median']:.{digits}f}"
+    if noise and stat["n"] > 1:
+        return f"{med} ({stat['min']:.{digits}f}-{stat['max']:.{digits}f})"
+    return med
+
+
+def table(summary: dict, ratio: dict, target_rows: list[dict], sampler, ws, rounds: int) -> str:
+    lines = []
+    lines.append(f"SSE fan-out, medians of {rounds} round(s); (min-max over rounds)")
+    head = (f"{'server':<7} {'viewers':>7} {'held':>11} {'ev/v/s':>7} {'deliv':>6} {'disc':>5} {'gaps':>5}"
+            f" {'server CPU %':>20} {'p50 ms':>20} {'p99 ms':>20} {'RSS MB':>8} {'KiB/viewer':>18}"
+            f" {'idle MB':>7} {'client CPU %':>12}")
+    lines.append(head)
+    lines.append("-" * len(head))
+    for server in KINDS:
+        for viewers in sorted(summary.get(server, {}), key=int):
+            e = summary[server][viewers]
+            if e["failed_rounds"] == e["rounds"]:
+                lines.append(f"{server:<7} {viewers:>7}  all rounds failed: {e.get('failures', ['?'])[0]}")
+                continue
+            held = f"{e['open_at_end_worst']}/{viewers}"
+            deliv = f"{e['delivered']['min']:.3f}" if e["delivered"] else "-"
+            lines.append(
+                f"{server:<7} {viewers:>7} {held:>11} {_fmt(e['events_per_viewer_s'], 3, False):>7}"
+                f" {deliv:>6}"
+                f" {e['disconnects_worst']:>5} {e['gaps_worst']:>5}"
+                f" {_fmt(e['server_cpu_percent'], 1):>20} {_fmt(e['delay_p50_ms'], 1):>20}"
+                f" {_fmt(e['delay_p99_ms'], 1):>20} {_fmt(e['rss_mb'], 0, False):>8}"
+                f" {_fmt(e['rss_per_viewer_kib'], 1):>18} {_fmt(e['idle_rss_mb'], 0, False):>7}"
+                f" {_fmt(e['client_cpu_percent_max'], 0):>12}"
+            )
+            if e["failed_rounds"]:
+                lines.append(f"{'':>16}({e['failed_rounds']} round(s) failed: {e['failures'][0]})")
+    lines.append("")
+    lines.append("Ratios (median of ours / median of baseline; per-round range in brackets)")
+    for viewers in sorted(ratio, key=int):
+        parts = []
+        for key, label in (("cpu_ours_over_node", "CPU ours/Node"), ("p99_ours_over_node", "p99 ours/Node"),
+                           ("p50_ours_over_node", "p50 ours/Node"), ("rss_ours_over_node", "RSS ours/Node"),
+                           ("cpu_naive_over_ours", "CPU naive/ours")):
+            r = ratio[viewers].get(key)
+            if r:
+                rng = (f" [{r['per_round_min']}-{r['per_round_max']}]"
+                       if r["per_round_min"] is not None and r["per_round_min"] != r["per_round_max"] else "")
+                value = "n/a (baseline measured 0)" if r["median_ratio"] is None else f"{r['median_ratio']}x"
+                parts.append(f"{label} {value}{rng}")
+        lines.append(f"  {viewers:>6} viewers: " + ", ".join(parts))
+    if sampler:
+        lines.append("")
+        if "error" in sampler:
+            lines.append(f"Sampler: failed: {sampler['error']}")
+        else:
+            lines.append(
+                f"Sampler (real collectors, top {sampler.get('processes_on_host', '?')} processes scanned): "
+                f"{sampler['cpu_ms_mean']} ms CPU per sample (p50 {sampler['cpu_ms_p50']}, "
+                f"{sampler['cpu_ms_min']}-{sampler['cpu_ms_max']}), JSON encode {sampler['encode_cpu_ms_mean']} ms, "
+                f"{sampler['sample_bytes']} bytes -> {sampler['core_percent_at_1hz']}% of one core at 1 Hz"
+            )
+    if ws:
+        if "skipped" in ws:
+            lines.append(f"Node ws echo round trip: skipped ({ws['skipped']})")
+        elif "error" in ws:
+            lines.append(f"Node ws echo round trip: failed: {ws['error']}")
+        else:
+            lines.append(f"Node ws echo round trip (console floor, one Python client, sequential): "
+                         f"p50 {ws['rtt_ms_p50']} ms, p99 {ws['rtt_ms_p99']} ms, {ws['messages_per_s']} msg/s")
+    lines.append("")
+    lines.append("Targets")
+    w = max(len(t["target"]) for t in target_rows)
+    for t in target_rows:
+        lines.append(f"  {t['status']:<4}  {t['target']:<{w}}  goal {t['goal']:<31} measured {t['measured']}")
+    return "\n".join(lines)
+
+
+def plot(summary: dict, path: Path) -> str | None:
+    """Server CPU and p99 delay against viewers, one line per server. None if drawn."""
+    try:
+        import matplotlib
+    except ImportError:
+        return "matplotlib is not installed (bin/bench installs it from requirements-bench.txt)"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, metric, label in ((axes[0], "server_cpu_percent", "server CPU (% of one core)"),
+                              (axes[1], "delay_p99_ms", "delivery delay p99 (ms)")):
+        for server, kind in KINDS.items():
+            points = sorted(
+                (int(n), e[metric]) for n, e in summary.get(server, {}).items() if e.get(metric)
+            )
+            if not points:
+                continue
+            xs = [n for n, _ in points]
+            med = [s["median"] for _, s in points]
+            lo = [s["median"] - s["min"] for _, s in points]
+            hi = [s["max"] - s["median"] for _, s in points]
+            ax.errorbar(xs, med, yerr=[lo, hi], marker="o", capsize=3, label=kind.label)
+        ax.set_xlabel("viewers")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("SSE fan-out at 1 event/s (medians, bars: min-max over rounds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None

@@ -1,0 +1,192 @@
+"""The servers under test, started and stopped the same way, measured the same way.
+
+- `ours`: the dashboard exactly as the Procfile runs it (gunicorn + gevent,
+  gunicorn.conf.py), on 127.0.0.1 and a free port, sampling once a second.
+- `node`: bench/node_sse_server.js, the classic Node tutorial SSE server.
+- `naive`: bench/naive_flask.py, Flask's threaded development server with
+  psutil called per viewer.
+
+Each runs in its own session (process group) so it can be stopped as a whole.
+CPU and memory are read from the whole process tree (gunicorn's master and
+worker together).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    label: str
+    needs: str  # executable it needs ("" when the venv's Python will do)
+
+
+KINDS = {
+    "ours": Kind("ours", "ours (gunicorn + gevent hub)", ""),
+    "node": Kind("node", "Node http tutorial server", "node"),
+    "naive": Kind("naive", "naive Flask (dev server, psutil per viewer)", ""),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def available(kind: str) -> str | None:
+    """None when the server can run here, else why not."""
+    need = KINDS[kind].needs
+    if need and shutil.which(need) is None:
+        return f"'{need}' is not installed"
+    return None
+
+
+class Server:
+    def __init__(self, kind: str, log_dir: Path, home: Path) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.log_path = log_dir / f"{kind}-{self.port}.log"
+        self.home = home
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    def command(self) -> list[str]:
+        if self.kind == "ours":
+            return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"]
+        if self.kind == "node":
+            return ["node", str(BENCH / "node_sse_server.js"), str(self.port), "127.0.0.1"]
+        if self.kind == "naive":
+            return [sys.executable, str(BENCH / "naive_flask.py"), str(self.port), "127.0.0.1"]
+        raise ValueError(self.kind)
+
+    def start(self, timeout: float = 30.0) -> "Server":
+        env = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "SAMPLE_INTERVAL": "1",
+            "HOME": str(self.home),
+            "PYTHONUNBUFFERED": "1",
+            # Settings newer versions of the app want; older ones ignore them.
+            # Set here so the app neither prints a login URL nor writes its
+            # audit log into the repository.
+            "OPERATOR_TOKEN": secrets.token_urlsafe(16),
+            "SECRET_KEY": secrets.token_urlsafe(16),
+            "AUDIT_DB": str(self.home / f"audit-{self.port}.sqlite3"),
+        }
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.command(),
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}: {self.log()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
+                    body = json.loads(r.read() or b"{}")
+                if r.status == 200 and (self.kind != "ours" or body["sampler"]["seq"] >= 1):
+                    return
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.kind} not ready in {timeout:g}s: {self.log()[-2000:]}")
+
+    # ---- measuring ------------------------------------------------------------
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.proc.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for p in self.tree():
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def rss(self) -> int:
+        total = 0
+        for p in self.tree():
+            try:
+                total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def threads(self) -> int:
+        n = 0
+        for p in self.tree():
+            try:
+                n += p.num_threads()
+            except psutil.NoSuchProcess:
+                pass
+        return n
+
+    def worker_pid(self) -> int:
+        """The process that serves the streams (gunicorn's worker, else the server)."""
+        tree = self.tree()
+        return tree[-1].pid if self.kind == "ours" and len(tree) > 1 else self.proc.pid
+
+    # ---- stopping --------------------------------------------------------------
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
