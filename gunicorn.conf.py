@@ -1,11 +1,21 @@
 # gunicorn settings. Values come from the environment through dashboard.settings
 # (one place for names, defaults and help); see the README's settings table.
 import logging
+import os
+import secrets
 
 from dashboard import settings as _settings
 from dashboard import serving as _serving
 
 _cfg = _settings.load()
+
+# Made here, in the master, when not configured: workers inherit them through
+# the environment, so a restarted worker keeps the same login token and the
+# same cookie key.
+_generated_token = not _cfg["OPERATOR_TOKEN"]
+for _name in ("OPERATOR_TOKEN", "SECRET_KEY"):
+    if not _cfg[_name]:
+        os.environ[_name] = _cfg[_name] = secrets.token_urlsafe(24)
 
 bind = f"{_cfg['HOST']}:{_cfg['PORT']}"
 
@@ -32,8 +42,10 @@ if _cfg["WEB_CONCURRENCY"] > 1:
         _cfg["WEB_CONCURRENCY"],
     )
 
-# Access and error logs to stdout, where platforms collect them.
+# Access and error logs to stdout, where platforms collect them. The request
+# line is logged without its query string: a login URL carries a token there.
 accesslog = "-"
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -53,6 +65,16 @@ logconfig_dict = {
         "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
     },
 }
+
+
+def when_ready(server):
+    if _generated_token:
+        from dashboard import login_url
+
+        server.log.warning(
+            "OPERATOR_TOKEN is not set; log in with this URL (printed once): %s",
+            login_url(_cfg, _cfg["OPERATOR_TOKEN"]),
+        )
 
 
 def post_worker_init(worker):

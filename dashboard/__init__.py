@@ -16,7 +16,9 @@ def create_app(test_config: dict | None = None):
     from flask import Flask
     from werkzeug.exceptions import HTTPException
 
-    from . import api, pages, settings, stream
+    from datetime import timedelta
+
+    from . import api, auth, console_socket, pages, settings, stream
     from .services import Services
     from .web import error
 
@@ -29,6 +31,19 @@ def create_app(test_config: dict | None = None):
     app.config.from_mapping(settings.load())
     if test_config:
         app.config.update(test_config)
+    _ensure_secrets(app.config)
+    app.secret_key = app.config["SECRET_KEY"]
+    app.config.update(
+        SESSION_COOKIE_NAME="dashboard_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=app.config["SESSION_HOURS"]),
+        SOCK_SERVER_OPTIONS={
+            "ping_interval": app.config["CONSOLE_PING_SECONDS"],
+            "max_message_size": app.config["CONSOLE_MAX_MESSAGE"],
+        },
+    )
+    app.session_interface = auth.SessionInterface()
 
     logging.basicConfig(
         stream=sys.stdout,
@@ -46,6 +61,16 @@ def create_app(test_config: dict | None = None):
     app.register_blueprint(pages.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(console_socket.bp)
+    console_socket.sock.init_app(app)
+
+    @app.after_request
+    def security_headers(response):
+        # A login URL carries its token in the query: never pass it on as a referrer.
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -53,3 +78,25 @@ def create_app(test_config: dict | None = None):
         return error(exc.code or 500, code, exc.description or exc.name)
 
     return app
+
+
+def _ensure_secrets(config) -> None:
+    """Generate what was not configured. gunicorn.conf.py does this in the master
+    (so a restarted worker keeps them); here it covers any other way of serving."""
+    from .auth import new_token
+
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = new_token()
+    if not config.get("OPERATOR_TOKEN"):
+        config["OPERATOR_TOKEN"] = new_token()
+        logging.getLogger("dashboard").warning(
+            "OPERATOR_TOKEN is not set; log in with this URL (printed once): %s",
+            login_url(config, config["OPERATOR_TOKEN"]),
+        )
+
+
+def login_url(config, token: str) -> str:
+    host = config.get("HOST") or "127.0.0.1"
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://{host}:{config.get('PORT', 8000)}/?token={token}"

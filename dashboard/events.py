@@ -97,12 +97,26 @@ class Metrics(Event):
 
 @dataclass(frozen=True)
 class Config(Event):
-    """The shared sampler settings changed (interval, paused)."""
+    """Shared settings changed: sampling interval, pause, or the alert rules."""
 
     type: ClassVar[str] = "config"
     interval: float
     paused: bool
+    alerts: list = field(default_factory=list)
+    change: str = ""
     by: str | None = None
+    ts: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Alert(Event):
+    """An alert rule started firing or resolved."""
+
+    type: ClassVar[str] = "alert"
+    rule: dict
+    state: str  # firing, resolved
+    value: float | None
+    message: str
     ts: float = field(default_factory=time.time)
 
 

@@ -18,10 +18,14 @@ import gevent
 import greenlet
 import psutil
 
-from . import __version__
+from . import __version__, protocol
+from .alerts import Alerts, Rule, unit_of
+from .audit import AuditLog, Record
+from .auth import Tokens
 from .cgroups import Container, discover
 from .collectors import SYSTEM_COLLECTORS, Collector
-from .events import Config, Event, to_json
+from .consoles import GOING_AWAY, NORMAL, Consoles
+from .events import Alert, Config, Event, Notice, to_json
 from .history import History
 from .hub import Hub
 from .processes import ProcessTable
@@ -52,6 +56,13 @@ class Services:
         self.sampler = Sampler(
             collectors, self.on_sample, interval=config["SAMPLE_INTERVAL"], host=self.host
         )
+        self.alerts = Alerts()
+        self.consoles = Consoles()
+        self.tokens = Tokens(config["OPERATOR_TOKEN"], config["OBSERVER_TOKEN"])
+        self.audit = AuditLog(config["AUDIT_DB"], config["AUDIT_SYNC"])
+        self.revoked_sessions: set[str] = self.audit.revoked()
+        self.command_counts: dict[tuple[str, str], int] = {}
+        self.command_seconds: dict[str, float] = {}
         self.latest: dict | None = None
         self.latest_json: str | None = None
         self.started_at = time.time()
@@ -93,7 +104,8 @@ class Services:
         if self._ticker is not None:
             self._ticker.kill(block=False)
         closed = self.hub.close_all(reason)
-        log.info("shutting down: closed %d event streams", closed)
+        consoles = self.consoles.close_all(GOING_AWAY, reason)
+        log.info("shutting down: closed %d event streams and %d consoles", closed, consoles)
         return closed
 
     # ---- data flow ----------------------------------------------------------------
@@ -103,27 +115,71 @@ class Services:
         frame = self.hub.publish_raw("metrics", data)
         self.history.add(frame.id, sample)
         self.latest, self.latest_json = sample, data
+        for rule, state in self.alerts.evaluate(sample):
+            self.publish(alert_event(rule, state))
 
     def publish(self, event: Event):
-        return self.hub.publish(event)
+        """To every dashboard (SSE) and every console (a push)."""
+        frame = self.hub.publish(event)
+        self.consoles.broadcast(protocol.push(event.type, event_id=frame.id, **event.payload()))
+        return frame
 
     # ---- control (the operator console drives these) -------------------------------
 
-    def config_event(self, by: str | None) -> Config:
-        return Config(interval=self.sampler.interval, paused=self.sampler.paused, by=by)
+    def config_event(self, change: str, by: str | None) -> Config:
+        return Config(
+            interval=self.sampler.interval,
+            paused=self.sampler.paused,
+            alerts=[r.public() for r in self.alerts.rules.values()],
+            change=change,
+            by=by,
+        )
 
     def set_interval(self, seconds: float, by: str | None = None) -> Config:
         self.sampler.set_interval(seconds)
-        event = self.config_event(by)
+        event = self.config_event(f"interval {seconds:g}", by)
         self.publish(event)
         return event
 
     def set_paused(self, paused: bool, by: str | None = None) -> tuple[bool, Config]:
         changed = self.sampler.pause() if paused else self.sampler.resume()
-        event = self.config_event(by)
+        event = self.config_event("pause" if paused else "resume", by)
         if changed:
             self.publish(event)
         return changed, event
+
+    def add_alert(self, metric: str, op: str, value: float, hold: float, by: str | None) -> Rule:
+        rule = self.alerts.add(metric, op, value, hold, by)
+        self.publish(self.config_event(f"alert set {rule.id}: {rule.describe()}", by))
+        return rule
+
+    def remove_alert(self, rule_id: str, by: str | None) -> Rule:
+        rule = self.alerts.remove(rule_id)
+        if rule.state == "firing":
+            self.publish(alert_event(rule, "resolved", "rule cleared"))
+        self.publish(self.config_event(f"alert clear {rule.id}", by))
+        return rule
+
+    def broadcast(self, message: str, by: str | None) -> Notice:
+        event = Notice(message=message, by=by)
+        self.publish(event)
+        return event
+
+    # ---- sessions and audit ------------------------------------------------------
+
+    def end_session(self, sid: str, expires: float) -> int:
+        """Refuse this login from now on and close its consoles."""
+        self.revoked_sessions.add(sid)
+        self.audit.revoke(sid, expires)
+        return self.consoles.close_login(sid, NORMAL, "logged out")
+
+    def audit_login(self, action: str, name: str, role: str, sid: str, addr: str, outcome: str) -> None:
+        self.audit.append(Record(name, role, sid[:12], addr, action, action, outcome))
+
+    def command_done(self, name: str, outcome: str, seconds: float) -> None:
+        key = (name, outcome)
+        self.command_counts[key] = self.command_counts.get(key, 0) + 1
+        self.command_seconds[name] = self.command_seconds.get(name, 0.0) + seconds
 
     # ---- health ------------------------------------------------------------------------
 
@@ -156,6 +212,14 @@ class Services:
             "pid": os.getpid(),
             **({"process": process_details()} if details else {}),
         }
+
+
+def alert_event(rule: Rule, state: str, why: str = "") -> Alert:
+    unit = unit_of(rule.metric)
+    value = "?" if rule.value is None else f"{rule.value:g}{unit}"
+    message = f"{rule.describe()}: {'firing' if state == 'firing' else 'resolved'} at {value}"
+    return Alert(rule=rule.public(), state=state, value=rule.value,
+                 message=message + (f" ({why})" if why else ""))
 
 
 def process_details() -> dict:

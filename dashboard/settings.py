@@ -34,6 +34,15 @@ def _list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.lower() not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return text.lower()
+
+    return parse
+
+
 def _ranged(kind: Callable[[str], float], low: float, high: float) -> Callable[[str], Any]:
     def parse(text: str):
         value = kind(text)
@@ -137,6 +146,67 @@ SETTINGS: tuple[Setting, ...] = (
         "Name this host's metrics are published under. Default: the machine's hostname.",
     ),
     Setting("LOG_LEVEL", "info", "Python log level: debug, info, warning or error."),
+    Setting(
+        "OPERATOR_TOKEN",
+        "",
+        "Token that logs an operator in (all commands). Unset: one is generated at start "
+        "and a login URL printed once.",
+        secret=True,
+    ),
+    Setting(
+        "OBSERVER_TOKEN",
+        "",
+        "Optional token for read-only console access (status, top, ps, audit...).",
+        secret=True,
+    ),
+    Setting(
+        "SECRET_KEY",
+        "",
+        "Key that signs session cookies. Unset: generated at start, so logins end at restart.",
+        secret=True,
+    ),
+    Setting("SESSION_HOURS", 12.0, "How long a login lasts.", _ranged(float, 0.05, 24 * 30)),
+    Setting(
+        "ALLOWED_ORIGINS",
+        (),
+        "Comma-separated origins, besides the app's own, whose pages may open the console "
+        "(exact match, e.g. https://ops.example.com).",
+        _list,
+    ),
+    Setting(
+        "ALLOW_PROCESS_CONTROL",
+        False,
+        "1 enables the `kill` command (still confirmed and audited).",
+        _bool,
+    ),
+    Setting("AUDIT_DB", "var/audit.sqlite3", "SQLite file of the audit log (WAL mode)."),
+    Setting(
+        "AUDIT_SYNC",
+        "normal",
+        "normal: each record survives a killed server; full: also a power cut (waits for the disk).",
+        _choice("normal", "full"),
+    ),
+    Setting("CONSOLE_RATE", 20.0, "Console requests per second per connection.", _ranged(float, 0.1, 100_000)),
+    Setting("CONSOLE_BURST", 40, "Console requests a connection may send at once.", _ranged(int, 1, 100_000)),
+    Setting(
+        "CONSOLE_OUTBOX",
+        256,
+        "Frames queued for one console before it counts as not reading and is closed (1008).",
+        _ranged(int, 8, 100_000),
+    ),
+    Setting(
+        "CONSOLE_MAX_MESSAGE",
+        65536,
+        "Largest console message in bytes; bigger ones close the socket with 1009.",
+        _ranged(int, 1024, 16 * 1024 * 1024),
+    ),
+    Setting(
+        "CONSOLE_PING_SECONDS",
+        25.0,
+        "WebSocket ping interval (Heroku's router drops sockets idle for 55 s); a missed "
+        "pong closes the socket with 1008.",
+        _ranged(float, 0.5, 50.0),
+    ),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

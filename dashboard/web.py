@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import current_app, jsonify
 
-from .services import Services
+if TYPE_CHECKING:  # pragma: no cover
+    from .services import Services
 
 
-def services() -> Services:
+def services() -> "Services":
     return current_app.extensions["dashboard"]
 
 

@@ -3,10 +3,22 @@ import pytest
 from dashboard import create_app
 from tests.support.server import Server
 
+TOKEN = "operator-token-for-tests"
+OBSERVER = "observer-token-for-tests"
+
 
 @pytest.fixture
-def app():
-    app = create_app({"TESTING": True, "HEARTBEAT_SECONDS": 0.2})
+def app(tmp_path):
+    app = create_app(
+        {
+            "TESTING": True,
+            "HEARTBEAT_SECONDS": 0.2,
+            "OPERATOR_TOKEN": TOKEN,
+            "OBSERVER_TOKEN": OBSERVER,
+            "SECRET_KEY": "test-secret",
+            "AUDIT_DB": str(tmp_path / "audit.sqlite3"),
+        }
+    )
     yield app
     app.extensions["dashboard"].shutdown("test finished")
 

@@ -36,6 +36,9 @@ class Server:
             "PORT": str(self.port),
             "HOME": str(tmp_path),
             "PYTHONUNBUFFERED": "1",
+            "OPERATOR_TOKEN": "operator-token-for-tests",
+            "OBSERVER_TOKEN": "observer-token-for-tests",
+            "AUDIT_DB": str(tmp_path / f"audit-{name}.sqlite3"),
             **{k: str(v) for k, v in (env or {}).items()},
         }
         self.proc: subprocess.Popen | None = None

@@ -1,0 +1,84 @@
+"""GET /console: the operator console's WebSocket (flask-sock), a thin loop.
+
+Authentication and the Origin check happen before the upgrade (see
+auth.guard_console); everything a frame does happens in
+ConsoleSession.handle. This loop only moves frames between the two.
+"""
+
+from __future__ import annotations
+
+import gevent.lock
+from flask import Blueprint, g, request
+from flask_sock import Sock
+
+from . import protocol
+from .auth import guard_console
+from .commands import REGISTRY
+from .consoles import ConsoleSession
+from .web import services
+
+bp = Blueprint("console", __name__)
+sock = Sock()
+
+
+class SerializedSocket:
+    """The client socket with each write whole and one at a time.
+
+    simple-websocket writes with a plain send() from two greenlets (ours, and
+    its reader answering pings); a partial send or an interleaving would
+    corrupt the frame stream. Every write goes through here instead."""
+
+    def __init__(self, raw) -> None:
+        self._raw = raw
+        self._lock = gevent.lock.Semaphore()
+
+    def send(self, data) -> int:
+        with self._lock:
+            self._raw.sendall(data)
+        return len(data)
+
+    sendall = send
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+
+@bp.before_request
+def before_upgrade():
+    refused = guard_console()
+    if refused is not None:
+        return refused
+    raw = request.environ.get("gunicorn.socket")
+    if raw is not None:
+        request.environ["gunicorn.socket"] = SerializedSocket(raw)
+    return None
+
+
+@sock.route("/console", bp=bp)
+def console_socket(ws):
+    svc = services()
+    op = g.operator
+    session = ConsoleSession(ws, op, svc)
+    svc.consoles.add(session)
+    cfg = svc.config
+    session.send(protocol.push(
+        "welcome",
+        operator=op.name,
+        role=op.role,
+        via=op.via,
+        connection=session.id,
+        server=svc.host,
+        version=svc.version,
+        commands=[c.public() for c in REGISTRY.values()],
+        limits={"rate": cfg["CONSOLE_RATE"], "burst": cfg["CONSOLE_BURST"],
+                "max_message": cfg["CONSOLE_MAX_MESSAGE"]},
+    ))
+    try:
+        while not session.closed:
+            raw = ws.receive(timeout=5)
+            if raw is not None and not session.closed:
+                session.handle(raw)
+    finally:
+        if session.closed:
+            session.writer.join(timeout=2)  # let the close frame out
+        svc.consoles.remove(session)

@@ -1,0 +1,261 @@
+"""Open console connections: their outboxes, rate limits and the frames they handle.
+
+Each connection has one writer greenlet draining a bounded outbox, so a reply
+and any number of concurrent pushes never interleave inside a frame, and a
+console that stops reading fills only its own outbox (then it is closed with
+1008) instead of blocking whoever pushes. `ConsoleSession.handle` is the whole
+life of one request frame: rate limit, envelope, command, audit, reply.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent.queue import Full, Queue
+
+from . import commands, protocol
+from .audit import AuditUnavailable, Record
+from .commands import CommandError, Context
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .auth import Operator
+    from .services import Services
+
+log = logging.getLogger(__name__)
+
+# WebSocket close codes (RFC 6455).
+GOING_AWAY = 1001
+POLICY_VIOLATION = 1008
+NORMAL = 1000
+
+_ids = itertools.count(1)
+_CLOSE = object()
+
+
+class RateLimit:
+    """Token bucket: `rate` requests a second, bursts of `burst`. Requests
+    refused more than `burst` times within 10 s mark the client as abusive."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+        self.refusals: deque[float] = deque(maxlen=burst + 1)
+
+    def take(self) -> float:
+        """0 when allowed, else seconds until the next request would be."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        self.refusals.append(now)
+        return (1 - self.tokens) / self.rate
+
+    def abusive(self) -> bool:
+        r = self.refusals
+        return len(r) > self.burst and r[-1] - r[0] <= 10.0
+
+
+class ConsoleSession:
+    def __init__(self, ws, operator: "Operator", svc: "Services") -> None:
+        cfg = svc.config
+        self.id = f"c{next(_ids)}"
+        self.ws = ws
+        self.operator = operator
+        self.svc = svc
+        self.addr = operator.addr
+        self.since = time.time()
+        self.commands = 0
+        self.closed = False
+        self.close_code: int | None = None
+        self.limit = RateLimit(cfg["CONSOLE_RATE"], cfg["CONSOLE_BURST"])
+        self.write_timeout = cfg["VIEWER_WRITE_TIMEOUT"]
+        self.context = Context(operator, svc, connection=self.id)
+        self.outbox: Queue = Queue(maxsize=cfg["CONSOLE_OUTBOX"])
+        self.writer = gevent.spawn(self._write_loop)
+
+    # ---- sending ----------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        """Queue a frame; never blocks the caller."""
+        if self.closed:
+            return
+        try:
+            self.outbox.put_nowait(text)
+        except Full:
+            log.warning("console %s (%s) is not reading; closing it", self.id, self.operator.name)
+            self._abort(POLICY_VIOLATION, "not reading its messages")
+
+    def close(self, code: int = NORMAL, reason: str = "") -> None:
+        """Send what is queued, then a close frame."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code = code
+        try:
+            self.outbox.put_nowait((_CLOSE, code, reason))
+        except Full:
+            self._abort(code, reason)
+
+    def _abort(self, code: int, reason: str) -> None:
+        # The outbox is full, so the socket is stuck: drop queued frames and
+        # close the connection under the writer's feet.
+        self.closed = True
+        self.close_code = code
+        self.writer.kill(block=False)
+        try:
+            self.ws.close(code, reason)
+        except Exception:
+            pass
+        try:
+            self.ws.sock.shutdown(2)
+        except Exception:
+            pass
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        # The socket loop waits in ws.receive(), which only wakes for the peer;
+        # after our close frame it must stop waiting for a reply that may not come.
+        event = getattr(self.ws, "event", None)
+        if event is not None:
+            event.set()
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self.outbox.get()
+            try:
+                with gevent.Timeout(self.write_timeout):
+                    if isinstance(item, tuple) and item[0] is _CLOSE:
+                        self.ws.close(item[1], item[2])
+                        self._wake_reader()
+                        return
+                    self.ws.send(item)
+            except gevent.Timeout:
+                self._abort(POLICY_VIOLATION, "write timed out")
+                return
+            except Exception:  # the connection is gone; the reader side notices too
+                self.closed = True
+                return
+
+    # ---- receiving ---------------------------------------------------------------
+
+    def handle(self, raw: Any) -> None:
+        """One incoming frame: exactly one reply (or a close for abuse)."""
+        wait = self.limit.take()
+        if wait:
+            if self.limit.abusive():
+                self.close(POLICY_VIOLATION, "rate limit exceeded repeatedly")
+                return
+            rid = _best_effort_id(raw)
+            self.send(protocol.reply_error(
+                rid, "rate_limited",
+                f"more than {self.limit.rate:g} requests a second; retry in {wait:.2f} s",
+                retry_after=round(wait, 3)))
+            return
+        try:
+            rid, line = protocol.parse_request(raw)
+        except protocol.ProtocolError as exc:
+            self.send(protocol.reply_error(exc.id, exc.code, exc.message))
+            return
+        self.commands += 1
+        self.send(self.execute(rid, line))
+
+    def execute(self, rid, line: str) -> str:
+        svc, op = self.svc, self.operator
+        started = time.perf_counter()
+        record = Record(op.name, op.role, op.session[:12], op.addr, "?", line, "pending")
+        try:
+            cmd, values = commands.resolve(line, op)
+            record.action = cmd.name
+            if cmd.changes:
+                # Written before it runs: if the log cannot take it, it does not run.
+                svc.audit.append(record)
+            result = commands.run(self.context, cmd, values)
+        except CommandError as exc:
+            record.action = exc.command or record.action
+            return self._finish(rid, record, started, error=exc)
+        except AuditUnavailable:
+            return protocol.reply_error(
+                rid, "unavailable", "the audit log cannot record commands right now, so nothing was run")
+        except Exception:
+            log.exception("command %r failed", record.action)
+            return self._finish(rid, record, started, error=CommandError("internal", "the command failed on the server"))
+        return self._finish(rid, record, started, result=result, changed=cmd.changes, audited=cmd.audited)
+
+    def _finish(self, rid, record: Record, started: float, *, result=None, error=None, changed=False,
+                audited=True) -> str:
+        svc = self.svc
+        outcome = "ok" if error is None else error.code
+        try:
+            if not audited:
+                pass
+            elif record.id is None:
+                record.outcome = outcome
+                svc.audit.append(record)
+            else:
+                svc.audit.settle(record, outcome)
+        except AuditUnavailable:
+            if record.id is None:
+                return protocol.reply_error(
+                    rid, "unavailable", "the audit log cannot record commands right now; try again")
+        svc.command_done(record.action, outcome, time.perf_counter() - started)
+        if changed and error is None:
+            svc.consoles.broadcast(protocol.push("audit", record=record.public()), exclude=self)
+        if error is not None:
+            return protocol.reply_error(rid, error.code, error.message, **error.extra)
+        return protocol.reply_ok(rid, result)
+
+
+def _best_effort_id(raw: Any):
+    """The id of a request we will not parse fully (rate limited), if it is cheap to find."""
+    try:
+        return protocol.parse_request(raw)[0]
+    except protocol.ProtocolError as exc:
+        return exc.id
+
+
+class Consoles:
+    """Every open console connection of this process."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, ConsoleSession] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def sessions(self) -> list[ConsoleSession]:
+        return list(self._sessions.values())
+
+    def add(self, session: ConsoleSession) -> None:
+        self._sessions[session.id] = session
+
+    def remove(self, session: ConsoleSession) -> None:
+        self._sessions.pop(session.id, None)
+        session.closed = True
+        session.writer.kill(block=False)
+
+    def broadcast(self, text: str, exclude: ConsoleSession | None = None) -> None:
+        for session in list(self._sessions.values()):
+            if session is not exclude:
+                session.send(text)
+
+    def close_login(self, sid: str, code: int, reason: str) -> int:
+        """Close every connection of one login session (logout)."""
+        hit = [s for s in self._sessions.values() if s.operator.session == sid]
+        for session in hit:
+            session.close(code, reason)
+        return len(hit)
+
+    def close_all(self, code: int, reason: str) -> int:
+        sessions = list(self._sessions.values())
+        for session in sessions:
+            session.close(code, reason)
+        return len(sessions)

@@ -1,0 +1,127 @@
+"""ConsoleSession with a fake socket: the whole life of a frame, no network."""
+
+import json
+
+import gevent
+import pytest
+
+from dashboard.audit import AuditUnavailable
+from dashboard.auth import Operator
+from dashboard.consoles import ConsoleSession
+
+
+class FakeWS:
+    def __init__(self):
+        self.sent = []
+        self.closed = None
+        self.block = False
+
+    def send(self, text):
+        while self.block:
+            gevent.sleep(0.01)
+        self.sent.append(json.loads(text))
+
+    def close(self, code=None, reason=None):
+        self.closed = (code, reason)
+
+
+def session(svc, role="operator", name="alice"):
+    ws = FakeWS()
+    s = ConsoleSession(ws, Operator(name, role, f"sess-{name}", "127.0.0.1", "bearer"), svc)
+    svc.consoles.add(s)
+    return s, ws
+
+
+def replies(ws):
+    gevent.sleep(0.01)
+    return [m for m in ws.sent if "ok" in m]
+
+
+def test_every_request_gets_exactly_one_reply_with_its_id(svc):
+    svc.sampler.tick()
+    s, ws = session(svc)
+    for i, frame in enumerate(['{"id": 1, "line": "status"}', "garbage", '{"id": "x", "line": "nope"}',
+                               '{"id": 4, "line": "top 2"}']):
+        s.handle(frame)
+    got = replies(ws)
+    assert [(m["id"], m["ok"]) for m in got] == [(1, True), (None, False), ("x", False), (4, True)]
+    assert got[1]["error"]["code"] == "bad_json"
+    assert got[2]["error"]["code"] == "unknown_command"
+
+
+def test_rate_limit_answers_then_closes_on_sustained_abuse(app, svc):
+    svc.config.update(CONSOLE_RATE=1.0, CONSOLE_BURST=3)
+    s, ws = session(svc)
+    for i in range(6):
+        s.handle(json.dumps({"id": i, "line": "whoami"}))
+    got = replies(ws)
+    assert [m["ok"] for m in got] == [True, True, True, False, False, False]
+    assert got[3]["error"]["code"] == "rate_limited" and got[3]["id"] == 3
+    assert got[3]["error"]["retry_after"] > 0
+    assert not s.closed
+    s.handle('{"id": 99, "line": "whoami"}')  # the fourth refusal within 10 s
+    gevent.sleep(0.01)
+    assert s.closed and ws.closed == (1008, "rate limit exceeded repeatedly")
+
+
+def test_a_console_that_stops_reading_is_closed_without_blocking_others(svc):
+    svc.config["CONSOLE_OUTBOX"] = 8
+    slow, slow_ws = session(svc, name="slow")
+    fast, fast_ws = session(svc, name="fast")
+    slow_ws.block = True
+    for i in range(20):
+        svc.broadcast(f"message {i}", by="ops")  # pushes to every console, never waits
+        gevent.sleep(0)  # pushes come from other greenlets: writers run in between
+    gevent.sleep(0.05)
+    assert slow.closed and slow.close_code == 1008
+    assert len([m for m in fast_ws.sent if m.get("type") == "notice"]) == 20
+    slow_ws.block = False
+
+
+def test_changes_are_echoed_to_other_consoles_as_audit_lines(svc):
+    a, a_ws = session(svc, name="a")
+    b, b_ws = session(svc, name="b")
+    a.handle('{"id": 1, "line": "interval 2"}')
+    a.handle('{"id": 2, "line": "status"}')
+    gevent.sleep(0.01)
+    audits = [m for m in b_ws.sent if m.get("type") == "audit"]
+    assert [m["record"]["line"] for m in audits] == ["interval 2"]
+    assert not [m for m in a_ws.sent if m.get("type") == "audit"]
+    assert [m for m in b_ws.sent if m.get("type") == "config"][0]["interval"] == 2.0
+
+
+def test_no_audit_no_change(svc, monkeypatch):
+    s, ws = session(svc)
+
+    def broken(record):
+        raise AuditUnavailable("disk full")
+
+    monkeypatch.setattr(svc.audit, "append", broken)
+    s.handle('{"id": 1, "line": "interval 5"}')
+    (reply,) = replies(ws)
+    assert reply["error"]["code"] == "unavailable"
+    assert svc.sampler.interval == 1.0  # refused, not run
+
+
+def test_an_unexpected_failure_is_an_internal_error_not_a_crash(svc, monkeypatch):
+    from dashboard import commands
+
+    def boom(ctx, values):
+        raise RuntimeError("bug")
+
+    monkeypatch.setitem(commands.REGISTRY, "status", commands.REGISTRY["status"].__class__(
+        "status", "x", "observer", boom))
+    s, ws = session(svc)
+    s.handle('{"id": 1, "line": "status"}')
+    s.handle('{"id": 2, "line": "whoami"}')
+    got = replies(ws)
+    assert got[0]["error"] == {"code": "internal", "message": "the command failed on the server"}
+    assert got[1]["ok"]
+
+
+def test_close_sends_queued_frames_first(svc):
+    s, ws = session(svc)
+    s.send('{"type": "notice", "message": "last words"}')
+    s.close(1001, "server shutting down")
+    s.writer.join(1)
+    assert ws.sent[-1]["message"] == "last words" and ws.closed == (1001, "server shutting down")
