@@ -1,0 +1,251 @@
+"""Command-line client for the operator console.
+
+    python -m dashboard.console http://127.0.0.1:8000 --token ...      # interactive
+    python -m dashboard.console http://127.0.0.1:8000 -c "top 5"        # one command
+
+The token may also come from OPERATOR_TOKEN. Same protocol and grammar as the
+browser console; exits non-zero when the command fails (1) or the connection
+does (2), so scripts can rely on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+from simple_websocket import Client, ConnectionClosed
+
+EXIT_ERROR = 1
+EXIT_CONNECTION = 2
+
+
+def socket_url(url: str) -> str:
+    """ws(s)://host/console from an http(s) or ws(s) base URL."""
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    path = parts.path.rstrip("/")
+    if not path.endswith("/console"):
+        path += "/console"
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def human_bytes(n) -> str:
+    if not isinstance(n, (int, float)):
+        return str(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def cell(column: str, value) -> str:
+    if value is None:
+        return "-"
+    if column in ("rss", "bytes"):
+        return human_bytes(value)
+    if column in ("ts", "since") and isinstance(value, (int, float)):
+        return time.strftime("%H:%M:%S", time.localtime(value))
+    if column == "cpu" and isinstance(value, (int, float)):
+        return f"{value:.1f}%"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).replace("\n", " ")
+
+
+def render(result) -> str:
+    """Tables for tabular results, indented JSON for the rest."""
+    if isinstance(result, dict) and "columns" in result and "rows" in result:
+        cols = result["columns"]
+        rows = [[cell(c, v) for c, v in zip(cols, row)] for row in result["rows"]]
+        widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
+        lines = ["  ".join(c.upper().ljust(w) for c, w in zip(cols, widths)).rstrip()]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+        extra = {k: v for k, v in result.items() if k not in ("columns", "rows")}
+        if extra:
+            lines.append("  ".join(f"{k}: {v}" for k, v in extra.items()))
+        if not rows:
+            lines.append("(none)")
+        return "\n".join(lines)
+    return json.dumps(result, indent=2, ensure_ascii=False)
+
+
+def render_push(message: dict) -> str:
+    kind = message.get("type")
+    if kind == "notice":
+        return f"[broadcast from {message.get('by')}] {message.get('message')}"
+    if kind == "alert":
+        return f"[alert {message.get('state')}] {message.get('message')}"
+    if kind == "config":
+        return f"[config] {message.get('change')} by {message.get('by')}"
+    if kind == "audit":
+        rec = message.get("record", {})
+        return f"[{rec.get('operator')}@{rec.get('addr')}] {rec.get('line')} -> {rec.get('outcome')}"
+    return f"[{kind}] {json.dumps(message, ensure_ascii=False)}"
+
+
+class Session:
+    """A connection with replies matched to requests by id; pushes go to a callback."""
+
+    def __init__(self, url: str, token: str, name: str | None = None, on_push=print) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        if name:
+            headers["X-Operator-Name"] = name
+        self.ws = Client.connect(socket_url(url), headers=headers)
+        self.on_push = on_push
+        self.ids = itertools.count(1)
+        self.waiting: dict[int, queue.Queue] = {}
+        self.lock = threading.Lock()
+        self.welcome = json.loads(self.ws.receive(timeout=10) or "{}")
+        if self.welcome.get("type") != "welcome":
+            raise ConnectionError(f"unexpected greeting: {self.welcome}")
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                raw = self.ws.receive()
+                if raw is None:
+                    continue
+                message = json.loads(raw)
+                box = self.waiting.pop(message.get("id"), None) if "ok" in message else None
+                if box is not None:
+                    box.put(message)
+                elif "type" in message:
+                    self.on_push(message)
+        except ConnectionClosed:
+            pass
+        for box in list(self.waiting.values()):
+            box.put(None)
+
+    def request(self, line: str, timeout: float = 30.0) -> dict:
+        rid = next(self.ids)
+        box: queue.Queue = queue.Queue(maxsize=1)
+        self.waiting[rid] = box
+        with self.lock:
+            self.ws.send(json.dumps({"id": rid, "line": line}))
+        try:
+            reply = box.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no reply to {line!r} within {timeout:g}s") from None
+        if reply is None:
+            raise ConnectionError(
+                f"connection closed ({self.ws.close_reason} {self.ws.close_message or ''})".strip())
+        return reply
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+
+
+def one_shot(session: Session, line: str, as_json: bool) -> int:
+    reply = session.request(line)
+    if reply["ok"]:
+        print(json.dumps(reply["result"], ensure_ascii=False) if as_json else render(reply["result"]))
+        return 0
+    err = reply["error"]
+    print(f"error {err['code']}: {err['message']}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def interactive(session: Session) -> int:
+    try:
+        import readline
+    except ImportError:  # pragma: no cover (not on every platform)
+        readline = None
+    history = os.path.expanduser("~/.dashboard_console_history")
+    names = sorted({c["name"] for c in session.welcome.get("commands", [])})
+    if readline is not None:
+        try:
+            readline.read_history_file(history)
+        except OSError:
+            pass
+
+        def complete(text, state):
+            options = [n for n in names if n.startswith(readline.get_line_buffer().lstrip())]
+            options = [n.split()[-1] if " " in readline.get_line_buffer() else n for n in options]
+            return options[state] if state < len(options) else None
+
+        readline.set_completer(complete)
+        readline.parse_and_bind("tab: complete")
+    w = session.welcome
+    print(f"connected to {w.get('server')} (v{w.get('version')}) as {w.get('operator')} [{w.get('role')}]; "
+          "'help' lists commands, Ctrl-D quits")
+    prompt = f"{w.get('operator')}@{w.get('server')}> "
+    status = 0
+    try:
+        while True:
+            try:
+                line = input(prompt)
+            except EOFError:
+                print()
+                break
+            if not line.strip():
+                continue
+            if line.strip() in ("quit", "exit"):
+                break
+            reply = session.request(line)
+            if reply["ok"]:
+                print(render(reply["result"]))
+            else:
+                err = reply["error"]
+                print(f"error {err['code']}: {err['message']}")
+                if err.get("confirm"):
+                    print(f"  to proceed: {err['confirm']}")
+    except (ConnectionError, TimeoutError) as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        status = EXIT_CONNECTION
+    finally:
+        if readline is not None:
+            try:
+                readline.write_history_file(history)
+            except OSError:
+                pass
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dashboard.console", description=__doc__.split("\n")[0])
+    parser.add_argument("url", nargs="?", default=os.environ.get("DASHBOARD_URL", "http://127.0.0.1:8000"),
+                        help="the dashboard's address (default: $DASHBOARD_URL or http://127.0.0.1:8000)")
+    parser.add_argument("--token", default=os.environ.get("OPERATOR_TOKEN"),
+                        help="operator or observer token (default: $OPERATOR_TOKEN)")
+    parser.add_argument("--name", help="name to appear under in the audit log (default: cli)")
+    parser.add_argument("-c", "--command", help="run one command, print its result and exit")
+    parser.add_argument("--json", action="store_true", help="with -c: print the result as JSON")
+    args = parser.parse_args(argv)
+    if not args.token:
+        parser.error("a token is needed: --token or OPERATOR_TOKEN")
+
+    def show_push(message: dict) -> None:
+        print(render_push(message), file=sys.stderr if args.command else sys.stdout, flush=True)
+
+    try:
+        session = Session(args.url, args.token, args.name, on_push=show_push)
+    except Exception as exc:  # refused handshake (401/403), DNS, TCP...
+        print(f"cannot connect to {socket_url(args.url)}: {exc}", file=sys.stderr)
+        return EXIT_CONNECTION
+    try:
+        if args.command:
+            try:
+                return one_shot(session, args.command, args.json)
+            except (ConnectionError, TimeoutError) as exc:
+                print(str(exc), file=sys.stderr)
+                return EXIT_CONNECTION
+        return interactive(session)
+    finally:
+        session.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
