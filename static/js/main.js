@@ -1,7 +1,9 @@
 // Entry point: history first, then the live stream; wires data to the views.
 
+import { Banners } from "./banners.js";
 import { updateCards, ProcessTable } from "./cards.js";
 import { Charts } from "./charts.js";
+import { ConsolePanel } from "./console.js";
 import { bytes, clock, count, ms } from "./format.js";
 import { MetricsStream } from "./stream.js";
 import { initTheme } from "./theme.js";
@@ -11,6 +13,7 @@ const historySeconds = Number(document.body.dataset.historySeconds) || 3600;
 const $ = (sel) => document.querySelector(sel);
 
 const charts = new Charts($("#charts"), { maxSeconds: Math.min(historySeconds, 3600) });
+const banners = new Banners($("#banners"));
 const procs = new ProcessTable($("#procs"), document.querySelectorAll("[data-sort]"));
 initTheme($("#theme-toggle"), () => charts.restyle());
 
@@ -59,6 +62,12 @@ async function main() {
     charts.push(ev.detail);
     showSample(ev.detail);
   });
+  stream.addEventListener("notice", (ev) => banners.notice(ev.detail));
+  stream.addEventListener("alert", (ev) => banners.alert(ev.detail));
+  stream.addEventListener("config", (ev) => {
+    banners.syncRules(ev.detail.alerts || []);
+    banners.show("config", "info", `Changed by ${ev.detail.by || "server"}`, ev.detail.change, { timeout: 6000 });
+  });
   stream.addEventListener("resync", async () => {
     // The server could not replay what we missed: reload history instead.
     try { charts.load((await loadHistory()).columns); } catch (e) { charts.clear(); }
@@ -78,7 +87,24 @@ async function main() {
     setFact(facts, "latency", ms(s.latencyMs));
   });
   stream.start();
-  window.dashboard = { stream, charts };
+
+  const consolePanel = new ConsolePanel($("#console"), base);
+  const wsFacts = $("#ws-facts");
+  const wsPill = $("#ws-pill");
+  consolePanel.addEventListener("state", (ev) => {
+    wsPill.dataset.state = ev.detail === "signed out" ? "closed" : ev.detail;
+    wsPill.querySelector(".pill-state").textContent = ev.detail;
+    setFact(wsFacts, "state", ev.detail);
+  });
+  consolePanel.addEventListener("stats", (ev) => {
+    const s = ev.detail;
+    setFact(wsFacts, "messages", `${count(s.sent)} / ${count(s.received)}`);
+    setFact(wsFacts, "bytes", `${bytes(s.bytesOut)} / ${bytes(s.bytesIn)}`);
+    setFact(wsFacts, "reconnects", count(s.reconnects));
+    setFact(wsFacts, "rtt", ms(s.rttMs));
+  });
+  consolePanel.init();
+  window.dashboard = { stream, charts, console: consolePanel, banners };
 }
 
 main();

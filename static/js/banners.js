@@ -1,0 +1,108 @@
+// Visible, dismissible banners for broadcasts, alerts and connection trouble.
+// While alerts fire, the tab title and favicon carry their count.
+
+import { clock } from "./format.js";
+
+export class Banners {
+  constructor(root) {
+    this.root = root;
+    this.byKey = new Map();
+    this.firing = new Set();
+    this.baseTitle = document.title;
+    this.favicon = document.getElementById("favicon");
+    this.renderBadge();
+  }
+
+  show(key, kind, title, message, { dismissible = true, timeout = 0 } = {}) {
+    let node = this.byKey.get(key);
+    if (!node) {
+      node = document.createElement("div");
+      node.className = "banner";
+      node.setAttribute("role", kind === "alert" || kind === "offline" ? "alert" : "status");
+      const text = document.createElement("div");
+      text.className = "banner-text";
+      const strong = document.createElement("strong");
+      const span = document.createElement("span");
+      text.append(strong, span);
+      node.append(text);
+      if (dismissible) {
+        const close = document.createElement("button");
+        close.type = "button";
+        close.className = "banner-close";
+        close.setAttribute("aria-label", "Dismiss");
+        close.textContent = "×";
+        close.addEventListener("click", () => this.dismiss(key));
+        node.append(close);
+      }
+      this.byKey.set(key, node);
+      this.root.append(node);
+    }
+    node.dataset.kind = kind;
+    node.querySelector("strong").textContent = title;
+    node.querySelector("span").textContent = message; // text, never HTML
+    clearTimeout(node._timer);
+    if (timeout) node._timer = setTimeout(() => this.dismiss(key), timeout);
+    return node;
+  }
+
+  dismiss(key) {
+    const node = this.byKey.get(key);
+    if (!node) return;
+    clearTimeout(node._timer);
+    node.remove();
+    this.byKey.delete(key);
+  }
+
+  notice(n) {
+    this.show(`notice-${n.ts}`, "notice", `Broadcast from ${n.by || "server"} · ${clock(n.ts)}`, n.message);
+  }
+
+  alert(a) {
+    const id = a.rule.id;
+    if (a.state === "firing") {
+      this.firing.add(id);
+      this.show(`alert-${id}`, "alert", "Alert firing", a.message);
+    } else {
+      this.firing.delete(id);
+      this.show(`alert-${id}`, "resolved", "Alert resolved", a.message, { timeout: 15000 });
+    }
+    this.renderBadge();
+  }
+
+  // Rules can disappear (alert clear) or the page can learn the state afresh.
+  syncRules(rules) {
+    const live = new Set(rules.filter((r) => r.state === "firing").map((r) => r.id));
+    for (const id of [...this.firing]) if (!live.has(id)) { this.firing.delete(id); this.dismiss(`alert-${id}`); }
+    this.renderBadge();
+  }
+
+  renderBadge() {
+    const n = this.firing.size;
+    document.title = n ? `(${n}) ${this.baseTitle}` : this.baseTitle;
+    if (!this.favicon) return;
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = 32;
+    const g = canvas.getContext("2d");
+    g.fillStyle = "#2563eb";
+    g.beginPath();
+    g.roundRect(2, 2, 28, 28, 7);
+    g.fill();
+    g.strokeStyle = "#ffffff";
+    g.lineWidth = 3;
+    g.beginPath();
+    g.moveTo(7, 20); g.lineTo(13, 13); g.lineTo(18, 18); g.lineTo(25, 9);
+    g.stroke();
+    if (n) {
+      g.fillStyle = "#d3302f";
+      g.beginPath();
+      g.arc(23, 9, 9, 0, Math.PI * 2);
+      g.fill();
+      g.fillStyle = "#ffffff";
+      g.font = "bold 13px system-ui, sans-serif";
+      g.textAlign = "center";
+      g.textBaseline = "middle";
+      g.fillText(n > 9 ? "9+" : String(n), 23, 10);
+    }
+    this.favicon.href = canvas.toDataURL("image/png");
+  }
+}
