@@ -63,6 +63,9 @@ def parse_args(argv):
                    help="viewers connected per second, in steps of 0.1 s (default 3000)")
     p.add_argument("--per-process", type=int, default=2500,
                    help="viewers per load client process (default 2500)")
+    p.add_argument("--app-ref", metavar="REF",
+                   help="benchmark the app as committed at this git ref (exported to a temporary "
+                        "directory) instead of the working tree, which may hold unfinished edits")
     p.add_argument("--no-sampler", action="store_true", help="skip the sampler benchmark")
     p.add_argument("--no-ws", action="store_true", help="skip the Node ws echo check")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
@@ -112,11 +115,43 @@ def host_info() -> dict:
     }
 
 
-def run_json_tool(module: str, extra: list[str], timeout: float) -> dict:
-    """Run `python -m bench.<module>` in its own process; its last stdout line is JSON."""
+def git_state(app_ref: str | None) -> dict:
+    def git(*args) -> str:
+        try:
+            return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
+                                  text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    state = {"head": git("rev-parse", "--short", "HEAD") or None, "app_ref": app_ref}
+    if app_ref:
+        state["app_commit"] = git("rev-parse", "--short", app_ref) or None
+    else:
+        # What the measured app had that is not committed.
+        dirty = git("status", "--porcelain", "--", "app.py", "gunicorn.conf.py", "dashboard",
+                    "requirements.txt")
+        state["uncommitted_app_changes"] = [ln[3:] for ln in dirty.splitlines()]
+    return state
+
+
+def export_app(ref: str, dest: Path) -> Path:
+    """The tree of a git ref, extracted into dest (the repository is left untouched)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", ref],
+                             capture_output=True, timeout=120)
+    if archive.returncode != 0:
+        raise SystemExit(f"git archive {ref} failed: {archive.stderr.decode(errors='replace')}")
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True, timeout=120)
+    return dest
+
+
+def run_json_tool(module: str, extra: list[str], timeout: float, app_dir: Path | None = None) -> dict:
+    """Run `python -m bench.<module>` in its own process; its last stdout line is JSON.
+    With app_dir, `dashboard` is imported from there (it comes first on sys.path)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)} if app_dir else None
     try:
-        proc = subprocess.run([sys.executable, "-m", f"bench.{module}", *extra], cwd=REPO,
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([sys.executable, "-m", f"bench.{module}", *extra], cwd=app_dir or REPO,
+                              env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:g}s"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -145,10 +180,11 @@ def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="bench-"))
-    if args.profile:
+    if args.profile:  # kept: the raw stacks are the point
         scratch = args.out / "profiles"
         scratch.mkdir(parents=True, exist_ok=True)
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="bench-"))
     servers = []
     for s in args.servers:
         why = available(s)
@@ -157,8 +193,14 @@ def main(argv=None) -> int:
         else:
             servers.append(s)
     args.servers = servers
+    app_dir = export_app(args.app_ref, scratch / "app") if args.app_ref else None
     params = Params(seconds=args.seconds, idle=args.idle, settle=args.settle, grace=args.grace,
-                    rate=args.rate, per_process=args.per_process, profile=args.profile)
+                    rate=args.rate, per_process=args.per_process, profile=args.profile,
+                    app_dir=app_dir)
+    git = git_state(args.app_ref)
+    if git.get("uncommitted_app_changes"):
+        print(f"note: measuring the working tree with uncommitted app changes: "
+              f"{', '.join(git['uncommitted_app_changes'])} (use --app-ref HEAD for the committed app)")
     steps = plan(args)
     print(f"bench {args.mode}: servers {', '.join(servers)}; viewers {args.viewers}; "
           f"{args.rounds} round(s) of {args.seconds:g} s; {len(steps)} runs; logs in {scratch}/logs")
@@ -177,7 +219,8 @@ def main(argv=None) -> int:
     sampler = None
     if not args.no_sampler:
         sampler = run_json_tool("sampler_bench", ["--samples", str(args.preset["sampler_samples"]),
-                                                  "--spacing", str(args.preset["sampler_spacing"])], 180)
+                                                  "--spacing", str(args.preset["sampler_spacing"])], 180,
+                                app_dir=app_dir)
     ws = None
     if not args.no_ws:
         from .ws_check import unavailable
@@ -199,6 +242,7 @@ def main(argv=None) -> int:
         "mode": args.mode,
         "argv": sys.argv[1:] if argv is None else list(argv),
         "host": host_info(),
+        "git": git,
         "params": {"viewers": args.viewers, "rounds": args.rounds, "seconds": args.seconds,
                    "idle": args.idle, "settle": args.settle, "grace": args.grace, "rate": args.rate,
                    "per_process": args.per_process, "servers": servers, "profile": args.profile,

@@ -239,7 +239,7 @@ def table(summary: dict, ratio: dict, target_rows: list[dict], sampler, ws, roun
             lines.append(f"Sampler: failed: {sampler['error']}")
         else:
             lines.append(
-                f"Sampler (real collectors, top {sampler.get('processes_on_host', '?')} processes scanned): "
+                f"Sampler (real collectors incl. top processes, {sampler.get('processes_on_host', '?')} processes on the host): "
                 f"{sampler['cpu_ms_mean']} ms CPU per sample (p50 {sampler['cpu_ms_p50']}, "
                 f"{sampler['cpu_ms_min']}-{sampler['cpu_ms_max']}), JSON encode {sampler['encode_cpu_ms_mean']} ms, "
                 f"{sampler['sample_bytes']} bytes -> {sampler['core_percent_at_1hz']}% of one core at 1 Hz"
@@ -268,13 +268,15 @@ def plot(summary: dict, path: Path) -> str | None:
         return "matplotlib is not installed (bin/bench installs it from requirements-bench.txt)"
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, metric, label in ((axes[0], "server_cpu_percent", "server CPU (% of one core)"),
                               (axes[1], "delay_p99_ms", "delivery delay p99 (ms)")):
         for server, kind in KINDS.items():
             points = sorted(
-                (int(n), e[metric]) for n, e in summary.get(server, {}).items() if e.get(metric)
+                (int(n), e[metric]) for n, e in summary.get(server, {}).items()
+                if e.get(metric) and e[metric]["median"] > 0
             )
             if not points:
                 continue
@@ -283,11 +285,16 @@ def plot(summary: dict, path: Path) -> str | None:
             lo = [s["median"] - s["min"] for _, s in points]
             hi = [s["max"] - s["median"] for _, s in points]
             ax.errorbar(xs, med, yerr=[lo, hi], marker="o", capsize=3, label=kind.label)
+        counts = sorted({int(n) for e in summary.values() for n in e})
         ax.set_xlabel("viewers")
-        ax.set_ylabel(label)
-        ax.grid(True, alpha=0.3)
+        ax.set_ylabel(label + ", log scale")
+        ax.grid(True, which="both", alpha=0.3)
+        # Log scales: the naive server sits one to two orders of magnitude above.
         ax.set_xscale("log")
-        ax.set_ylim(bottom=0)
+        ax.set_yscale("log")
+        ax.set_xticks(counts, [f"{n:,}" for n in counts])
+        ax.minorticks_off()
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axes[0].legend(fontsize=8)
     fig.suptitle("SSE fan-out at 1 event/s (medians, bars: min-max over rounds)")
     fig.tight_layout()

@@ -29,6 +29,7 @@ class Params:
     rate: int  # viewers connected per second (in steps of 0.1 s)
     per_process: int  # viewers per load client process
     profile: bool = False  # py-spy the serving process during the window
+    app_dir: Path | None = None  # the app's tree (default: this working tree)
 
 
 def _sleep_until(wall: float) -> None:
@@ -44,7 +45,7 @@ def run_one(kind: str, viewers: int, p: Params, scratch: Path, round_no: int) ->
     home.mkdir(parents=True, exist_ok=True)
     out: dict = {"server": kind, "viewers": viewers, "round": round_no,
                  "load_before": [round(x, 2) for x in os.getloadavg()]}
-    server = Server(kind, logs, home)
+    server = Server(kind, logs, home, **({"app_dir": p.app_dir} if p.app_dir else {}))
     group: ClientGroup | None = None
     profiler: subprocess.Popen | None = None
     try:

@@ -61,8 +61,9 @@ def available(kind: str) -> str | None:
 
 
 class Server:
-    def __init__(self, kind: str, log_dir: Path, home: Path) -> None:
+    def __init__(self, kind: str, log_dir: Path, home: Path, app_dir: Path = REPO) -> None:
         self.kind = kind
+        self.app_dir = app_dir  # where app.py and gunicorn.conf.py are (ours)
         self.port = free_port()
         self.log_path = log_dir / f"{kind}-{self.port}.log"
         self.home = home
@@ -96,7 +97,7 @@ class Server:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             self.command(),
-            cwd=REPO,
+            cwd=self.app_dir if self.kind == "ours" else REPO,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
