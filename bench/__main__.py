@@ -21,6 +21,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -119,7 +120,7 @@ def git_state(app_ref: str | None) -> dict:
     def git(*args) -> str:
         try:
             return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
-                                  text=True, timeout=30).stdout.strip()
+                                  text=True, timeout=30).stdout.rstrip("\n")
         except (OSError, subprocess.SubprocessError):
             return ""
 
@@ -176,8 +177,16 @@ def plan(args) -> list[tuple[int, int, str]]:
     return steps
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # Stop cleanly (servers and clients ended, finished runs reported) on Ctrl-C,
+    # SIGTERM or SIGHUP, also when started in the background with SIGINT ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.profile:  # kept: the raw stacks are the point

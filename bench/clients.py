@@ -147,12 +147,18 @@ def combine(msgs: list[dict]) -> dict:
         "disconnect_reasons": reasons,
         "window_seconds": round(t1 - t0, 3),
         "events": events,
+        # Events received per viewer per second of window. For a shared 1 Hz
+        # source this reads 0.95 or 1.05 when a tick sits at a window edge;
+        # run.py replaces it with delivered x the source's measured rate.
         "events_per_viewer_s": round(events / max(1, connected) / (t1 - t0), 4),
         "events_per_viewer_min": min(m["events_per_viewer_min"] for m in msgs),
         "events_per_viewer_max": max(m["events_per_viewer_max"] for m in msgs),
         "gaps": sum(m["gaps"] for m in msgs),
         # Events published in the window (a shared source numbers them once).
         "ticks": len(set().union(*(m["window_seqs"] for m in msgs))),
+        "window_ts": [min(m["window_ts"][0] for m in msgs if m["window_ts"]),
+                      max(m["window_ts"][1] for m in msgs if m["window_ts"])]
+        if any(m["window_ts"] for m in msgs) else None,
         "other_events": sum(m["other_events"] for m in msgs),
         "event_bytes_mean": round(sum(m["event_bytes"] for m in msgs) / events) if events else None,
         "delay_p50_ms": percentile(hist, 50),

@@ -110,6 +110,8 @@ class Stats:
         self.event_bytes = 0
         self.gaps = 0  # seq numbers skipped (events never delivered)
         self.window_seqs: set[int] = set()  # distinct seq numbers with ts in the window
+        self.ts_min = math.inf  # first and last ts seen in the window
+        self.ts_max = -math.inf
         self.comments = 0
         self.events_total = 0  # all data events since connecting
 
@@ -345,6 +347,10 @@ class Viewer(asyncio.Protocol):
             stats.event_bytes += end - start + 2
             if seq is not None and len(stats.window_seqs) < 100_000:
                 stats.window_seqs.add(seq)
+            if ts < stats.ts_min:
+                stats.ts_min = ts
+            if ts > stats.ts_max:
+                stats.ts_max = ts
             b = bucket((now - ts) * 1000.0)
             stats.hist[b] = stats.hist.get(b, 0) + 1
 
@@ -512,6 +518,7 @@ async def run(args) -> dict:
         "event_bytes": stats.event_bytes,
         "gaps": stats.gaps,
         "window_seqs": sorted(stats.window_seqs),
+        "window_ts": [stats.ts_min, stats.ts_max] if stats.events else None,
         "gaps_in_window": stats.gaps - gaps_before,
         "events_per_viewer_min": per_viewer[0] if per_viewer else 0,
         "events_per_viewer_max": per_viewer[-1] if per_viewer else 0,

@@ -86,8 +86,15 @@ def run_one(kind: str, viewers: int, p: Params, scratch: Path, round_no: int) ->
         out.update(group.results(timeout=p.grace + 60))
         # Share of (viewer, event) pairs delivered. Only where one source numbers
         # the events for everyone: the naive server counts per viewer.
+        out["events_per_viewer_s_window"] = out["events_per_viewer_s"]
         if kind != "naive" and out["ticks"] and out["viewers_connected"]:
             out["delivered"] = round(out["events"] / (out["viewers_connected"] * out["ticks"]), 5)
+            # Rate of the source itself, from the first and last event's ts in the
+            # window: a window of S seconds holds S or S+1 ticks, depending on phase.
+            span = out["window_ts"][1] - out["window_ts"][0] if out["window_ts"] else 0
+            out["source_hz"] = round((out["ticks"] - 1) / span, 4) if out["ticks"] > 1 and span > 0 else None
+            if out["source_hz"]:
+                out["events_per_viewer_s"] = round(out["delivered"] * out["source_hz"], 4)
         else:
             out["delivered"] = None
         if profiler is not None:
