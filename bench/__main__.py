@@ -67,6 +67,8 @@ def parse_args(argv):
     p.add_argument("--app-ref", metavar="REF",
                    help="benchmark the app as committed at this git ref (exported to a temporary "
                         "directory) instead of the working tree, which may hold unfinished edits")
+    p.add_argument("--report", type=Path, metavar="JSON",
+                   help="only print the table (and redraw the plot next to it) from a saved result")
     p.add_argument("--no-sampler", action="store_true", help="skip the sampler benchmark")
     p.add_argument("--no-ws", action="store_true", help="skip the Node ws echo check")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
@@ -181,8 +183,43 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def rerender(path: Path, no_plot: bool) -> int:
+    """Recompute the derived parts of a saved result (summary, ratios, targets,
+    table) from its runs with this version of the report, print and save them."""
+    saved = json.loads(path.read_text())
+    summary = report.summarize(saved["runs"])  # also adds derived per-run figures
+    ratio = report.ratios(saved["runs"], summary, saved["params"]["viewers"])
+    rows = report.targets(summary, ratio, saved.get("sampler"))
+    text = report.table(summary, ratio, rows, saved.get("sampler"), saved.get("ws_echo"),
+                        saved["params"]["rounds"])
+    print(text)
+    saved.update(summary=summary, ratios=ratio, targets=rows, table=text)
+    if not no_plot:
+        note = report.plot(summary, path.with_name("fanout.png"))
+        print(f"note: plot skipped: {note}" if note else f"drew {path.with_name('fanout.png')}")
+        saved["plot"] = None if note else "fanout.png"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(saved, indent=1) + "\n")
+    tmp.replace(path)
+    return 0
+
+
+def print_profiles(runs: list[dict]) -> None:
+    from .profile_top import render, top
+
+    for r in runs:
+        prof = r.get("profile")
+        if not prof or not Path(prof["raw"]).exists():
+            continue
+        print(f"\npy-spy, ours at {r['viewers']} viewers, round {r['round']} "
+              f"({r.get('server_cpu_percent')}% CPU with the profiler attached): {prof['raw']}")
+        print(render(top([prof["raw"]], 12)))
+
+
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.report:
+        return rerender(args.report, args.no_plot)
     # Stop cleanly (servers and clients ended, finished runs reported) on Ctrl-C,
     # SIGTERM or SIGHUP, also when started in the background with SIGINT ignored.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -244,6 +281,8 @@ def main(argv=None) -> int:
     text = report.table(summary, ratio, target_rows, sampler, ws, args.rounds)
     print()
     print(text)
+    if args.profile:
+        print_profiles(runs)
 
     result = {
         "format": 1,

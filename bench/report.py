@@ -10,6 +10,7 @@ from .servers import KINDS
 # Figures summarized per (server, viewers): median over rounds plus min-max.
 METRICS = (
     "server_cpu_percent",
+    "cpu_us_per_event",
     "delay_p50_ms",
     "delay_p99_ms",
     "events_per_viewer_s",
@@ -49,8 +50,20 @@ def _stat(values: list[float]) -> dict | None:
     }
 
 
+def derive(run: dict) -> dict:
+    """Figures computed from a run's measurements (also for older JSON files)."""
+    if "failed" in run or run.get("cpu_us_per_event") is not None:
+        return run
+    deliveries = (run.get("viewers_connected") or 0) * (run.get("events_per_viewer_s") or 0)
+    if deliveries and run.get("server_cpu_percent") is not None:
+        # Server CPU per event delivered to one viewer: the fan-out's unit cost.
+        run["cpu_us_per_event"] = round(run["server_cpu_percent"] / 100 * 1e6 / deliveries, 2)
+    return run
+
+
 def summarize(runs: list[dict]) -> dict:
     """{server: {viewers: {metric: stat}}} over the rounds that completed."""
+    runs = [derive(r) for r in runs]
     out: dict = {}
     keys = sorted({(r["server"], r["viewers"]) for r in runs})
     for server, viewers in keys:
@@ -195,9 +208,12 @@ def _fmt(stat: dict | None, digits: int = 1, noise: bool = True) -> str:
 def table(summary: dict, ratio: dict, target_rows: list[dict], sampler, ws, rounds: int) -> str:
     lines = []
     lines.append(f"SSE fan-out, medians of {rounds} round(s); (min-max over rounds)")
+    lines.append("held: streams open at the end (worst round); ev/v/s: events per viewer per second; "
+                 "deliv: share of (viewer, event) pairs delivered (worst round); us/ev: server CPU "
+                 "microseconds per event delivered to one viewer; KiB/viewer: (RSS - idle RSS) / viewers")
     head = (f"{'server':<7} {'viewers':>7} {'held':>11} {'ev/v/s':>7} {'deliv':>6} {'disc':>5} {'gaps':>5}"
-            f" {'server CPU %':>20} {'p50 ms':>20} {'p99 ms':>20} {'RSS MB':>8} {'KiB/viewer':>18}"
-            f" {'idle MB':>7} {'client CPU %':>12}")
+            f" {'server CPU %':>20} {'us/ev':>5} {'p50 ms':>20} {'p99 ms':>20} {'RSS MB':>8} {'KiB/viewer':>18}"
+            f" {'idle MB':>7} {'idle CPU %':>10} {'client CPU %':>12}")
     lines.append(head)
     lines.append("-" * len(head))
     for server in KINDS:
@@ -212,9 +228,11 @@ def table(summary: dict, ratio: dict, target_rows: list[dict], sampler, ws, roun
                 f"{server:<7} {viewers:>7} {held:>11} {_fmt(e['events_per_viewer_s'], 3, False):>7}"
                 f" {deliv:>6}"
                 f" {e['disconnects_worst']:>5} {e['gaps_worst']:>5}"
-                f" {_fmt(e['server_cpu_percent'], 1):>20} {_fmt(e['delay_p50_ms'], 1):>20}"
+                f" {_fmt(e['server_cpu_percent'], 1):>20} {_fmt(e['cpu_us_per_event'], 1, False):>5}"
+                f" {_fmt(e['delay_p50_ms'], 1):>20}"
                 f" {_fmt(e['delay_p99_ms'], 1):>20} {_fmt(e['rss_mb'], 0, False):>8}"
                 f" {_fmt(e['rss_per_viewer_kib'], 1):>18} {_fmt(e['idle_rss_mb'], 0, False):>7}"
+                f" {_fmt(e['idle_cpu_percent'], 1, False):>10}"
                 f" {_fmt(e['client_cpu_percent_max'], 0):>12}"
             )
             if e["failed_rounds"]:
