@@ -262,6 +262,9 @@ def table(summary: dict, ratio: dict, target_rows: list[dict], sampler, ws, roun
                 f"{sampler['cpu_ms_min']}-{sampler['cpu_ms_max']}), JSON encode {sampler['encode_cpu_ms_mean']} ms, "
                 f"{sampler['sample_bytes']} bytes -> {sampler['core_percent_at_1hz']}% of one core at 1 Hz"
             )
+            if sampler.get("collector_cpu_ms"):
+                lines.append("  per collector, ms CPU per sample: " + ", ".join(
+                    f"{k} {v}" for k, v in sampler["collector_cpu_ms"].items()))
     if ws:
         if "skipped" in ws:
             lines.append(f"Node ws echo round trip: skipped ({ws['skipped']})")
