@@ -29,10 +29,13 @@ ensure_venv() {
             fi
         fi
     fi
-    stamp=.venv/.installed-$(cat requirements*.txt | cksum | cut -d' ' -f1)
+    # One stamp per requirements file, named after the content of all of them
+    # (they include each other): reinstall when any of them changed.
+    name=$(basename "$requirements" .txt)
+    stamp=.venv/.installed-$name-$(cat requirements*.txt | cksum | cut -d' ' -f1)
     if [ ! -f "$stamp" ]; then
         .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
-        rm -f .venv/.installed-*
+        rm -f .venv/.installed-"$name"-*
         touch "$stamp"
     fi
 }
