@@ -27,7 +27,8 @@ worker_connections = _cfg["WORKER_CONNECTIONS"]
 graceful_timeout = _cfg["GRACEFUL_TIMEOUT"]
 # With gevent this is only the worker's heartbeat to the master, not a request limit.
 timeout = 30
-keepalive = 5
+# Idle kept-alive connections hold a stopping worker until they time out.
+keepalive = 2
 # gunicorn >= 25.1 opens a control socket under $HOME/.gunicorn; parallel servers
 # collide there and the app has no use for it.
 control_socket_disable = True

@@ -15,7 +15,7 @@ from . import protocol
 from .auth import guard_console
 from .commands import REGISTRY
 from .consoles import ConsoleSession
-from .web import services
+from .web import error, services
 
 bp = Blueprint("console", __name__)
 sock = Sock()
@@ -45,6 +45,8 @@ class SerializedSocket:
 
 @bp.before_request
 def before_upgrade():
+    if services().shutting_down:
+        return error(503, "shutting_down", "the server is restarting; reconnect in a moment")
     refused = guard_console()
     if refused is not None:
         return refused

@@ -9,13 +9,18 @@ through the WSGI iterator.
 
 from __future__ import annotations
 
+import re
 import socket
 
 from flask import Blueprint, Response, request
 
+from . import sse
 from .web import services
 
 bp = Blueprint("stream", __name__)
+
+# A name the page may give its stream (?client=...), so an operator can drop it.
+_CLIENT = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 HEADERS = {
     # no-transform: proxies and CDNs must not compress or buffer the stream.
@@ -36,6 +41,12 @@ def events():
     svc = services()
     if request.method == "HEAD":
         return Response(b"", mimetype="text/event-stream", headers=HEADERS)
+    if svc.shutting_down:
+        # A request on a kept-alive connection after SIGTERM: start no stream
+        # here. A clean, short answer makes EventSource reconnect in a second,
+        # to whichever process serves next.
+        return Response(sse.retry(1000) + sse.comment("server restarting"),
+                        mimetype="text/event-stream", headers=HEADERS)
     # EventSource sends Last-Event-ID on reconnects; a page opening a fresh
     # stream after loading history passes it as a query parameter instead.
     last_event_id = request.headers.get("Last-Event-ID")
@@ -46,11 +57,13 @@ def events():
     chunked = environ.get("SERVER_PROTOCOL") == "HTTP/1.1"
     hub = svc.hub
     addr = request.remote_addr or "?"
+    client = request.args.get("client")
+    client = client if client and _CLIENT.fullmatch(client) else None
 
     def body():
         # Registered on first iteration, so a response that is never sent
         # leaves nothing behind.
-        sub, preamble = hub.open(last_event_id, sock=sock, chunked=chunked, addr=addr)
+        sub, preamble = hub.open(last_event_id, sock=sock, chunked=chunked, addr=addr, client=client)
         try:
             yield preamble
             if sock is not None:
