@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+import gevent
 import psutil
 
 from . import cmdline
@@ -204,14 +205,15 @@ def cmd_status(ctx: Context, a: dict) -> Any:
     }
 
 
-@command("clients", "Open event streams and consoles: address, since, traffic.")
+@command("clients", "Open event streams and consoles: name, address, since, traffic.")
 def cmd_clients(ctx: Context, a: dict) -> Any:
     rows = []
     for sub in ctx.svc.hub.subscribers:
-        rows.append(["sse", sub.addr, round(sub.since, 3), sub.events, "-"])
+        rows.append(["sse", sub.client or "-", sub.addr, round(sub.since, 3), sub.events, "-"])
     for session in ctx.svc.consoles.sessions():
-        rows.append(["console", session.addr, round(session.since, 3), session.commands, session.operator.name])
-    return {"columns": ["kind", "addr", "since", "messages", "operator"], "rows": rows}
+        rows.append(["console", session.id, session.addr, round(session.since, 3), session.commands,
+                     session.operator.name])
+    return {"columns": ["kind", "name", "addr", "since", "messages", "operator"], "rows": rows}
 
 
 def _process_rows(ctx: Context, procs) -> dict:
@@ -395,6 +397,33 @@ def cmd_kill(ctx: Context, a: dict) -> Any:
         expires_in=CONFIRM_SECONDS,
         target={"pid": pid, "name": pname},
     )
+
+
+@command(
+    "drop",
+    "Close event streams or consoles by name (see 'clients'), or all of a kind: they reconnect.",
+    Arg("kind", cmdline.choice("sse", "console")),
+    Arg("name", help="a name from 'clients', or all"),
+    role="operator",
+    changes=True,
+)
+def cmd_drop(ctx: Context, a: dict) -> Any:
+    name, svc = a["name"], ctx.svc
+    if a["kind"] == "sse":
+        subs = [s for s in svc.hub.subscribers if name == "all" or s.client == name]
+        if not subs:
+            raise CommandError("not_found", f"no event stream named {name[:40]!r}; see 'clients'")
+        for sub in subs:
+            svc.hub.close(sub, "dropped by an operator")
+        return {"dropped": len(subs), "kind": "sse"}
+    sessions = [s for s in svc.consoles.sessions() if name == "all" or s.id == name]
+    if not sessions:
+        raise CommandError("not_found", f"no console named {name[:40]!r}; see 'clients'")
+    # After this reply is queued (the one asking may be among them): 1012 tells
+    # the client to come back, as for a service restart.
+    for session in sessions:
+        gevent.spawn(session.close, 1012, "dropped by an operator")
+    return {"dropped": len(sessions), "kind": "console"}
 
 
 @command("confirm", "Carry out an action that asked for confirmation.", Arg("code"), role="operator", changes=True)

@@ -79,9 +79,10 @@ class Subscriber:
         "watcher",
         "readable",
         "host",
+        "client",
     )
 
-    def __init__(self, sock, chunked: bool, addr: str, host: str | None) -> None:
+    def __init__(self, sock, chunked: bool, addr: str, host: str | None, client: str | None = None) -> None:
         self.sock = sock
         self.chunked = chunked
         self.cursor = 0  # n of the last frame this viewer has been given
@@ -97,15 +98,7 @@ class Subscriber:
         self.bytes = 0
         self.watcher = None
         self.readable = False
-
-    def info(self) -> dict:
-        return {
-            "addr": self.addr,
-            "since": round(self.since, 3),
-            "events": self.events,
-            "bytes": self.bytes,
-            "host": self.host,
-        }
+        self.client = client  # a name the page gave its stream (for `drop sse`)
 
 
 @dataclass
@@ -282,9 +275,10 @@ class Hub:
         chunked: bool = True,
         addr: str = "?",
         host: str | None = None,
+        client: str | None = None,
     ) -> tuple[Subscriber, bytes]:
         """Register a viewer; returns it and the bytes to send before anything else."""
-        sub = Subscriber(sock, chunked, addr, host)
+        sub = Subscriber(sock, chunked, addr, host, client)
         parts = [sse.retry(self.retry_ms), sse.comment("connected")]
         sub.cursor = sub.floor_n = self._n
         if last_event_id is not None:
