@@ -21,17 +21,19 @@ const windowSelect = $("#window");
 charts.setWindow(Number(windowSelect.value));
 windowSelect.addEventListener("change", () => charts.setWindow(Number(windowSelect.value)));
 
+function setText(root, selector, text) {
+  const el = root.querySelector(selector);
+  if (el && el.textContent !== text) el.textContent = text;
+}
+const setFact = (root, key, text) => setText(root, `[data-f="${key}"]`, text);
+const setCompare = (key, text) => setText(document, `[data-c="${key}"]`, text);
+
 function showSample(sample) {
   updateCards($("#cards"), sample);
   procs.update(sample);
-  $("#updated").textContent = "updated " + clock(sample.ts);
+  setText(document, "#updated", "updated " + clock(sample.ts));
   const missing = Object.entries(sample.missing || {}).map(([k, why]) => `${k}: ${why}`);
-  $("#missing").textContent = missing.length ? "Not shown — " + missing.join("; ") : "";
-}
-
-function setFact(root, key, text) {
-  const el = root.querySelector(`[data-f="${key}"]`);
-  if (el && el.textContent !== text) el.textContent = text;
+  setText(document, "#missing", missing.length ? "Not shown — " + missing.join("; ") : "");
 }
 
 async function loadHistory() {
@@ -39,6 +41,90 @@ async function loadHistory() {
   const resp = await fetch(`${base}/api/history?seconds=${seconds}`, { cache: "no-store" });
   if (!resp.ok) throw new Error(`history: HTTP ${resp.status}`);
   return resp.json();
+}
+
+function watchStream(stream) {
+  const facts = $("#sse-facts");
+  const pill = $("#sse-pill");
+  let offlineTimer = null;
+  stream.addEventListener("metrics", (ev) => {
+    charts.push(ev.detail);
+    showSample(ev.detail);
+  });
+  stream.addEventListener("notice", (ev) => banners.notice(ev.detail));
+  stream.addEventListener("alert", (ev) => banners.alert(ev.detail));
+  stream.addEventListener("config", (ev) => {
+    banners.syncRules(ev.detail.alerts || []);
+    banners.show("config", "info", `Changed by ${ev.detail.by || "server"}`, ev.detail.change, { timeout: 6000 });
+  });
+  stream.addEventListener("resync", async () => {
+    // The server could not replay what we missed (it restarted, or we were
+    // away longer than its buffer): reload history instead.
+    try { charts.load((await loadHistory()).columns); } catch (e) { charts.clear(); }
+  });
+  stream.addEventListener("state", (ev) => {
+    const state = ev.detail;
+    pill.dataset.state = state;
+    setText(pill, ".pill-state", state);
+    setFact(facts, "state", state);
+    // A short blip is normal (a deploy, a dropped connection); say so when it lasts.
+    clearTimeout(offlineTimer);
+    if (state === "open") {
+      banners.dismiss("offline");
+    } else {
+      offlineTimer = setTimeout(() => banners.show("offline", "offline", "Server unreachable",
+        "The live stream is down; reconnecting by itself…", { dismissible: false }), 3000);
+    }
+  });
+  stream.addEventListener("stats", (ev) => {
+    const s = ev.detail;
+    setFact(facts, "messages", `0 / ${count(s.events)}`);
+    setFact(facts, "bytes", `0 B / ${bytes(s.bytes)}`);
+    setFact(facts, "last-id", stream.lastId || "—");
+    setFact(facts, "reconnects", count(s.reconnects));
+    setFact(facts, "gaps", count(s.gaps));
+    setFact(facts, "latency", ms(s.latencyMs));
+    setFact(facts, "role", stream.share ? (stream.role === "leader" ? "this tab holds the stream" : "relayed from another tab") : "no (own stream)");
+    setCompare("sse-dir", ` · ${count(s.events)} in, 0 out`);
+    setCompare("sse-re", ` · ${count(s.reconnects)} reconnects, ${count(s.gaps)} gaps`);
+    setCompare("sse-lat", ` · latency ${ms(s.latencyMs)}`);
+    if (s.events) setCompare("sse-cost", ` · ${Math.round(s.bytes / s.events)} B per event`);
+  });
+}
+
+function watchConsole(panel, stream) {
+  const facts = $("#ws-facts");
+  const pill = $("#ws-pill");
+  const dropSse = $("#drop-sse");
+  const dropWs = $("#drop-ws");
+  const enableDrops = () => {
+    const ok = panel.state === "open" && panel.socket && panel.socket.welcome && panel.socket.welcome.role === "operator";
+    for (const b of [dropSse, dropWs]) {
+      b.disabled = !ok;
+      b.title = ok ? "Ask the server to close this connection, then watch it recover" : "Log in to the console as an operator to drop connections";
+    }
+  };
+  panel.addEventListener("state", (ev) => {
+    pill.dataset.state = ev.detail === "signed out" ? "closed" : ev.detail;
+    setText(pill, ".pill-state", ev.detail);
+    setFact(facts, "state", ev.detail);
+    enableDrops();
+  });
+  panel.addEventListener("stats", (ev) => {
+    const s = ev.detail;
+    setFact(facts, "messages", `${count(s.sent)} / ${count(s.received)}`);
+    setFact(facts, "bytes", `${bytes(s.bytesOut)} / ${bytes(s.bytesIn)}`);
+    setFact(facts, "reconnects", count(s.reconnects));
+    setFact(facts, "rtt", ms(s.rttMs));
+    setCompare("ws-dir", ` · ${count(s.sent)} out, ${count(s.received)} in`);
+    setCompare("ws-re", ` · ${count(s.reconnects)} reconnects`);
+    setCompare("ws-lat", ` · round trip ${ms(s.rttMs)}`);
+    const n = s.sent + s.received;
+    if (n) setCompare("ws-cost", ` · ${Math.round((s.bytesOut + s.bytesIn) / n)} B per message`);
+    enableDrops();
+  });
+  dropSse.addEventListener("click", () => panel.run(`drop sse ${stream.client}`));
+  dropWs.addEventListener("click", () => panel.run(`drop console ${panel.socket.welcome.connection}`));
 }
 
 async function main() {
@@ -56,55 +142,13 @@ async function main() {
   } catch (e) { /* the stream fills the cards within a second */ }
 
   const stream = new MetricsStream({ url: `${base}/events`, lastEventId });
-  const facts = $("#sse-facts");
-  const pill = $("#sse-pill");
-  stream.addEventListener("metrics", (ev) => {
-    charts.push(ev.detail);
-    showSample(ev.detail);
-  });
-  stream.addEventListener("notice", (ev) => banners.notice(ev.detail));
-  stream.addEventListener("alert", (ev) => banners.alert(ev.detail));
-  stream.addEventListener("config", (ev) => {
-    banners.syncRules(ev.detail.alerts || []);
-    banners.show("config", "info", `Changed by ${ev.detail.by || "server"}`, ev.detail.change, { timeout: 6000 });
-  });
-  stream.addEventListener("resync", async () => {
-    // The server could not replay what we missed: reload history instead.
-    try { charts.load((await loadHistory()).columns); } catch (e) { charts.clear(); }
-  });
-  stream.addEventListener("state", (ev) => {
-    pill.dataset.state = ev.detail;
-    pill.querySelector(".pill-state").textContent = ev.detail;
-    setFact(facts, "state", ev.detail);
-  });
-  stream.addEventListener("stats", (ev) => {
-    const s = ev.detail;
-    setFact(facts, "events", count(s.events));
-    setFact(facts, "bytes", bytes(s.bytes));
-    setFact(facts, "last-id", stream.lastId || "—");
-    setFact(facts, "reconnects", count(s.reconnects));
-    setFact(facts, "gaps", count(s.gaps));
-    setFact(facts, "latency", ms(s.latencyMs));
-  });
+  watchStream(stream);
   stream.start();
 
-  const consolePanel = new ConsolePanel($("#console"), base);
-  const wsFacts = $("#ws-facts");
-  const wsPill = $("#ws-pill");
-  consolePanel.addEventListener("state", (ev) => {
-    wsPill.dataset.state = ev.detail === "signed out" ? "closed" : ev.detail;
-    wsPill.querySelector(".pill-state").textContent = ev.detail;
-    setFact(wsFacts, "state", ev.detail);
-  });
-  consolePanel.addEventListener("stats", (ev) => {
-    const s = ev.detail;
-    setFact(wsFacts, "messages", `${count(s.sent)} / ${count(s.received)}`);
-    setFact(wsFacts, "bytes", `${bytes(s.bytesOut)} / ${bytes(s.bytesIn)}`);
-    setFact(wsFacts, "reconnects", count(s.reconnects));
-    setFact(wsFacts, "rtt", ms(s.rttMs));
-  });
-  consolePanel.init();
-  window.dashboard = { stream, charts, console: consolePanel, banners };
+  const panel = new ConsolePanel($("#console"), base);
+  watchConsole(panel, stream);
+  panel.init();
+  window.dashboard = { stream, charts, console: panel, banners };
 }
 
 main();
