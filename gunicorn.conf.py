@@ -12,10 +12,10 @@ _cfg = _settings.load()
 # Made here, in the master, when not configured: workers inherit them through
 # the environment, so a restarted worker keeps the same login token and the
 # same cookie key.
-_generated_token = not _cfg["OPERATOR_TOKEN"]
-for _name in ("OPERATOR_TOKEN", "SECRET_KEY"):
-    if not _cfg[_name]:
-        os.environ[_name] = _cfg[_name] = secrets.token_urlsafe(24)
+_generated = [name for name in ("OPERATOR_TOKEN", "SECRET_KEY") if not _cfg[name]]
+for _name in _generated:
+    os.environ[_name] = _cfg[_name] = secrets.token_urlsafe(24)
+_generated_token = "OPERATOR_TOKEN" in _generated
 
 bind = f"{_cfg['HOST']}:{_cfg['PORT']}"
 
@@ -33,15 +33,20 @@ keepalive = 2
 # collide there and the app has no use for it.
 control_socket_disable = True
 
-# The sampler, the event buffer and console state live in each process, so more
-# workers would each show their own copy. Scaling out needs a shared store.
-workers = 1
-if _cfg["WEB_CONCURRENCY"] > 1:
+# Without Redis the sampler, the event buffer and console state live in one
+# process, so more workers would each show their own copy. With REDIS_URL they
+# share everything through Redis and WEB_CONCURRENCY applies.
+workers = _cfg["WEB_CONCURRENCY"] if _cfg["REDIS_URL"] else 1
+if _cfg["WEB_CONCURRENCY"] > 1 and not _cfg["REDIS_URL"]:
     logging.getLogger("gunicorn.error").warning(
-        "WEB_CONCURRENCY=%d ignored: without a shared store every worker would keep its own "
-        "sampler, buffer and console state; running 1 worker",
+        "WEB_CONCURRENCY=%d ignored: without a shared store (REDIS_URL) every worker would keep "
+        "its own sampler, buffer and console state; running 1 worker",
         _cfg["WEB_CONCURRENCY"],
     )
+if _cfg["REDIS_URL"] and _generated:
+    logging.getLogger("gunicorn.error").warning(
+        "REDIS_URL is set but %s generated here: each dyno or host makes its own, so logins do "
+        "not carry over between them; set them in the environment", " and ".join(_generated))
 
 # Access and error logs to stdout, where platforms collect them. The request
 # line is logged without its query string: a login URL carries a token there.

@@ -4,6 +4,9 @@ A rule such as `cpu > 90 --for 30` goes pending when the condition first
 holds and fires once it has held for 30 s; it resolves as soon as the
 condition stops holding. Only transitions (firing, resolved) become events.
 A sample without the value (no rate yet, collector missing) changes nothing.
+
+Rules are shared (every host is checked against every rule); the state of a
+rule is kept per host, by whoever samples that host.
 """
 
 from __future__ import annotations
@@ -57,9 +60,6 @@ class Rule:
     hold: float
     by: str | None
     created: float = field(default_factory=time.time)
-    state: str = "ok"  # ok, pending, firing
-    since: float | None = None  # when the condition started holding
-    value: float | None = None  # the latest value seen
 
     def describe(self) -> str:
         hold = f" for {self.hold:g}s" if self.hold else ""
@@ -68,49 +68,79 @@ class Rule:
     def public(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Rule":
+        return cls(d["id"], d["metric"], d["op"], float(d["threshold"]), float(d["hold"]), d.get("by"),
+                   float(d.get("created", 0)))
+
+
+@dataclass
+class RuleState:
+    state: str = "ok"  # ok, pending, firing
+    since: float | None = None  # when the condition started holding
+    value: float | None = None  # the latest value seen
+
+    def public(self) -> dict:
+        return asdict(self)
+
+
+def check(metric: str, op: str) -> None:
+    metric_getter(metric)
+    if op not in OPS:
+        raise ValueError(f"operator must be one of {' '.join(OPS)}")
+
 
 class Alerts:
     def __init__(self) -> None:
         self.rules: dict[str, Rule] = {}
+        self.states: dict[tuple[str, str], RuleState] = {}  # (rule id, host)
         self._ids = itertools.count(1)
 
     def add(self, metric: str, op: str, threshold: float, hold: float, by: str | None) -> Rule:
-        metric_getter(metric)  # validates
-        if op not in OPS:
-            raise ValueError(f"operator must be one of {' '.join(OPS)}")
+        check(metric, op)
         rule = Rule(f"a{next(self._ids)}", metric, op, threshold, hold, by)
         self.rules[rule.id] = rule
         return rule
 
     def remove(self, rule_id: str) -> Rule:
-        try:
-            return self.rules.pop(rule_id)
-        except KeyError:
-            raise KeyError(rule_id) from None
+        rule = self.rules.pop(rule_id)  # KeyError when unknown
+        for key in [k for k in self.states if k[0] == rule_id]:
+            del self.states[key]
+        return rule
 
-    def firing(self) -> list[Rule]:
-        return [r for r in self.rules.values() if r.state == "firing"]
+    def replace(self, rules: dict[str, dict]) -> None:
+        """Take the shared rule set (from Redis); keep state of rules that stay."""
+        self.rules = {rid: Rule.from_dict(d) for rid, d in rules.items()}
+        self.states = {k: v for k, v in self.states.items() if k[0] in self.rules}
 
-    def evaluate(self, sample: dict, now: float | None = None) -> list[tuple[Rule, str]]:
-        """Apply one sample; returns the (rule, "firing"|"resolved") transitions."""
+    def firing(self) -> list[tuple[Rule, str]]:
+        return [(self.rules[rid], host) for (rid, host), st in self.states.items()
+                if st.state == "firing" and rid in self.rules]
+
+    def state_of(self, rule_id: str, host: str) -> RuleState:
+        return self.states.setdefault((rule_id, host), RuleState())
+
+    def evaluate(self, sample: dict, host: str, now: float | None = None) -> list[tuple[Rule, RuleState, str]]:
+        """Apply one sample of host; returns the (rule, state, "firing"|"resolved") transitions."""
         now = sample.get("ts", time.time()) if now is None else now
         changes = []
         for rule in list(self.rules.values()):
             value = metric_getter(rule.metric)(sample)
             if value is None:
                 continue
-            rule.value = value
+            st = self.state_of(rule.id, host)
+            st.value = value
             if OPS[rule.op](value, rule.threshold):
-                if rule.since is None:
-                    rule.since = now
-                if rule.state != "firing" and now - rule.since >= rule.hold:
-                    rule.state = "firing"
-                    changes.append((rule, "firing"))
-                elif rule.state == "ok":
-                    rule.state = "pending"
+                if st.since is None:
+                    st.since = now
+                if st.state != "firing" and now - st.since >= rule.hold:
+                    st.state = "firing"
+                    changes.append((rule, st, "firing"))
+                elif st.state == "ok":
+                    st.state = "pending"
             else:
-                was = rule.state
-                rule.state, rule.since = "ok", None
+                was = st.state
+                st.state, st.since = "ok", None
                 if was == "firing":
-                    changes.append((rule, "resolved"))
+                    changes.append((rule, st, "resolved"))
         return changes

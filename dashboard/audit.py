@@ -39,8 +39,9 @@ CREATE TABLE IF NOT EXISTS revoked_sessions (
 """
 
 
-class AuditUnavailable(RuntimeError):
-    """The record could not be written; the command must not run or be acknowledged."""
+class StoreUnavailable(RuntimeError):
+    """A write to the audit log or the shared store failed: the command must not
+    run, or must not be acknowledged."""
 
 
 @dataclass
@@ -54,7 +55,7 @@ class Record:
     outcome: str  # ok, pending, or an error code
     detail: str | None = None
     ts: float = field(default_factory=time.time)
-    id: int | None = None
+    id: int | str | None = None
 
     def public(self) -> dict:
         return asdict(self)
@@ -72,6 +73,7 @@ class AuditLog:
         self.db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(_SCHEMA)
+        self._revoked = self.revoked()
 
     def append(self, record: Record) -> Record:
         """Commit record (auto-commit), then log it as one JSON line."""
@@ -93,7 +95,7 @@ class AuditLog:
             )
         except sqlite3.Error as exc:
             log.error("audit write failed: %s", exc)
-            raise AuditUnavailable(str(exc)) from exc
+            raise StoreUnavailable(str(exc)) from exc
         record.id = cur.lastrowid
         log.info(json.dumps({"audit": record.public()}, ensure_ascii=False))
         return record
@@ -106,7 +108,7 @@ class AuditLog:
             )
         except sqlite3.Error as exc:
             log.error("audit update failed: %s", exc)
-            raise AuditUnavailable(str(exc)) from exc
+            raise StoreUnavailable(str(exc)) from exc
         record.outcome, record.detail = outcome, detail
         log.info(json.dumps({"audit": record.public()}, ensure_ascii=False))
         return record
@@ -127,11 +129,82 @@ class AuditLog:
         self.db.execute(
             "INSERT OR REPLACE INTO revoked_sessions (session, expires) VALUES (?, ?)", (session, expires)
         )
+        self._revoked.add(session)
 
     def revoked(self) -> set[str]:
         now = time.time()
         self.db.execute("DELETE FROM revoked_sessions WHERE expires < ?", (now,))
         return {row[0] for row in self.db.execute("SELECT session FROM revoked_sessions")}
 
+    def is_revoked(self, session: str) -> bool:
+        return session in self._revoked
+
     def close(self) -> None:
         self.db.close()
+
+
+_FIELDS = ("ts", "operator", "role", "session", "addr", "action", "line", "outcome", "detail")
+
+
+class RedisAuditLog:
+    """The audit log as a Redis stream, for deployments whose disks do not last
+    (a dyno's filesystem is wiped on every restart). A record is acknowledged
+    once Redis has accepted it; how it survives a Redis restart is the Redis
+    server's persistence setting (appendonly/appendfsync)."""
+
+    def __init__(self, store) -> None:
+        import redis
+
+        self.store = store
+        self._errors = (redis.RedisError, OSError)
+
+    def append(self, record: Record) -> Record:
+        fields = {k: "" if getattr(record, k) is None else str(getattr(record, k)) for k in _FIELDS}
+        try:
+            record.id = self.store.audit_add(fields)
+        except self._errors as exc:
+            log.error("audit write failed: %s", exc)
+            raise StoreUnavailable(str(exc)) from exc
+        log.info(json.dumps({"audit": record.public()}, ensure_ascii=False))
+        return record
+
+    def settle(self, record: Record, outcome: str, detail: str | None = None) -> Record:
+        # Streams are append-only: the outcome is a second entry naming the first.
+        try:
+            self.store.audit_add({"ref": str(record.id), "outcome": outcome, "detail": detail or ""})
+        except self._errors as exc:
+            log.error("audit update failed: %s", exc)
+            raise StoreUnavailable(str(exc)) from exc
+        record.outcome, record.detail = outcome, detail
+        log.info(json.dumps({"audit": record.public()}, ensure_ascii=False))
+        return record
+
+    def latest(self, n: int) -> list[dict]:
+        entries = self.store.audit_latest(n * 2 + 20)
+        outcomes: dict[str, tuple[str, str]] = {}
+        records: list[dict] = []
+        for entry_id, f in entries:  # newest first: outcomes come before their records
+            if "ref" in f:
+                outcomes.setdefault(f["ref"], (f.get("outcome", ""), f.get("detail", "")))
+                continue
+            record = {"id": entry_id, **{k: f.get(k, "") for k in _FIELDS}}
+            record["ts"] = float(record["ts"] or 0)
+            if entry_id in outcomes:
+                record["outcome"], record["detail"] = outcomes[entry_id]
+            record["detail"] = record["detail"] or None
+            records.append(record)
+            if len(records) == n:
+                break
+        return list(reversed(records))
+
+    def revoke(self, session: str, expires: float) -> None:
+        self.store.revoke(session, expires)
+
+    def is_revoked(self, session: str) -> bool:
+        try:
+            return self.store.is_revoked(session)
+        except self._errors:
+            return True  # cannot check: refuse rather than honour a logged-out session
+
+    def close(self) -> None:
+        pass

@@ -103,7 +103,7 @@ def session_operator() -> Operator | None:
     role = session.get("role")
     if not sid or role not in ("operator", "observer"):
         return None
-    if sid in services().revoked_sessions:
+    if services().audit.is_revoked(sid):
         return None
     return Operator(session.get("op", role), role, sid, request.remote_addr or "?", "cookie")
 

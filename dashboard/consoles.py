@@ -19,7 +19,7 @@ import gevent
 from gevent.queue import Full, Queue
 
 from . import commands, protocol
-from .audit import AuditUnavailable, Record
+from .audit import StoreUnavailable, Record
 from .commands import CommandError, Context
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -182,9 +182,16 @@ class ConsoleSession:
         except CommandError as exc:
             record.action = exc.command or record.action
             return self._finish(rid, record, started, error=exc)
-        except AuditUnavailable:
+        except StoreUnavailable:
+            # The audit log could not take the pending record (nothing ran), or
+            # the shared store refused the change itself (nothing changed).
+            if record.id is not None:
+                try:
+                    svc.audit.settle(record, "unavailable")
+                except StoreUnavailable:
+                    pass
             return protocol.reply_error(
-                rid, "unavailable", "the audit log cannot record commands right now, so nothing was run")
+                rid, "unavailable", "the audit log or the shared store is unreachable, so nothing was run")
         except Exception:
             log.exception("command %r failed", record.action)
             return self._finish(rid, record, started, error=CommandError("internal", "the command failed on the server"))
@@ -202,7 +209,7 @@ class ConsoleSession:
                 svc.audit.append(record)
             else:
                 svc.audit.settle(record, outcome)
-        except AuditUnavailable:
+        except StoreUnavailable:
             if record.id is None:
                 return protocol.reply_error(
                     rid, "unavailable", "the audit log cannot record commands right now; try again")

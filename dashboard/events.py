@@ -114,6 +114,7 @@ class Alert(Event):
 
     type: ClassVar[str] = "alert"
     rule: dict
+    host: str
     state: str  # firing, resolved
     value: float | None
     message: str

@@ -77,8 +77,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "WEB_CONCURRENCY",
         1,
-        "gunicorn worker processes. Each would keep its own sampler, buffer and state, "
-        "so above 1 the app warns and runs one worker.",
+        "gunicorn worker processes. Above 1 only with REDIS_URL (each would keep its own "
+        "sampler, buffer and state otherwise); without it the app warns and runs one worker.",
         _ranged(int, 1, 64),
     ),
     Setting(
@@ -199,6 +199,34 @@ SETTINGS: tuple[Setting, ...] = (
         65536,
         "Largest console message in bytes; bigger ones close the socket with 1009.",
         _ranged(int, 1024, 16 * 1024 * 1024),
+    ),
+    Setting(
+        "REDIS_URL",
+        "",
+        "redis:// or rediss:// URL of a shared Redis. Unset: one process keeps everything "
+        "(the embedded default). Set: several workers, dynos and hosts share streams, state "
+        "and the audit log through it.",
+        secret=True,
+    ),
+    Setting("REDIS_PREFIX", "dash", "Prefix of every Redis key, to share one Redis between apps."),
+    Setting(
+        "REDIS_TLS_VERIFY",
+        True,
+        "0 accepts a rediss:// server's self-signed certificate (Heroku's Redis add-on needs it).",
+        _bool,
+    ),
+    Setting(
+        "SAMPLER_LEASE_SECONDS",
+        5.0,
+        "With Redis, one process per host samples it, under a lease this long; when that "
+        "process dies another takes over within about this time.",
+        _ranged(float, 1.0, 120.0),
+    ),
+    Setting(
+        "HOST_STALE_SECONDS",
+        15.0,
+        "A host not heard from for this long (or three of its intervals) is shown as stale.",
+        _ranged(float, 1.0, 86400.0),
     ),
     Setting(
         "CONSOLE_PING_SECONDS",

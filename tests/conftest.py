@@ -81,3 +81,22 @@ def page_errors():
 
     watch.errors = errors
     return watch
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A fresh redis-server on a free loopback port (persistence off), stopped by pid."""
+    from tests.support.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def store(redis_server):
+    from dashboard.redis_store import RedisStore
+
+    s = RedisStore(redis_server.url, "test", history_seconds=60)
+    yield s
+    s.close()

@@ -1,6 +1,6 @@
 import pytest
 
-from dashboard.alerts import Alerts, metric_getter
+from dashboard.alerts import Alerts, Rule, metric_getter
 
 
 def sample(cpu=None, ts=0.0, disks=()):
@@ -10,30 +10,39 @@ def sample(cpu=None, ts=0.0, disks=()):
 def test_hold_time_pending_then_firing_then_resolved():
     a = Alerts()
     rule = a.add("cpu", ">", 80, 10, by="alice")
-    assert a.evaluate(sample(90, ts=100)) == []
-    assert rule.state == "pending" and rule.since == 100
-    assert a.evaluate(sample(95, ts=105)) == []
-    assert a.evaluate(sample(95, ts=110)) == [(rule, "firing")]
-    assert a.evaluate(sample(99, ts=111)) == []  # fires once
-    assert a.firing() == [rule]
-    assert a.evaluate(sample(50, ts=112)) == [(rule, "resolved")]
-    assert rule.state == "ok" and rule.since is None
+    assert a.evaluate(sample(90, ts=100), "h1") == []
+    st = a.states[(rule.id, "h1")]
+    assert st.state == "pending" and st.since == 100
+    assert a.evaluate(sample(95, ts=105), "h1") == []
+    assert a.evaluate(sample(95, ts=110), "h1") == [(rule, st, "firing")]
+    assert a.evaluate(sample(99, ts=111), "h1") == []  # fires once
+    assert a.firing() == [(rule, "h1")]
+    assert a.evaluate(sample(50, ts=112), "h1") == [(rule, st, "resolved")]
+    assert st.state == "ok" and st.since is None
+
+
+def test_state_is_kept_per_host():
+    a = Alerts()
+    rule = a.add("cpu", ">", 80, 0, by=None)
+    assert [c[2] for c in a.evaluate(sample(90, ts=1), "web")] == ["firing"]
+    assert a.evaluate(sample(10, ts=1), "db") == []
+    assert a.firing() == [(rule, "web")]
 
 
 def test_dipping_below_restarts_the_hold():
     a = Alerts()
     rule = a.add("cpu", ">", 80, 10, by=None)
-    a.evaluate(sample(90, ts=0))
-    a.evaluate(sample(10, ts=5))
-    assert a.evaluate(sample(90, ts=9)) == [] and rule.since == 9
-    assert a.evaluate(sample(90, ts=19)) == [(rule, "firing")]
+    a.evaluate(sample(90, ts=0), "h")
+    a.evaluate(sample(10, ts=5), "h")
+    assert a.evaluate(sample(90, ts=9), "h") == [] and a.states[(rule.id, "h")].since == 9
+    assert [c[2] for c in a.evaluate(sample(90, ts=19), "h")] == ["firing"]
 
 
 def test_missing_values_change_nothing():
     a = Alerts()
     rule = a.add("cpu", ">", 80, 0, by=None)
-    a.evaluate(sample(90, ts=0))
-    assert a.evaluate(sample(None, ts=1)) == [] and rule.state == "firing"
+    a.evaluate(sample(90, ts=0), "h")
+    assert a.evaluate(sample(None, ts=1), "h") == [] and a.states[(rule.id, "h")].state == "firing"
 
 
 def test_disk_metrics_by_mount():
@@ -49,10 +58,13 @@ def test_unknown_metrics_are_refused_with_the_list(metric):
     assert "known: cpu" in str(err.value)
 
 
-def test_ids_are_unique_and_removal():
+def test_ids_removal_and_replacing_the_rule_set():
     a = Alerts()
     r1, r2 = a.add("cpu", ">", 1, 0, None), a.add("memory", "<", 5, 0, None)
     assert (r1.id, r2.id) == ("a1", "a2")
-    assert a.remove("a1") is r1 and list(a.rules) == ["a2"]
+    a.evaluate(sample(90, ts=0), "h")
+    assert a.remove("a1") is r1 and list(a.rules) == ["a2"] and ("a1", "h") not in a.states
     with pytest.raises(KeyError):
         a.remove("a1")
+    a.replace({"a7": Rule("a7", "swap", ">", 50, 0, "bob").public()})
+    assert list(a.rules) == ["a7"] and a.rules["a7"].describe() == "swap > 50"

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from dashboard.audit import AuditLog, AuditUnavailable, Record
+from dashboard.audit import AuditLog, StoreUnavailable, Record
 
 
 def rec(line, outcome="ok"):
@@ -38,7 +38,7 @@ def test_each_record_is_also_one_json_log_line(tmp_path, caplog):
 def test_a_broken_store_raises_unavailable(tmp_path):
     log = AuditLog(str(tmp_path / "a.sqlite3"))
     log.db.close()
-    with pytest.raises(AuditUnavailable):
+    with pytest.raises(StoreUnavailable):
         log.append(rec("status"))
 
 

@@ -5,7 +5,7 @@ import json
 import gevent
 import pytest
 
-from dashboard.audit import AuditUnavailable
+from dashboard.audit import StoreUnavailable
 from dashboard.auth import Operator
 from dashboard.consoles import ConsoleSession
 
@@ -94,7 +94,7 @@ def test_no_audit_no_change(svc, monkeypatch):
     s, ws = session(svc)
 
     def broken(record):
-        raise AuditUnavailable("disk full")
+        raise StoreUnavailable("disk full")
 
     monkeypatch.setattr(svc.audit, "append", broken)
     s.handle('{"id": 1, "line": "interval 5"}')

@@ -1,0 +1,232 @@
+"""Everything the app keeps in Redis, and the one place that names its keys.
+
+    {p}:host:{name}      stream   one host's samples plus every global event
+                                  (config, notice, alert), ids shared by all
+                                  processes; trimmed to HISTORY_SECONDS
+    {p}:hosts            hash     host -> JSON (last_seen, role, interval, pid)
+    {p}:procs:{name}     string   the host's full process table (JSON), for ps/top
+    {p}:lease:{name}     string   which process samples that host (expires)
+    {p}:state            hash     interval, paused (shared by every sampler)
+    {p}:alerts           hash     rule id -> rule JSON
+    {p}:alert-ids        counter  rule ids
+    {p}:alert-state      hash     "rule|host" -> JSON (state, since, value)
+    {p}:audit            stream   audit records (trimmed to AUDIT_KEEP)
+    {p}:revoked          zset     logged-out session ids, scored by expiry
+    {p}:control          pubsub   "state changed": samplers reload it
+    {p}:pushes           pubsub   console pushes for every console everywhere
+
+Methods are thin and raise redis.RedisError when Redis is unreachable; the
+callers decide what that means (fall back, refuse, retry).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+# Renew only if we still hold it; release only our own lease.
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, fit for a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, ""))
+
+
+class RedisStore:
+    def __init__(self, url: str, prefix: str = "dash", *, history_seconds: float = 3600,
+                 audit_keep: int = 100_000, tls_verify: bool = True, timeout: float = 5.0) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.history_ms = int(history_seconds * 1000)
+        self.audit_keep = audit_keep
+        options = {"decode_responses": True, "socket_timeout": timeout, "socket_connect_timeout": timeout,
+                   "health_check_interval": 30}
+        if url.startswith("rediss://") and not tls_verify:
+            # Heroku's Redis add-on presents a self-signed certificate.
+            options["ssl_cert_reqs"] = None
+        self.r = redis.Redis.from_url(url, **options)
+        # Blocking reads get their own connection pool, so they never hold up commands.
+        self.reader = redis.Redis.from_url(url, **{**options, "socket_timeout": timeout + 10})
+        self._renew = self.r.register_script(_RENEW)
+        self._release = self.r.register_script(_RELEASE)
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix,) + parts)
+
+    def stream(self, host: str) -> str:
+        return self.key("host", host)
+
+    def host_of(self, stream_key: str) -> str:
+        return stream_key[len(self.key("host")) + 1 :]
+
+    def ping(self) -> bool:
+        return bool(self.r.ping())
+
+    def close(self) -> None:
+        self.r.close()
+        self.reader.close()
+
+    # ---- streams ---------------------------------------------------------------
+
+    def history_start(self) -> int:
+        """Milliseconds since the epoch of the oldest entry the streams keep."""
+        return int(time.time() * 1000) - self.history_ms
+
+    def _minid(self) -> str:
+        return f"{self.history_start()}-0"
+
+    def add_sample(self, host: str, data: str, procs: str, info: dict) -> str:
+        """Append a sample to the host's stream; note the host as alive."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.xadd(self.stream(host), {"t": "metrics", "d": data}, minid=self._minid(), approximate=True)
+        pipe.set(self.key("procs", host), procs, ex=max(60, int(info.get("interval", 1) * 10)))
+        pipe.hset(self.key("hosts"), host, json.dumps({**info, "last_seen": time.time()}))
+        return pipe.execute()[0]
+
+    def add_event(self, hosts: Iterable[str], type: str, data: str) -> dict[str, str]:
+        """Append a global event to every host's stream; the id it got in each."""
+        hosts = list(dict.fromkeys(hosts))
+        pipe = self.r.pipeline(transaction=False)
+        for host in hosts:
+            pipe.xadd(self.stream(host), {"t": type, "d": data}, minid=self._minid(), approximate=True)
+        return dict(zip(hosts, pipe.execute()))
+
+    def backfill(self, host: str, since_ms: int | None = None) -> list[tuple[str, dict]]:
+        """The host's stream as far back as the history reaches."""
+        since = self.history_start() if since_ms is None else since_ms
+        return self.r.xrange(self.stream(host), min=f"{since}-0")
+
+    def read(self, last_ids: dict[str, str], block_ms: int) -> list:
+        """New entries after last_ids ({host: id}), waiting up to block_ms."""
+        streams = {self.stream(h): i for h, i in last_ids.items()}
+        return self.reader.xread(streams, block=block_ms, count=1000) or []
+
+    def last_seq(self, host: str) -> int:
+        """The seq of the host's newest sample (so a new sampler continues it)."""
+        for _id, fields in self.r.xrevrange(self.stream(host), count=50):
+            if fields.get("t") == "metrics":
+                try:
+                    return int(json.loads(fields["d"]).get("seq", 0))
+                except (ValueError, TypeError):
+                    return 0
+        return 0
+
+    # ---- hosts -------------------------------------------------------------------
+
+    def hosts(self) -> dict[str, dict]:
+        out = {}
+        for name, raw in self.r.hgetall(self.key("hosts")).items():
+            try:
+                out[name] = json.loads(raw)
+            except ValueError:
+                continue
+        return out
+
+    def procs(self, host: str) -> list | None:
+        raw = self.r.get(self.key("procs", host))
+        return None if raw is None else json.loads(raw)
+
+    # ---- the sampler lease --------------------------------------------------------
+
+    def acquire(self, host: str, holder: str, seconds: float) -> bool:
+        return bool(self.r.set(self.key("lease", host), holder, nx=True, px=int(seconds * 1000)))
+
+    def renew(self, host: str, holder: str, seconds: float) -> bool:
+        return bool(self._renew(keys=[self.key("lease", host)], args=[holder, int(seconds * 1000)]))
+
+    def release(self, host: str, holder: str) -> bool:
+        return bool(self._release(keys=[self.key("lease", host)], args=[holder]))
+
+    def holder(self, host: str) -> str | None:
+        return self.r.get(self.key("lease", host))
+
+    # ---- shared settings and alert rules -----------------------------------------------
+
+    def state(self) -> dict:
+        raw = self.r.hgetall(self.key("state"))
+        out = {}
+        if "interval" in raw:
+            out["interval"] = float(raw["interval"])
+        if "paused" in raw:
+            out["paused"] = raw["paused"] == "1"
+        return out
+
+    def set_state(self, **values) -> None:
+        mapping = {k: ("1" if v else "0") if isinstance(v, bool) else str(v) for k, v in values.items()}
+        pipe = self.r.pipeline()
+        pipe.hset(self.key("state"), mapping=mapping)
+        pipe.publish(self.key("control"), json.dumps({"state": values}))
+        pipe.execute()
+
+    def rules(self) -> dict[str, dict]:
+        return {k: json.loads(v) for k, v in self.r.hgetall(self.key("alerts")).items()}
+
+    def add_rule(self, rule: dict) -> dict:
+        rule = {**rule, "id": f"a{self.r.incr(self.key('alert-ids'))}"}
+        pipe = self.r.pipeline()
+        pipe.hset(self.key("alerts"), rule["id"], json.dumps(rule))
+        pipe.publish(self.key("control"), json.dumps({"rules": True}))
+        pipe.execute()
+        return rule
+
+    def remove_rule(self, rule_id: str) -> dict | None:
+        raw = self.r.hget(self.key("alerts"), rule_id)
+        if raw is None:
+            return None
+        pipe = self.r.pipeline()
+        pipe.hdel(self.key("alerts"), rule_id)
+        for field in self.r.hkeys(self.key("alert-state")):
+            if field.startswith(rule_id + "|"):
+                pipe.hdel(self.key("alert-state"), field)
+        pipe.publish(self.key("control"), json.dumps({"rules": True}))
+        pipe.execute()
+        return json.loads(raw)
+
+    def alert_states(self) -> dict[tuple[str, str], dict]:
+        out = {}
+        for field, raw in self.r.hgetall(self.key("alert-state")).items():
+            rule_id, _, host = field.partition("|")
+            out[(rule_id, host)] = json.loads(raw)
+        return out
+
+    def save_alert_state(self, rule_id: str, host: str, state: dict) -> None:
+        self.r.hset(self.key("alert-state"), f"{rule_id}|{host}", json.dumps(state))
+
+    # ---- pushes to consoles everywhere ---------------------------------------------------
+
+    def push(self, text: str) -> None:
+        self.r.publish(self.key("pushes"), text)
+
+    def pubsub(self):
+        p = self.reader.pubsub(ignore_subscribe_messages=True)
+        p.subscribe(self.key("control"), self.key("pushes"))
+        return p
+
+    # ---- audit and sessions --------------------------------------------------------------
+
+    def audit_add(self, fields: dict) -> str:
+        return self.r.xadd(self.key("audit"), fields, maxlen=self.audit_keep, approximate=True)
+
+    def audit_latest(self, n: int) -> list[tuple[str, dict]]:
+        return self.r.xrevrange(self.key("audit"), count=n)
+
+    def revoke(self, session: str, expires: float) -> None:
+        pipe = self.r.pipeline()
+        pipe.zadd(self.key("revoked"), {session: expires})
+        pipe.zremrangebyscore(self.key("revoked"), 0, time.time())
+        pipe.execute()
+
+    def is_revoked(self, session: str) -> bool:
+        score = self.r.zscore(self.key("revoked"), session)
+        return score is not None and score > time.time()
