@@ -6,23 +6,33 @@ import math
 
 from flask import Blueprint, Response, jsonify, request
 
-from .web import error, services
+from .web import error, host_view, services
 
 bp = Blueprint("api", __name__)
 
 
 @bp.get("/api/snapshot")
 def snapshot():
-    svc = services()
-    if svc.latest_json is None:
+    view, problem = host_view()
+    if problem:
+        return problem
+    if view.latest_json is None:
         return error(503, "no_sample", "no sample has been taken yet; retry in a second")
     # The sample's JSON was encoded once when it was published; reuse it.
-    return Response(svc.latest_json, mimetype="application/json")
+    return Response(view.latest_json, mimetype="application/json")
+
+
+@bp.get("/api/hosts")
+def hosts():
+    return jsonify({"hosts": services().hosts()})
 
 
 @bp.get("/api/history")
 def history():
     svc = services()
+    view, problem = host_view()
+    if problem:
+        return problem
     limit = svc.config["HISTORY_SECONDS"]
     raw = request.args.get("seconds")
     seconds = None
@@ -38,7 +48,7 @@ def history():
                 f"seconds must be a number above 0 and at most {limit} (HISTORY_SECONDS), "
                 f"not {raw[:32]!r}",
             )
-    return jsonify(svc.history.columns(seconds))
+    return jsonify({**view.history.columns(seconds), "host": view.name})
 
 
 @bp.get("/healthz")

@@ -23,7 +23,7 @@ import gevent
 import psutil
 
 from . import cmdline
-from .alerts import METRICS_HELP, OPS
+from .alerts import METRICS_HELP, OPS, Rule
 from .cmdline import Arg, ArgError, Opt
 from .processes import matching, top
 
@@ -183,43 +183,70 @@ def cmd_whoami(ctx: Context, a: dict) -> Any:
             "addr": op.addr, "connection": ctx.connection}
 
 
+def _mode(svc) -> str:
+    if svc.fleet is None:
+        return "embedded (one process)"
+    if svc.shared:
+        return "shared through Redis"
+    return "local: Redis unreachable"
+
+
 @command("status", "Server and sampler state, viewers and consoles connected, version.")
 def cmd_status(ctx: Context, a: dict) -> Any:
     svc = ctx.svc
     sampler = svc.sampler
+    views = list(svc.views.values())
     return {
         "version": svc.version,
         "host": svc.host,
         "pid": os.getpid(),
+        "mode": _mode(svc),
         "uptime": round(time.time() - svc.started_at, 1),
         "sampler": {
             "interval": sampler.interval,
             "paused": sampler.paused,
-            "seq": sampler.seq,
+            "here": sampler.running,
+            "seq": (svc.local.latest or {}).get("seq", sampler.seq),
             "last_duration_ms": None if sampler.last_duration is None else round(sampler.last_duration * 1000, 2),
         },
-        "viewers": len(svc.hub.subscribers),
+        "viewers": sum(len(v.hub.subscribers) for v in views),
         "consoles": len(svc.consoles),
-        "events_published": svc.hub.stats.published,
-        "alerts_firing": len(svc.alerts.firing()),
+        "events_published": sum(v.hub.stats.published for v in views),
+        "alerts_firing": sum(len(r["firing"]) for r in svc.alert_rules()),
     }
 
 
 @command("clients", "Open event streams and consoles: name, address, since, traffic.")
 def cmd_clients(ctx: Context, a: dict) -> Any:
     rows = []
-    for sub in ctx.svc.hub.subscribers:
-        rows.append(["sse", sub.client or "-", sub.addr, round(sub.since, 3), sub.events, "-"])
+    for view in list(ctx.svc.views.values()):
+        for sub in view.hub.subscribers:
+            rows.append(["sse", sub.client or "-", sub.addr, round(sub.since, 3), sub.events, view.name])
     for session in ctx.svc.consoles.sessions():
         rows.append(["console", session.id, session.addr, round(session.since, 3), session.commands,
                      session.operator.name])
-    return {"columns": ["kind", "name", "addr", "since", "messages", "operator"], "rows": rows}
+    return {"columns": ["kind", "name", "addr", "since", "messages", "host / operator"], "rows": rows}
 
 
-def _process_rows(ctx: Context, procs) -> dict:
-    table = ctx.svc.processes
-    rows = [[r["pid"], r["name"], r["user"], r["cpu"], r["rss"]] for r in table.rows(procs)]
-    return {"columns": ["pid", "name", "user", "cpu", "rss"], "rows": rows}
+HOST = Opt("host", cmdline.text(128), None, "another host's table (see 'hosts')", metavar="name")
+
+
+def _table(ctx: Context, host: str | None) -> list[dict]:
+    """The latest process table of host (this one by default)."""
+    try:
+        rows = ctx.svc.process_rows(host)
+    except KeyError:
+        raise CommandError("not_found", f"no process table for host {host!r}; see 'hosts'") from None
+    if not rows:
+        raise CommandError("not_found", "no sample has been taken yet")
+    return rows
+
+
+def _as_table(rows: list[dict]) -> dict:
+    return {
+        "columns": ["pid", "name", "user", "cpu", "rss"],
+        "rows": [[r["pid"], r["name"], r["user"], r["cpu"], r["rss"]] for r in rows],
+    }
 
 
 @command(
@@ -227,23 +254,32 @@ def _process_rows(ctx: Context, procs) -> dict:
     "Heaviest processes from the latest sample.",
     Arg("n", cmdline.integer(1, 100), required=False, help="how many (default 10)"),
     Opt("sort", cmdline.choice("cpu", "mem"), "cpu", "cpu or mem", metavar="cpu|mem"),
+    HOST,
 )
 def cmd_top(ctx: Context, a: dict) -> Any:
-    latest = ctx.svc.processes.latest
-    if not latest:
-        raise CommandError("not_found", "no sample has been taken yet")
-    return {**_process_rows(ctx, top(latest, a["n"] or 10, a["sort"])), "sort": a["sort"]}
+    rows = _table(ctx, a["host"])
+    return {**_as_table(top(rows, a["n"] or 10, a["sort"])), "sort": a["sort"]}
 
 
-@command("ps", "Processes whose name contains a pattern (or with that pid).", Arg("pattern", cmdline.text(64)))
+@command(
+    "ps",
+    "Processes whose name contains a pattern (or with that pid).",
+    Arg("pattern", cmdline.text(64)),
+    HOST,
+)
 def cmd_ps(ctx: Context, a: dict) -> Any:
-    found = matching(ctx.svc.processes.latest, a["pattern"])
+    found = matching(_table(ctx, a["host"]), a["pattern"])
     if not found:
         raise CommandError("not_found", f"no process matches {a['pattern']!r}")
-    found.sort(key=lambda p: p.pid)
-    result = _process_rows(ctx, found[:100])
-    result["total"] = len(found)
-    return result
+    found.sort(key=lambda p: p["pid"])
+    return {**_as_table(found[:100]), "total": len(found)}
+
+
+@command("hosts", "Hosts this dashboard hears from, with when each was last heard and which are stale.")
+def cmd_hosts(ctx: Context, a: dict) -> Any:
+    rows = [[h["name"], h.get("role"), h.get("last_seen"), h.get("stale"), h.get("local")]
+            for h in ctx.svc.hosts()]
+    return {"columns": ["host", "role", "ts", "stale", "this"], "rows": rows}
 
 
 # The page sends this every few seconds to time the socket: a probe, not an
@@ -253,13 +289,15 @@ def cmd_ping(ctx: Context, a: dict) -> Any:
     return {"pong": time.time()}
 
 
-@command("alert list", "Alert rules and their state.")
+@command("alert list", "Alert rules and where they fire.")
 def cmd_alert_list(ctx: Context, a: dict) -> Any:
-    rows = [
-        [r.id, r.describe(), r.state, r.value, r.by]
-        for r in ctx.svc.alerts.rules.values()
-    ]
-    return {"columns": ["id", "rule", "state", "value", "by"], "rows": rows}
+    rows = []
+    for r in ctx.svc.alert_rules():
+        rule = Rule.from_dict(r)
+        values = {h: st.get("value") for h, st in r["states"].items()}
+        rows.append([r["id"], rule.describe(), "firing" if r["firing"] else "ok",
+                     ", ".join(r["firing"]) or "-", values or None, r.get("by")])
+    return {"columns": ["id", "rule", "state", "firing on", "values", "by"], "rows": rows}
 
 
 @command("audit", "The latest audit records.", Arg("n", cmdline.integer(1, 500), required=False, help="default 20"))
@@ -410,11 +448,12 @@ def cmd_kill(ctx: Context, a: dict) -> Any:
 def cmd_drop(ctx: Context, a: dict) -> Any:
     name, svc = a["name"], ctx.svc
     if a["kind"] == "sse":
-        subs = [s for s in svc.hub.subscribers if name == "all" or s.client == name]
+        subs = [(view.hub, s) for view in list(svc.views.values()) for s in view.hub.subscribers
+                if name == "all" or s.client == name]
         if not subs:
             raise CommandError("not_found", f"no event stream named {name[:40]!r}; see 'clients'")
-        for sub in subs:
-            svc.hub.close(sub, "dropped by an operator")
+        for hub, sub in subs:
+            hub.close(sub, "dropped by an operator")
         return {"dropped": len(subs), "kind": "sse"}
     sessions = [s for s in svc.consoles.sessions() if name == "all" or s.id == name]
     if not sessions:

@@ -110,21 +110,25 @@ class ProcessTable:
         return [p.row(self.owners) for p in procs]
 
 
-def top(rows: list[Proc], n: int, sort: str = "cpu") -> list[Proc]:
+def _get(row, name: str):
+    # Rows are Proc objects in the sampler and plain dicts once they have
+    # travelled (through Redis, for another host's table).
+    return row[name] if isinstance(row, dict) else getattr(row, name)
+
+
+def top(rows: list, n: int, sort: str = "cpu") -> list:
     """The n heaviest processes by "cpu" or "mem"; processes with no CPU rate yet sort last."""
     if sort == "cpu":
-        key = lambda p: (p.cpu if p.cpu is not None else -1.0, p.rss)  # noqa: E731
+        key = lambda p: (_get(p, "cpu") if _get(p, "cpu") is not None else -1.0, _get(p, "rss"))  # noqa: E731
     elif sort == "mem":
-        key = lambda p: (p.rss, p.cpu or 0.0)  # noqa: E731
+        key = lambda p: (_get(p, "rss"), _get(p, "cpu") or 0.0)  # noqa: E731
     else:
         raise ValueError(f"sort must be cpu or mem, not {sort!r}")
     return sorted(rows, key=key, reverse=True)[:n]
 
 
-def matching(rows: list[Proc], pattern: str) -> list[Proc]:
+def matching(rows: list, pattern: str) -> list:
     """Processes whose name contains pattern (case-insensitive), or whose pid is pattern."""
     needle = pattern.casefold()
-    if re.fullmatch(r"\d+", pattern):
-        pid = int(pattern)
-        return [p for p in rows if p.pid == pid or needle in p.name.casefold()]
-    return [p for p in rows if needle in p.name.casefold()]
+    pid = int(pattern) if re.fullmatch(r"\d+", pattern) else None
+    return [p for p in rows if _get(p, "pid") == pid or needle in _get(p, "name").casefold()]

@@ -15,7 +15,7 @@ import socket
 from flask import Blueprint, Response, request
 
 from . import sse
-from .web import services
+from .web import host_view, services
 
 bp = Blueprint("stream", __name__)
 
@@ -52,10 +52,13 @@ def events():
     last_event_id = request.headers.get("Last-Event-ID")
     if last_event_id is None:
         last_event_id = request.args.get("last_event_id")
+    view, problem = host_view()
+    if problem:
+        return problem
     environ = request.environ
     sock = _raw_socket(environ)
     chunked = environ.get("SERVER_PROTOCOL") == "HTTP/1.1"
-    hub = svc.hub
+    hub = view.hub
     addr = request.remote_addr or "?"
     client = request.args.get("client")
     client = client if client and _CLIENT.fullmatch(client) else None
@@ -63,7 +66,8 @@ def events():
     def body():
         # Registered on first iteration, so a response that is never sent
         # leaves nothing behind.
-        sub, preamble = hub.open(last_event_id, sock=sock, chunked=chunked, addr=addr, client=client)
+        sub, preamble = hub.open(last_event_id, sock=sock, chunked=chunked, addr=addr, host=view.name,
+                                client=client)
         try:
             yield preamble
             if sock is not None:
