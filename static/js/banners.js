@@ -57,22 +57,23 @@ export class Banners {
     this.show(`notice-${n.ts}`, "notice", `Broadcast from ${n.by || "server"} · ${clock(n.ts)}`, n.message);
   }
 
+  // One banner per rule and host: a rule can fire on several hosts at once.
   alert(a) {
-    const id = a.rule.id;
+    const key = `alert-${a.rule.id}@${a.host}`;
     if (a.state === "firing") {
-      this.firing.add(id);
-      this.show(`alert-${id}`, "alert", "Alert firing", a.message);
+      this.firing.add(key);
+      this.show(key, "alert", `Alert firing on ${a.host}`, a.message);
     } else {
-      this.firing.delete(id);
-      this.show(`alert-${id}`, "resolved", "Alert resolved", a.message, { timeout: 15000 });
+      this.firing.delete(key);
+      this.show(key, "resolved", `Alert resolved on ${a.host}`, a.message, { timeout: 15000 });
     }
     this.renderBadge();
   }
 
   // Rules can disappear (alert clear) or the page can learn the state afresh.
   syncRules(rules) {
-    const live = new Set(rules.filter((r) => r.state === "firing").map((r) => r.id));
-    for (const id of [...this.firing]) if (!live.has(id)) { this.firing.delete(id); this.dismiss(`alert-${id}`); }
+    const live = new Set(rules.flatMap((r) => (r.firing || []).map((h) => `alert-${r.id}@${h}`)));
+    for (const key of [...this.firing]) if (!live.has(key)) { this.firing.delete(key); this.dismiss(key); }
     this.renderBadge();
   }
 

@@ -11,6 +11,10 @@ import { initTheme } from "./theme.js";
 const base = document.body.dataset.base || "";
 const historySeconds = Number(document.body.dataset.historySeconds) || 3600;
 const $ = (sel) => document.querySelector(sel);
+// The host this page shows: ?host=… or the server's own. Every request names
+// it, so a reconnect that lands on another worker or dyno follows the same host.
+const host = new URLSearchParams(location.search).get("host") || document.body.dataset.host;
+const hostQuery = `host=${encodeURIComponent(host)}`;
 
 const charts = new Charts($("#charts"), { maxSeconds: Math.min(historySeconds, 3600) });
 const banners = new Banners($("#banners"));
@@ -38,8 +42,8 @@ function showSample(sample) {
 
 async function loadHistory() {
   const seconds = Math.min(historySeconds, 3600);
-  const resp = await fetch(`${base}/api/history?seconds=${seconds}`, { cache: "no-store" });
-  if (!resp.ok) throw new Error(`history: HTTP ${resp.status}`);
+  const resp = await fetch(`${base}/api/history?seconds=${seconds}&${hostQuery}`, { cache: "no-store" });
+  if (!resp.ok) throw Object.assign(new Error(`history: HTTP ${resp.status}`), { status: resp.status });
   return resp.json();
 }
 
@@ -127,27 +131,68 @@ function watchConsole(panel, stream) {
   dropWs.addEventListener("click", () => panel.run(`drop console ${panel.socket.welcome.connection}`));
 }
 
+// The host picker: shown once there is more than one host to choose from.
+async function watchHosts() {
+  const label = $("#host-picker-label");
+  const picker = $("#host-picker");
+  picker.addEventListener("change", () => {
+    const url = new URL(location.href);
+    url.searchParams.set("host", picker.value);
+    location.assign(url.pathname + url.search);
+  });
+  const refresh = async () => {
+    try {
+      const resp = await fetch(`${base}/api/hosts`, { cache: "no-store" });
+      const hosts = (await resp.json()).hosts || [];
+      if (!hosts.some((h) => h.name === host)) hosts.push({ name: host, stale: true });
+      label.hidden = hosts.length < 2;
+      const options = hosts.map((h) => {
+        const o = document.createElement("option");
+        o.value = h.name;
+        o.textContent = h.name + (h.local ? " (this server)" : "") + (h.stale ? " — stale" : "");
+        o.selected = h.name === host;
+        return o;
+      });
+      picker.replaceChildren(...options);
+    } catch (e) { /* unreachable: the offline banner says so */ }
+  };
+  await refresh();
+  setInterval(refresh, 10000);
+}
+
 async function main() {
+  setText(document, "#host-name", host);
+  document.title = `${host} · live dashboard`;
+  banners.baseTitle = document.title;
+  banners.renderBadge();
   let lastEventId = null;
   try {
     const history = await loadHistory();
     charts.load(history.columns);
     lastEventId = history.last_event_id;
   } catch (e) {
+    if (e.status === 404) {
+      banners.show("unknown-host", "offline", "Unknown host",
+        `No host named “${host}” reports to this dashboard. Pick another one, or drop ?host= from the address.`,
+        { dismissible: false });
+      watchHosts();
+      return;
+    }
     console.warn("no history, following the live stream only", e);
   }
   try {
-    const snap = await fetch(`${base}/api/snapshot`, { cache: "no-store" });
+    const snap = await fetch(`${base}/api/snapshot?${hostQuery}`, { cache: "no-store" });
     if (snap.ok) showSample(await snap.json());
   } catch (e) { /* the stream fills the cards within a second */ }
 
-  const stream = new MetricsStream({ url: `${base}/events`, lastEventId });
+  const stream = new MetricsStream({ url: `${base}/events?${hostQuery}`, lastEventId });
   watchStream(stream);
   stream.start();
 
   const panel = new ConsolePanel($("#console"), base);
   watchConsole(panel, stream);
   panel.init();
+  watchHosts();
   window.dashboard = { stream, charts, console: panel, banners };
 }
 
