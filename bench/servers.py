@@ -5,6 +5,8 @@
 - `node`: bench/node_sse_server.js, the classic Node tutorial SSE server.
 - `naive`: bench/naive_flask.py, Flask's threaded development server with
   psutil called per viewer.
+- `echo` (console benchmark only): bench/node_ws_echo.js, a Node `ws` server
+  that sends every message back: the floor for a request/reply round trip.
 
 Each runs in its own session (process group) so it can be stopped as a whole.
 CPU and memory are read from the whole process tree (gunicorn's master and
@@ -44,6 +46,11 @@ KINDS = {
     "node": Kind("node", "Node http tutorial server", "node"),
     "naive": Kind("naive", "naive Flask (dev server, psutil per viewer)", ""),
 }
+# Servers of the console benchmark (bench/console_bench.py): ours and the floor.
+CONSOLE_KINDS = {
+    "ours": KINDS["ours"],
+    "echo": Kind("echo", "Node ws echo server (floor)", "node"),
+}
 
 
 def free_port() -> int:
@@ -54,16 +61,22 @@ def free_port() -> int:
 
 def available(kind: str) -> str | None:
     """None when the server can run here, else why not."""
-    need = KINDS[kind].needs
+    need = (KINDS.get(kind) or CONSOLE_KINDS[kind]).needs
     if need and shutil.which(need) is None:
         return f"'{need}' is not installed"
+    if kind == "echo" and not (BENCH / "node_modules" / "ws").is_dir():
+        return "bench/node_modules is missing (bin/bench runs `npm ci --prefix bench`)"
     return None
 
 
 class Server:
-    def __init__(self, kind: str, log_dir: Path, home: Path, app_dir: Path = REPO) -> None:
+    def __init__(self, kind: str, log_dir: Path, home: Path, app_dir: Path = REPO,
+                 env: dict[str, str] | None = None) -> None:
         self.kind = kind
         self.app_dir = app_dir  # where app.py and gunicorn.conf.py are (ours)
+        self.env = env or {}  # on top of the defaults below (console settings)
+        # The operator's bearer token (ours), for console clients.
+        self.token = secrets.token_urlsafe(16)
         self.port = free_port()
         self.log_path = log_dir / f"{kind}-{self.port}.log"
         self.home = home
@@ -77,6 +90,8 @@ class Server:
             return ["node", str(BENCH / "node_sse_server.js"), str(self.port), "127.0.0.1"]
         if self.kind == "naive":
             return [sys.executable, str(BENCH / "naive_flask.py"), str(self.port), "127.0.0.1"]
+        if self.kind == "echo":
+            return ["node", str(BENCH / "node_ws_echo.js"), str(self.port), "127.0.0.1"]
         raise ValueError(self.kind)
 
     def start(self, timeout: float = 30.0) -> "Server":
@@ -90,9 +105,10 @@ class Server:
             # Settings newer versions of the app want; older ones ignore them.
             # Set here so the app neither prints a login URL nor writes its
             # audit log into the repository.
-            "OPERATOR_TOKEN": secrets.token_urlsafe(16),
+            "OPERATOR_TOKEN": self.token,
             "SECRET_KEY": secrets.token_urlsafe(16),
             "AUDIT_DB": str(self.home / f"audit-{self.port}.sqlite3"),
+            **self.env,
         }
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -112,6 +128,13 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}: {self.log()[-2000:]}")
+            if self.kind == "echo":  # no HTTP endpoint: listening is ready
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    return
+                except OSError:
+                    time.sleep(0.05)
+                    continue
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
                     body = json.loads(r.read() or b"{}")
