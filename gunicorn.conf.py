@@ -4,6 +4,7 @@ import logging
 import os
 import secrets
 
+from dashboard import logs as _logs
 from dashboard import settings as _settings
 from dashboard import serving as _serving
 
@@ -48,29 +49,14 @@ if _cfg["REDIS_URL"] and _generated:
         "REDIS_URL is set but %s generated here: each dyno or host makes its own, so logins do "
         "not carry over between them; set them in the environment", " and ".join(_generated))
 
-# Access and error logs to stdout, where platforms collect them. The request
-# line is logged without its query string: a login URL carries a token there.
-accesslog = "-"
-access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"}
-    },
-    "handlers": {
-        "stdout": {
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout",
-            "formatter": "plain",
-        }
-    },
-    "root": {"level": _cfg["LOG_LEVEL"].upper(), "handlers": ["stdout"]},
-    "loggers": {
-        "gunicorn.error": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
-        "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
-    },
-}
+# Logs to stdout, where platforms collect them, as one JSON object per line
+# (LOG_FORMAT). The app logs every request itself, with its request id and
+# without its query string (a login URL carries a token there), WebSockets
+# included, so gunicorn's own access log stays off.
+logconfig_dict = _logs.gunicorn_config(_cfg["LOG_LEVEL"], _cfg["LOG_FORMAT"])
+logconfig_dict["loggers"]["gunicorn.access"] = {"level": "CRITICAL", "handlers": [], "propagate": False}
+# Trust forwarding headers (scheme) only from these proxies; the app does the same.
+forwarded_allow_ips = _cfg["FORWARDED_ALLOW_IPS"]
 
 
 def when_ready(server):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 
 __version__ = "0.1.0"
 
@@ -13,12 +12,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def create_app(test_config: dict | None = None):
     """Build the Flask app: defaults, then the environment, then test_config."""
-    from flask import Flask
+    from flask import Flask, request
     from werkzeug.exceptions import HTTPException
 
     from datetime import timedelta
 
-    from . import api, auth, console_socket, pages, settings, stream
+    from . import api, auth, console_socket, logs, metrics, pages, proxy, request_log, settings, stream
     from .services import Services
     from .web import error
 
@@ -45,15 +44,22 @@ def create_app(test_config: dict | None = None):
     )
     app.session_interface = auth.SessionInterface()
 
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=str(app.config["LOG_LEVEL"]).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("dashboard").setLevel(str(app.config["LOG_LEVEL"]).upper())
+    logs.configure(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+    app.wsgi_app = proxy.TrustedProxyFix(app.wsgi_app, app.config["FORWARDED_ALLOW_IPS"])
+    hosts = proxy.allowed_hosts(app.config["ALLOWED_HOSTS"], app.config["HOST"])
+
+    @app.before_request
+    def check_host():
+        if not proxy.host_allowed(request.host, hosts):
+            return error(400, "host_not_allowed",
+                         f"this server does not answer to {proxy.hostname(request.host)[:100]!r} (ALLOWED_HOSTS)")
+        return None
+
+    request_log.install(app)
 
     svc = Services(app.config)
     app.extensions["dashboard"] = svc
+    app.extensions["dashboard.metrics"] = metrics.install(svc)
     # The sampler starts in the process that serves, never at import: gunicorn
     # starts it right after the fork, any other server on the first request.
     app.before_request(svc.ensure_started)
@@ -62,6 +68,7 @@ def create_app(test_config: dict | None = None):
     app.register_blueprint(stream.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(console_socket.bp)
     console_socket.sock.init_app(app)
 

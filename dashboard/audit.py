@@ -5,12 +5,11 @@ sent, so a killed server (even `kill -9`) loses no record an operator was told
 about. `synchronous=NORMAL` makes a commit one append to the WAL file (fast
 enough for thousands of commands a second); `AUDIT_SYNC=full` also waits for
 the disk, which survives power loss too. Each record is also one JSON line on
-stdout, which platforms such as Heroku keep.
+stdout (a structured log line), which platforms such as Heroku keep.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -97,7 +96,7 @@ class AuditLog:
             log.error("audit write failed: %s", exc)
             raise StoreUnavailable(str(exc)) from exc
         record.id = cur.lastrowid
-        log.info(json.dumps({"audit": record.public()}, ensure_ascii=False))
+        log.info("audit", extra={"fields": {"audit": record.public()}})
         return record
 
     def settle(self, record: Record, outcome: str, detail: str | None = None) -> Record:
@@ -110,7 +109,7 @@ class AuditLog:
             log.error("audit update failed: %s", exc)
             raise StoreUnavailable(str(exc)) from exc
         record.outcome, record.detail = outcome, detail
-        log.info(json.dumps({"audit": record.public()}, ensure_ascii=False))
+        log.info("audit", extra={"fields": {"audit": record.public()}})
         return record
 
     def latest(self, n: int) -> list[dict]:
@@ -165,7 +164,7 @@ class RedisAuditLog:
         except self._errors as exc:
             log.error("audit write failed: %s", exc)
             raise StoreUnavailable(str(exc)) from exc
-        log.info(json.dumps({"audit": record.public()}, ensure_ascii=False))
+        log.info("audit", extra={"fields": {"audit": record.public()}})
         return record
 
     def settle(self, record: Record, outcome: str, detail: str | None = None) -> Record:
@@ -176,7 +175,7 @@ class RedisAuditLog:
             log.error("audit update failed: %s", exc)
             raise StoreUnavailable(str(exc)) from exc
         record.outcome, record.detail = outcome, detail
-        log.info(json.dumps({"audit": record.public()}, ensure_ascii=False))
+        log.info("audit", extra={"fields": {"audit": record.public()}})
         return record
 
     def latest(self, n: int) -> list[dict]:

@@ -147,6 +147,26 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("LOG_LEVEL", "info", "Python log level: debug, info, warning or error."),
     Setting(
+        "LOG_FORMAT",
+        "json",
+        "json: one JSON object per line (request id, fields), for log tools; text: for a terminal.",
+        _choice("json", "text"),
+    ),
+    Setting(
+        "ALLOWED_HOSTS",
+        (),
+        "Comma-separated Host names the app answers to (\".example.com\" allows subdomains; "
+        "\"*\" any). Empty: only loopback names when bound to loopback (defeats DNS "
+        "rebinding), any host otherwise.",
+        _list,
+    ),
+    Setting(
+        "FORWARDED_ALLOW_IPS",
+        "127.0.0.1",
+        "Proxies (comma-separated IPs, or *) whose X-Forwarded-For/-Proto/-Host/-Prefix "
+        "headers are trusted; gunicorn reads it too. Heroku sets *.",
+    ),
+    Setting(
         "OPERATOR_TOKEN",
         "",
         "Token that logs an operator in (all commands). Unset: one is generated at start "

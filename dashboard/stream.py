@@ -9,15 +9,18 @@ through the WSGI iterator.
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
+import time
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 
 from . import sse
 from .web import host_view, services
 
 bp = Blueprint("stream", __name__)
+log = logging.getLogger("dashboard.stream")
 
 # A name the page may give its stream (?client=...), so an operator can drop it.
 _CLIENT = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -63,6 +66,8 @@ def events():
     client = request.args.get("client")
     client = client if client and _CLIENT.fullmatch(client) else None
 
+    rid = g.get("request_id")
+
     def body():
         # Registered on first iteration, so a response that is never sent
         # leaves nothing behind.
@@ -76,6 +81,9 @@ def events():
                 yield from hub.iter_frames(sub)
         finally:
             hub.release(sub)
+            log.info("stream closed", extra={"request_id": rid, "fields": {
+                "host": view.name, "remote": addr, "events": sub.events, "bytes": sub.bytes,
+                "seconds": round(time.time() - sub.since, 3), "reason": sub.reason or "client went away"}})
             if sock is not None and svc.shutting_down:
                 # The server appends the final chunk, then would wait for a next
                 # request on this connection; EOF on read makes it close at once.

@@ -28,10 +28,14 @@ def test_records_are_committed_and_survive_reopening(tmp_path):
 
 
 def test_each_record_is_also_one_json_log_line(tmp_path, caplog):
+    from dashboard.logs import JsonFormatter
+
     log = AuditLog(str(tmp_path / "a.sqlite3"))
     with caplog.at_level(logging.INFO, logger="dashboard.audit"):
         log.append(rec("broadcast hi"))
-    (line,) = [r.getMessage() for r in caplog.records]
+    (record,) = caplog.records
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
     assert json.loads(line)["audit"]["line"] == "broadcast hi"
 
 

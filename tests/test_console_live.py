@@ -277,9 +277,9 @@ def test_command_line_client_interactive(server):
 
 def test_without_a_token_one_is_generated_and_a_login_url_printed_once(start_server):
     server = start_server({"OPERATOR_TOKEN": ""})
-    lines = [line for line in server.log().splitlines() if "?token=" in line]
-    assert len(lines) == 1
-    url = lines[0].split("URL (printed once): ")[1].strip()
+    lines = [json.loads(line) for line in server.log().splitlines() if "?token=" in line]
+    assert len(lines) == 1 and lines[0]["level"] == "warning"
+    url = lines[0]["msg"].split("URL (printed once): ")[1].strip()
     assert url.startswith("http://127.0.0.1:")
     token = url.split("?token=")[1]
     assert len(token) >= 32

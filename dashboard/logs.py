@@ -1,0 +1,108 @@
+"""Structured logs: one JSON object per line, with the request id when there is one.
+
+Platforms (Heroku's Logplex, Render, Fly) keep stdout; log tools parse JSON.
+Every request, stream and console connection gets a request id, taken from the
+router's `X-Request-ID` when it sends a sane one (Heroku does) or made here,
+and echoed in the response, so a user's report can be traced to its lines.
+
+Fields beyond the message go in `extra={"fields": {...}}`. LOG_FORMAT=text
+prints the same records for people reading a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+def request_id(header: str | None) -> str:
+    """The router's id when it looks like one (never user-controlled junk), else a new one."""
+    if header and _REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def _current_request_id() -> str | None:
+    try:
+        from flask import g, has_request_context
+    except ImportError:  # pragma: no cover
+        return None
+    if has_request_context():
+        return g.get("request_id")
+    return None
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": round(record.created, 3),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "msg": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", None) or _current_request_id()
+        if rid:
+            out["request_id"] = rid
+        fields = getattr(record, "fields", None)
+        if fields:
+            out.update(fields)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        rid = getattr(record, "request_id", None) or _current_request_id()
+        fields = dict(getattr(record, "fields", None) or {})
+        if rid:
+            fields["request_id"] = rid
+        if fields:
+            text += " " + json.dumps(fields, ensure_ascii=False, default=str)
+        return text
+
+
+def formatter(kind: str) -> logging.Formatter:
+    return JsonFormatter() if kind == "json" else TextFormatter()
+
+
+def configure(level: str, kind: str) -> None:
+    """Log to stdout as `kind` unless a server (gunicorn) configured logging already."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(formatter(kind))
+        root.addHandler(handler)
+        root.setLevel(level.upper())
+    logging.getLogger("dashboard").setLevel(level.upper())
+
+
+def gunicorn_config(level: str, kind: str) -> dict:
+    """logconfig_dict for gunicorn: its logs and ours, the same format, on stdout."""
+    factory = "dashboard.logs.JsonFormatter" if kind == "json" else "dashboard.logs.TextFormatter"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"main": {"()": factory}},
+        "handlers": {
+            "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "main"}
+        },
+        "root": {"level": level.upper(), "handlers": ["stdout"]},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+        },
+    }
