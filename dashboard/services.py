@@ -101,7 +101,7 @@ class Services:
         else:
             self.audit = AuditLog(config["AUDIT_DB"], config["AUDIT_SYNC"])
         self.command_counts: dict[tuple[str, str], int] = {}
-        self.command_seconds: dict[str, float] = {}
+        self.command_latency = None  # a histogram, once /metrics is installed
         self.started_at = time.time()
         self.shutting_down = False
         self._pid: int | None = None
@@ -371,7 +371,8 @@ class Services:
     def command_done(self, name: str, outcome: str, seconds: float) -> None:
         key = (name, outcome)
         self.command_counts[key] = self.command_counts.get(key, 0) + 1
-        self.command_seconds[name] = self.command_seconds.get(name, 0.0) + seconds
+        if self.command_latency is not None:
+            self.command_latency.labels(name).observe(seconds)
 
     # ---- health ------------------------------------------------------------------------
 

@@ -1,0 +1,142 @@
+"""GET /metrics: Prometheus exposition (prometheus_client), so the same instance
+feeds Prometheus and Grafana.
+
+Host values come from the latest sample of every host this process serves
+(label `host`); nothing is measured at scrape time, so a scrape costs no
+psutil call. The app's own numbers (viewers, consoles, events, drops,
+commands and their latency) are this process's: with several workers, each
+reports its own.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+bp = Blueprint("metrics", __name__)
+
+P = "dashboard_"
+
+
+def _gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(P + name, doc, labels=["host", *labels])
+
+
+class DashboardCollector:
+    def __init__(self, svc) -> None:
+        self.svc = svc
+
+    def collect(self):
+        yield from self._host_metrics()
+        yield from self._app_metrics()
+
+    def _host_metrics(self):
+        m = {
+            "cpu": _gauge("host_cpu_percent", "CPU busy over the last interval, all cores (percent)"),
+            "core": _gauge("host_cpu_core_percent", "CPU busy per core (percent)", "core"),
+            "load": _gauge("host_load_average", "load average", "period"),
+            "mem_used": _gauge("host_memory_used_bytes", "RAM in use (total minus available)"),
+            "mem_total": _gauge("host_memory_total_bytes", "RAM installed"),
+            "swap_used": _gauge("host_swap_used_bytes", "swap in use"),
+            "swap_total": _gauge("host_swap_total_bytes", "swap configured"),
+            "disk_used": _gauge("host_disk_used_bytes", "disk space used", "mount"),
+            "disk_total": _gauge("host_disk_total_bytes", "disk size", "mount"),
+            "disk_read": _gauge("host_disk_read_bytes_per_second", "disk reads", "mount"),
+            "disk_write": _gauge("host_disk_write_bytes_per_second", "disk writes", "mount"),
+            "net_rx": _gauge("host_network_receive_bytes_per_second", "bytes received", "interface"),
+            "net_tx": _gauge("host_network_transmit_bytes_per_second", "bytes sent", "interface"),
+            "procs": _gauge("host_processes", "processes running"),
+            "uptime": _gauge("host_uptime_seconds", "seconds since boot"),
+            "c_cpu_limit": _gauge("container_cpu_limit_cores", "the container's CPU quota"),
+            "c_cpu_used": _gauge("container_cpu_used_cores", "CPU the container used"),
+            "c_mem_limit": _gauge("container_memory_limit_bytes", "the container's memory limit"),
+            "c_mem_used": _gauge("container_memory_working_set_bytes", "the container's working set"),
+            "age": _gauge("host_sample_age_seconds", "seconds since the host's latest sample was taken"),
+        }
+
+        def put(key, value, *labels):
+            if value is not None:
+                m[key].add_metric(list(labels), float(value))
+
+        for view in list(self.svc.views.values()):
+            s = view.latest
+            if not s:
+                continue
+            h = view.name
+            put("age", time.time() - s.get("ts", 0), h)
+            cpu = s.get("cpu") or {}
+            put("cpu", cpu.get("percent"), h)
+            for i, v in enumerate(cpu.get("per_core") or []):
+                put("core", v, h, str(i))
+            for period in ("1", "5", "15"):
+                put("load", (s.get("load") or {}).get("load" + period), h, period)
+            put("mem_used", (s.get("memory") or {}).get("used"), h)
+            put("mem_total", (s.get("memory") or {}).get("total"), h)
+            put("swap_used", (s.get("swap") or {}).get("used"), h)
+            put("swap_total", (s.get("swap") or {}).get("total"), h)
+            for d in s.get("disks") or []:
+                put("disk_used", d.get("used"), h, d["mount"])
+                put("disk_total", d.get("total"), h, d["mount"])
+                put("disk_read", d.get("read_bps"), h, d["mount"])
+                put("disk_write", d.get("write_bps"), h, d["mount"])
+            for i in (s.get("net") or {}).get("interfaces") or []:
+                put("net_rx", i.get("rx_bps"), h, i["name"])
+                put("net_tx", i.get("tx_bps"), h, i["name"])
+            put("procs", (s.get("processes") or {}).get("count"), h)
+            put("uptime", s.get("uptime"), h)
+            c = s.get("container") or {}
+            put("c_cpu_limit", c.get("cpu_limit"), h)
+            put("c_cpu_used", c.get("cpu_cores_used"), h)
+            put("c_mem_limit", c.get("memory_limit"), h)
+            put("c_mem_used", c.get("memory_usage"), h)
+        yield from m.values()
+
+    def _app_metrics(self):
+        svc = self.svc
+        viewers = _gauge("viewers", "open event streams in this process")
+        published = CounterMetricFamily(P + "events_published", "events fanned out", labels=["host"])
+        opened = CounterMetricFamily(P + "streams_opened", "event streams opened", labels=["host"])
+        dropped = CounterMetricFamily(P + "viewers_dropped", "viewers dropped for falling behind",
+                                      labels=["host", "reason"])
+        for view in list(svc.views.values()):
+            st = view.hub.stats
+            viewers.add_metric([view.name], len(view.hub.subscribers))
+            published.add_metric([view.name], st.published)
+            opened.add_metric([view.name], st.opened)
+            dropped.add_metric([view.name, "backlog"], st.dropped_slow)
+            dropped.add_metric([view.name, "buffer"], st.dropped_buffer)
+        yield from (viewers, published, opened, dropped)
+        yield GaugeMetricFamily(P + "consoles", "open console connections in this process",
+                                value=len(svc.consoles))
+        yield GaugeMetricFamily(P + "sampler_running", "1 when this process samples its host",
+                                value=1 if svc.sampler.running else 0)
+        if svc.sampler.last_duration is not None:
+            yield GaugeMetricFamily(P + "sampler_duration_seconds", "time the latest sample took",
+                                    value=svc.sampler.last_duration)
+        commands = CounterMetricFamily(P + "commands", "console commands run", labels=["command", "outcome"])
+        for (name, outcome), n in list(svc.command_counts.items()):
+            commands.add_metric([name, outcome], n)
+        yield commands
+        if svc.fleet is not None:
+            yield GaugeMetricFamily(P + "redis_shared", "1 while sharing through Redis",
+                                    value=1 if svc.shared else 0)
+
+
+def install(svc) -> CollectorRegistry:
+    """A registry for one app: the collector above plus the command latency histogram."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DashboardCollector(svc))
+    svc.command_latency = Histogram(
+        P + "command_seconds", "time to run a console command and record it", ["command"],
+        registry=registry, buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    )
+    return registry
+
+
+@bp.get("/metrics")
+def metrics():
+    registry = current_app.extensions["dashboard.metrics"]
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
