@@ -32,34 +32,45 @@ class Collector:
     collect: Callable[[Rates], Any]
 
 
-def _cpu_busy(times) -> tuple[float, float]:
-    """(busy, total) CPU seconds. guest time is already inside user/nice on Linux."""
-    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
-    idle = times.idle + getattr(times, "iowait", 0.0)
-    return total - idle, total
+# Fields of psutil's cpu_times that count busy time. guest and guest_nice are
+# already inside user and nice on Linux, so they are left out.
+_BUSY = ("user", "nice", "system", "irq", "softirq", "steal")
+_IDLE = ("idle", "iowait")
+
+
+def _cpu_deltas(rates: Rates, key: tuple, times) -> dict[str, float] | None:
+    """Per-field seconds spent since the last round, or None on the first."""
+    deltas = {}
+    for name in _BUSY + _IDLE:
+        if hasattr(times, name):
+            deltas[name] = rates.delta(key + (name,), getattr(times, name), clamp=True)
+    if any(d is None for d in deltas.values()):
+        return None
+    return deltas
+
+
+def _busy_percent(deltas: dict[str, float] | None) -> float | None:
+    if deltas is None:
+        return None
+    total = sum(deltas.values())
+    busy = total - sum(deltas.get(name, 0.0) for name in _IDLE)
+    return percent(busy, total) if total > 0 else 0.0
 
 
 def collect_cpu(rates: Rates) -> dict:
-    overall = psutil.cpu_times()
-    busy, total = _cpu_busy(overall)
-    d_busy = rates.delta(("cpu", "busy"), busy)
-    d_total = rates.delta(("cpu", "total"), total)
-    breakdown = {}
-    for field in ("user", "system", "iowait", "steal"):
-        if hasattr(overall, field):
-            d = rates.delta(("cpu", field), getattr(overall, field))
-            breakdown[field] = percent(d, d_total)
-    per_core = []
-    for index, core in enumerate(psutil.cpu_times(percpu=True)):
-        core_busy, core_total = _cpu_busy(core)
-        per_core.append(
-            percent(
-                rates.delta(("core", index, "busy"), core_busy),
-                rates.delta(("core", index, "total"), core_total),
-            )
-        )
+    overall = _cpu_deltas(rates, ("cpu",), psutil.cpu_times())
+    total = sum(overall.values()) if overall else None
+    breakdown = {
+        name: (percent(overall[name], total) if overall and total else None)
+        for name in ("user", "system", "iowait", "steal")
+        if overall is None or name in overall
+    }
+    per_core = [
+        _busy_percent(_cpu_deltas(rates, ("core", index), core))
+        for index, core in enumerate(psutil.cpu_times(percpu=True))
+    ]
     return {
-        "percent": percent(d_busy, d_total),
+        "percent": _busy_percent(overall),
         "per_core": per_core,
         "count": len(per_core),
         **breakdown,

@@ -7,7 +7,8 @@ hands its counters to one `Rates` object so the rules are the same everywhere:
 - the first observation of a key gives None (there is nothing to diff against,
   and a rate over "since boot" would be a bogus spike or average);
 - a counter that goes backwards (device re-added, counter reset, PID reused)
-  gives None for that round instead of a negative or huge number;
+  gives None for that round instead of a negative or huge number (CPU times,
+  which jitter back by a tick, are clamped to 0 instead);
 - keys not seen in a round are forgotten, so vanished processes and devices
   do not accumulate.
 """
@@ -33,15 +34,20 @@ class Rates:
         self._prev = self._seen
         self._seen = {}
 
-    def delta(self, key: Hashable, value: float) -> float | None:
-        """value minus the previous round's value for key, or None."""
+    def delta(self, key: Hashable, value: float, clamp: bool = False) -> float | None:
+        """value minus the previous round's value for key, or None.
+
+        clamp: a small step back counts as 0 rather than as a reset (the
+        kernel's per-CPU times, iowait in particular, can go back a tick)."""
         now = self._now
         if now is None:
             raise RuntimeError("Rates.begin() must be called before delta()")
         self._seen[key] = (now, value)
         prev = self._prev.get(key)
-        if prev is None or value < prev[1]:
+        if prev is None:
             return None
+        if value < prev[1]:
+            return 0.0 if clamp else None
         return value - prev[1]
 
     def per_second(self, key: Hashable, value: float) -> float | None:

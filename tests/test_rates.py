@@ -61,3 +61,15 @@ def test_percent():
     assert percent(1, 4) == 25.0
     assert percent(None, 4) is None
     assert percent(1, 0) is None
+
+
+def test_clamped_deltas_treat_a_step_back_as_zero():
+    r = Rates()
+    r.begin(0.0)
+    r.delta("iowait", 10.0, clamp=True)
+    r.end()
+    r.begin(1.0)
+    assert r.delta("iowait", 9.99, clamp=True) == 0.0
+    r.end()
+    r.begin(2.0)
+    assert r.delta("iowait", 10.5, clamp=True) == pytest.approx(0.51)
