@@ -6,6 +6,12 @@ functions with the most samples, by self time (the frame on top of the stack)
 and by inclusive time (anywhere on the stack), as shares of all samples:
 
     python -m bench.profile_top bench/results/profiles/profile-ours-5000-r1.txt [--top 15]
+    python -m bench.profile_top bench/results/profiles/profile-console-ours-r1.txt --console 285
+
+`--console` also sorts a console profile's samples into groups (audit SQLite
+write, audit log line, reply path, request path, the command itself, the
+sampler, the rest) and, given the server's CPU microseconds per command from
+an unprofiled run, prints what each group costs per command.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ from collections import Counter
 from pathlib import Path
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+
+
+_PLUMBING = ("greenlet::", "0x", "run (_gevent_cgreenlet", "<module>", "_start (", "__libc_start",
+             "Py_RunMain", "pymain_", "_PyEval_EvalFrameDefault")
 
 
 def _name(frame: str) -> str:
@@ -45,7 +55,10 @@ def load(paths) -> tuple[Counter, Counter, int]:
             total += n
             self_time[frames[-1]] += n
             for f in set(frames):
-                inclusive[f] += n
+                # --native stacks start with greenlet and gevent plumbing that is
+                # on every stack; it says nothing about where the time goes.
+                if not f.startswith(_PLUMBING):
+                    inclusive[f] += n
     return self_time, inclusive, total
 
 
@@ -57,6 +70,55 @@ def top(paths, n: int = 15) -> dict:
         "self": [(f, share(c)) for f, c in self_time.most_common(n)],
         "inclusive": [(f, share(c)) for f, c in inclusive.most_common(n)],
     }
+
+
+# Where a console command's time goes: each sample goes to the first group
+# with one of its frames anywhere on the stack (so the log line, which runs
+# inside AuditLog.append, is counted before the SQLite write). Frames as
+# `_name` prints them; a prefix matches.
+CONSOLE_GROUPS = (
+    ("audit: JSON log line (asdict, json.dumps, logging, write to stdout)",
+     ("Logger.info", "asdict (", "Record.public")),
+    ("audit: SQLite INSERT + commit (WAL writes, checkpoints)", ("AuditLog.append", "AuditLog.settle")),
+    ("reply: writer greenlet, wsproto frame, sendall (send() on loopback)", ("ConsoleSession._write_loop",)),
+    ("request: reader greenlet, recv() + wsproto parse", ("Base._thread",)),
+    ("request: hand-off to the socket loop (ws.receive, Event, Timeout)", ("Base.receive",)),
+    ("command: envelope, rate limit, line, `status`, reply JSON", ("ConsoleSession.handle",)),
+    ("sampler (1 Hz)", ("Sampler.",)),
+)
+OTHER = "gevent hub, timers, everything else"
+
+
+def groups(paths, rules=CONSOLE_GROUPS) -> dict:
+    """Share of samples per group (first match wins), largest first."""
+    counts = {name: 0 for name, _ in rules}
+    counts[OTHER] = 0
+    total = 0
+    for path in paths:
+        for line in Path(path).read_text(errors="replace").splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            n = int(count)
+            total += n
+            frames = [_name(f) for f in stack.split(";") if f.strip()]
+            for name, prefixes in rules:
+                if any(f.startswith(prefixes) for f in frames):
+                    counts[name] += n
+                    break
+            else:
+                counts[OTHER] += n
+    shares = {k: round(100.0 * v / total, 1) if total else 0.0 for k, v in counts.items()}
+    return {"samples": total, "shares": dict(sorted(shares.items(), key=lambda kv: -kv[1]))}
+
+
+def render_groups(result: dict, us_per_unit: float | None = None, unit: str = "cmd") -> str:
+    lines = [f"{result['samples']} samples, by group"
+             + (f" (us/{unit}: share x {us_per_unit:g} us of server CPU per {unit})" if us_per_unit else "")]
+    for name, pct in result["shares"].items():
+        us = f"{pct / 100 * us_per_unit:6.0f} us/{unit}  " if us_per_unit else ""
+        lines.append(f"    {pct:5.1f}%  {us}{name}")
+    return "\n".join(lines)
 
 
 def render(result: dict) -> str:
@@ -73,8 +135,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="top functions in py-spy raw profiles")
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--top", type=int, default=15)
+    p.add_argument("--console", type=float, nargs="?", const=0.0, metavar="US_PER_CMD",
+                   help="also group a console profile's samples by what they do per command "
+                        "(with the server's CPU us per command: the us each group costs)")
     args = p.parse_args(argv)
     print(render(top(args.files, args.top)))
+    if args.console is not None:
+        print(render_groups(groups(args.files), args.console or None))
     return 0
 
 
