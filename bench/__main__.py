@@ -1,6 +1,7 @@
 """Benchmark: our SSE fan-out next to baselines started the same way, same run, same machine.
 
     python -m bench [--quick|--full] [--viewers 1000,5000] [--rounds N] [--seconds S] [--out DIR]
+                    [--consoles 50] [--console-seconds S] [--no-sse] [--no-console]
 
 (`bin/bench` installs what it needs, then runs this.) For each round, viewer
 count and server (our app under gunicorn + gevent; the Node tutorial SSE
@@ -8,9 +9,11 @@ server; the naive Flask server at one count <= 1,000 only, because it
 collapses above that) it starts the server, lets it idle, connects the
 viewers from separate load client processes, and measures a window: server
 CPU, RSS per viewer, delivery delay p50/p99, events per viewer per second,
-disconnects, the clients' own CPU. Then the real sampler's CPU per sample
-and a Node `ws` echo round trip. It prints a table with ratios and targets,
-and writes <out>/latest.json and <out>/fanout.png.
+disconnects, the clients' own CPU. Then the operator console (for each round,
+our server and the Node `ws` echo server as the floor): `status` round trips
+from one client, then commands per second over 50 concurrent consoles
+(console_bench.py). Then the real sampler's CPU per sample. It prints a table
+with ratios and targets, and writes <out>/latest.json and <out>/fanout.png.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import report
+from . import console_bench, report
 from .run import Params, run_one
 from .servers import KINDS, REPO, available
 
@@ -37,9 +40,13 @@ NAIVE_MAX_VIEWERS = 1000
 
 MODES = {
     "quick": dict(viewers=[200, 1000], rounds=1, seconds=5.0, idle=2.0, settle=1.0, grace=1.5,
-                  sampler_samples=10, sampler_spacing=0.1, ws_messages=1000),
+                  sampler_samples=10, sampler_spacing=0.1,
+                  console_messages=1000, console_rtt_warmup=200, console_seconds=5.0,
+                  console_warmup=1.0),
     "full": dict(viewers=[1000, 5000, 10000], rounds=3, seconds=20.0, idle=5.0, settle=3.0, grace=2.0,
-                 sampler_samples=40, sampler_spacing=0.25, ws_messages=5000),
+                 sampler_samples=40, sampler_spacing=0.25,
+                 console_messages=5000, console_rtt_warmup=500, console_seconds=10.0,
+                 console_warmup=2.0),
 }
 
 
@@ -51,13 +58,14 @@ def parse_args(argv):
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
                       help="1,000, 5,000 and 10,000 viewers, 3 rounds of 20 s (15-20 minutes)")
     p.add_argument("--viewers", help="comma-separated viewer counts, e.g. 1000,5000")
-    p.add_argument("--rounds", type=int)
-    p.add_argument("--seconds", type=float, help="measured window per run")
+    p.add_argument("--rounds", type=int, help="rounds of the SSE runs and of the console runs")
+    p.add_argument("--seconds", type=float, help="measured window per SSE run")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results",
                    help="where latest.json and fanout.png go (default bench/results)")
     p.add_argument("--servers", default="ours,node,naive",
                    help="which servers to run (default: ours,node,naive)")
-    p.add_argument("--idle", type=float, help="seconds a server idles before viewers connect")
+    p.add_argument("--idle", type=float,
+                   help="seconds a server idles before viewers (or consoles) connect")
     p.add_argument("--settle", type=float, help="seconds between the last connect and the window")
     p.add_argument("--grace", type=float, help="seconds after the window for late events")
     p.add_argument("--rate", type=int, default=3000,
@@ -69,12 +77,29 @@ def parse_args(argv):
                         "directory) instead of the working tree, which may hold unfinished edits")
     p.add_argument("--report", type=Path, metavar="JSON",
                    help="only print the table (and redraw the plot next to it) from a saved result")
+    con = p.add_argument_group("operator console (console_bench.py)")
+    con.add_argument("--consoles", type=int, default=50,
+                     help="concurrent consoles under load (default 50; the target is stated at 50)")
+    con.add_argument("--console-window", type=int, default=1,
+                     help="requests in flight per console (default 1: each sends its next request "
+                          "when the previous reply arrived)")
+    con.add_argument("--console-clients", type=int, default=2,
+                     help="load client processes the consoles are spread over (default 2)")
+    con.add_argument("--console-seconds", type=float, help="measured load window per run")
+    con.add_argument("--console-warmup", type=float, help="seconds of load before the window")
+    con.add_argument("--console-messages", type=int,
+                     help="timed sequential round trips from one client (after a warm-up of a fifth "
+                          "as many, at most the preset's)")
+    p.add_argument("--no-sse", action="store_true", help="skip the SSE fan-out runs")
+    p.add_argument("--no-console", action="store_true", help="skip the operator console benchmark")
     p.add_argument("--no-sampler", action="store_true", help="skip the sampler benchmark")
-    p.add_argument("--no-ws", action="store_true", help="skip the Node ws echo check")
+    p.add_argument("--no-ws", action="store_true",
+                   help="skip the Node ws echo server (the console's floor); ours still runs")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     p.add_argument("--profile", action="store_true",
                    help="record our worker with py-spy during each window (raw stacks into "
-                        "<out>/profiles); these runs' CPU figures include the profiler's cost")
+                        "<out>/profiles; the console's load window with --native at 50 Hz, grouped "
+                        "by what each command does); these runs' figures include the profiler's cost")
     args = p.parse_args(argv)
     args.mode = args.mode or "quick"
     preset = MODES[args.mode]
@@ -93,6 +118,14 @@ def parse_args(argv):
         p.error(f"unknown server(s) {unknown}; choose from {sorted(KINDS)}")
     if args.rounds < 1 or args.seconds < 1 or args.rate < 10 or args.per_process < 1:
         p.error("--rounds >= 1, --seconds >= 1, --rate >= 10, --per-process >= 1")
+    for name in ("console_seconds", "console_warmup", "console_messages"):
+        if getattr(args, name) is None:
+            setattr(args, name, preset[name])
+    args.console_rtt_warmup = min(preset["console_rtt_warmup"], max(1, args.console_messages // 5))
+    if (args.consoles < 1 or args.console_window < 1 or args.console_clients < 1
+            or args.console_seconds < 0.5 or args.console_warmup < 0 or args.console_messages < 10):
+        p.error("--consoles, --console-window, --console-clients >= 1; --console-seconds >= 0.5; "
+                "--console-warmup >= 0; --console-messages >= 10")
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if args.per_process > soft - 100:
         p.error(f"--per-process {args.per_process} needs more file descriptors than this "
@@ -189,12 +222,16 @@ def rerender(path: Path, no_plot: bool) -> int:
     saved = json.loads(path.read_text())
     summary = report.summarize(saved["runs"])  # also adds derived per-run figures
     ratio = report.ratios(saved["runs"], summary, saved["params"]["viewers"])
-    rows = report.targets(summary, ratio, saved.get("sampler"))
+    console = saved.get("console")
+    if console and "runs" in console:
+        console["summary"] = report.console_summary(console["runs"])
+        console["ratios"] = report.console_ratios(console["runs"], console["summary"])
+    rows = report.targets(summary, ratio, saved.get("sampler"), console)
     text = report.table(summary, ratio, rows, saved.get("sampler"), saved.get("ws_echo"),
-                        saved["params"]["rounds"])
+                        saved["params"]["rounds"], console)
     print(text)
     saved.update(summary=summary, ratios=ratio, targets=rows, table=text)
-    if not no_plot:
+    if not no_plot and summary:
         note = report.plot(summary, path.with_name("fanout.png"))
         print(f"note: plot skipped: {note}" if note else f"drew {path.with_name('fanout.png')}")
         saved["plot"] = None if note else "fanout.png"
@@ -214,6 +251,69 @@ def print_profiles(runs: list[dict]) -> None:
         print(f"\npy-spy, ours at {r['viewers']} viewers, round {r['round']} "
               f"({r.get('server_cpu_percent')}% CPU with the profiler attached): {prof['raw']}")
         print(render(top([prof["raw"]], 12)))
+
+
+def print_console_profiles(runs: list[dict]) -> None:
+    from .profile_top import groups, render, render_groups, top
+
+    for r in runs:
+        prof = r.get("profile")
+        if not prof:
+            continue
+        if not Path(prof["raw"]).exists():
+            log = Path(prof["log"]).read_text(errors="replace").strip() if Path(prof["log"]).exists() else ""
+            print(f"\npy-spy recorded nothing in console round {r['round']} (exit {prof['returncode']}): {log[-300:]}")
+            continue
+        load = r.get("load") or {}
+        us = load.get("server_cpu_us_per_command")
+        print(f"\npy-spy --native, ours under {load.get('consoles_connected')} consoles, round {r['round']} "
+              f"({load.get('commands_per_s')} cmd/s, {us} us CPU per command, with the profiler "
+              f"attached): {prof['raw']}")
+        print(render(top([prof["raw"]], 25)))
+        print(render_groups(groups([prof["raw"]]), us))
+
+
+def run_console_part(args, scratch: Path, app_dir: Path | None) -> dict:
+    """The operator console: rounds of (ours, echo floor), rotated, then the summary."""
+    kinds = ["ours"]
+    if args.no_ws:
+        print("note: --no-ws: the console runs without its Node ws echo floor")
+    else:
+        why = available("echo")
+        if why:
+            print(f"note: the console runs without its Node ws echo floor: {why}")
+        else:
+            kinds.append("echo")
+    cp = console_bench.ConsoleParams(
+        consoles=args.consoles, window=args.console_window, clients=args.console_clients,
+        seconds=args.console_seconds, warmup=args.console_warmup, messages=args.console_messages,
+        rtt_warmup=args.console_rtt_warmup, idle=args.idle, profile=args.profile,
+        app_dir=app_dir)
+    steps = console_bench.plan(args.rounds, kinds)
+    print(f"console: servers {', '.join(kinds)}; `{console_bench.LINE}` x {cp.messages} from one client, "
+          f"then {cp.consoles} consoles ({cp.window} in flight each, {cp.clients} client processes) "
+          f"for {cp.seconds:g} s; {len(steps)} runs", flush=True)
+    runs = []
+    try:
+        for i, (rnd, kind) in enumerate(steps, 1):
+            t = time.monotonic()
+            r = console_bench.run_console(kind, cp, scratch, rnd)
+            runs.append(r)
+            print(f"[console {i}/{len(steps)}] round {rnd} {kind:<4}: {console_bench.line(r)}"
+                  f"  ({time.monotonic() - t:.0f} s)", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: reporting the console runs that finished")
+    summary = report.console_summary(runs)
+    return {
+        "params": {"line": console_bench.LINE, "rounds": args.rounds, "servers": kinds,
+                   "consoles": cp.consoles, "window": cp.window, "clients": cp.clients,
+                   "seconds": cp.seconds, "warmup": cp.warmup, "messages": cp.messages,
+                   "rtt_warmup": cp.rtt_warmup, "idle": cp.idle, "profile": cp.profile,
+                   "server_env": console_bench.CONSOLE_ENV},
+        "summary": summary,
+        "ratios": report.console_ratios(runs, summary),
+        "runs": runs,
+    }
 
 
 def main(argv=None) -> int:
@@ -247,7 +347,7 @@ def main(argv=None) -> int:
     if git.get("uncommitted_app_changes"):
         print(f"note: measuring the working tree with uncommitted app changes: "
               f"{', '.join(git['uncommitted_app_changes'])} (use --app-ref HEAD for the committed app)")
-    steps = plan(args)
+    steps = [] if args.no_sse else plan(args)
     print(f"bench {args.mode}: servers {', '.join(servers)}; viewers {args.viewers}; "
           f"{args.rounds} round(s) of {args.seconds:g} s; {len(steps)} runs; logs in {scratch}/logs")
 
@@ -262,27 +362,25 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted: reporting the runs that finished")
 
+    console = None
+    if not args.no_console:
+        console = run_console_part(args, scratch, app_dir)
+
     sampler = None
     if not args.no_sampler:
         sampler = run_json_tool("sampler_bench", ["--samples", str(args.preset["sampler_samples"]),
                                                   "--spacing", str(args.preset["sampler_spacing"])], 180,
                                 app_dir=app_dir)
-    ws = None
-    if not args.no_ws:
-        from .ws_check import unavailable
-
-        why = unavailable()
-        ws = {"skipped": why} if why else run_json_tool(
-            "ws_check", ["--messages", str(args.preset["ws_messages"])], 120)
-
     summary = report.summarize(runs)
     ratio = report.ratios(runs, summary, args.viewers)
-    target_rows = report.targets(summary, ratio, sampler)
-    text = report.table(summary, ratio, target_rows, sampler, ws, args.rounds)
+    target_rows = report.targets(summary, ratio, sampler, console)
+    text = report.table(summary, ratio, target_rows, sampler, None, args.rounds, console)
     print()
     print(text)
     if args.profile:
         print_profiles(runs)
+        if console:
+            print_console_profiles(console["runs"])
 
     result = {
         "format": 1,
@@ -299,12 +397,14 @@ def main(argv=None) -> int:
         "ratios": ratio,
         "targets": target_rows,
         "sampler": sampler,
-        "ws_echo": ws,
+        "console": console,
         "runs": runs,
         "table": text,
     }
     plot_note = None
-    if not args.no_plot:
+    if not args.no_plot and not summary:
+        plot_note = "no SSE runs"
+    elif not args.no_plot:
         plot_note = report.plot(summary, args.out / "fanout.png")
         if plot_note:
             print(f"note: plot skipped: {plot_note}")
@@ -315,7 +415,7 @@ def main(argv=None) -> int:
     tmp.replace(args.out / "latest.json")
     print(f"\nwrote {args.out / 'latest.json'}" + ("" if result["plot"] is None else
           f" and {args.out / 'fanout.png'}") + f" in {result['duration_s']:.0f} s")
-    if any("failed" in r for r in runs):
+    if any("failed" in r for r in runs + (console["runs"] if console else [])):
         print(f"some runs failed: server and client logs kept in {scratch}/logs")
     elif not args.profile:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -132,7 +132,11 @@ def _target(name, goal, measured, ok) -> dict:
     return {"target": name, "goal": goal, "measured": measured, "status": status}
 
 
-def targets(summary: dict, ratio: dict, sampler: dict | None) -> list[dict]:
+def targets(summary: dict, ratio: dict, sampler: dict | None, console: dict | None = None) -> list[dict]:
+    return sse_targets(summary, ratio, sampler) + console_targets(console)
+
+
+def sse_targets(summary: dict, ratio: dict, sampler: dict | None) -> list[dict]:
     rows = []
     s10k = summary.get("ours", {}).get("10000")
     if s10k and not s10k["failed_rounds"]:
@@ -205,52 +209,56 @@ def _fmt(stat: dict | None, digits: int = 1, noise: bool = True) -> str:
     return med
 
 
-def table(summary: dict, ratio: dict, target_rows: list[dict], sampler, ws, rounds: int) -> str:
+def table(summary: dict, ratio: dict, target_rows: list[dict], sampler, ws, rounds: int,
+          console: dict | None = None) -> str:
     lines = []
-    lines.append(f"SSE fan-out, medians of {rounds} round(s); (min-max over rounds)")
-    lines.append("held: streams open at the end (worst round); ev/v/s: events per viewer per second; "
-                 "deliv: share of (viewer, event) pairs delivered (worst round); us/ev: server CPU "
-                 "microseconds per event delivered to one viewer; KiB/viewer: (RSS - idle RSS) / viewers")
-    head = (f"{'server':<7} {'viewers':>7} {'held':>11} {'ev/v/s':>7} {'deliv':>6} {'disc':>5} {'gaps':>5}"
-            f" {'server CPU %':>20} {'us/ev':>5} {'p50 ms':>20} {'p99 ms':>20} {'RSS MB':>8} {'KiB/viewer':>18}"
-            f" {'idle MB':>7} {'idle CPU %':>10} {'client CPU %':>12}")
-    lines.append(head)
-    lines.append("-" * len(head))
-    for server in KINDS:
-        for viewers in sorted(summary.get(server, {}), key=int):
-            e = summary[server][viewers]
-            if e["failed_rounds"] == e["rounds"]:
-                lines.append(f"{server:<7} {viewers:>7}  all rounds failed: {e.get('failures', ['?'])[0]}")
-                continue
-            held = f"{e['open_at_end_worst']}/{viewers}"
-            deliv = f"{e['delivered']['min']:.3f}" if e["delivered"] else "-"
-            lines.append(
-                f"{server:<7} {viewers:>7} {held:>11} {_fmt(e['events_per_viewer_s'], 3, False):>7}"
-                f" {deliv:>6}"
-                f" {e['disconnects_worst']:>5} {e['gaps_worst']:>5}"
-                f" {_fmt(e['server_cpu_percent'], 1):>20} {_fmt(e['cpu_us_per_event'], 1, False):>5}"
-                f" {_fmt(e['delay_p50_ms'], 1):>20}"
-                f" {_fmt(e['delay_p99_ms'], 1):>20} {_fmt(e['rss_mb'], 0, False):>8}"
-                f" {_fmt(e['rss_per_viewer_kib'], 1):>18} {_fmt(e['idle_rss_mb'], 0, False):>7}"
-                f" {_fmt(e['idle_cpu_percent'], 1, False):>10}"
-                f" {_fmt(e['client_cpu_percent_max'], 0):>12}"
-            )
-            if e["failed_rounds"]:
-                lines.append(f"{'':>16}({e['failed_rounds']} round(s) failed: {e['failures'][0]})")
-    lines.append("")
-    lines.append("Ratios (median of ours / median of baseline; per-round range in brackets)")
-    for viewers in sorted(ratio, key=int):
-        parts = []
-        for key, label in (("cpu_ours_over_node", "CPU ours/Node"), ("p99_ours_over_node", "p99 ours/Node"),
-                           ("p50_ours_over_node", "p50 ours/Node"), ("rss_ours_over_node", "RSS ours/Node"),
-                           ("cpu_naive_over_ours", "CPU naive/ours")):
-            r = ratio[viewers].get(key)
-            if r:
-                rng = (f" [{r['per_round_min']}-{r['per_round_max']}]"
-                       if r["per_round_min"] is not None and r["per_round_min"] != r["per_round_max"] else "")
-                value = "n/a (baseline measured 0)" if r["median_ratio"] is None else f"{r['median_ratio']}x"
-                parts.append(f"{label} {value}{rng}")
-        lines.append(f"  {viewers:>6} viewers: " + ", ".join(parts))
+    if not summary:
+        lines.append("SSE fan-out: not run")
+    else:
+        lines.append(f"SSE fan-out, medians of {rounds} round(s); (min-max over rounds)")
+        lines.append("held: streams open at the end (worst round); ev/v/s: events per viewer per second; "
+                     "deliv: share of (viewer, event) pairs delivered (worst round); us/ev: server CPU "
+                     "microseconds per event delivered to one viewer; KiB/viewer: (RSS - idle RSS) / viewers")
+        head = (f"{'server':<7} {'viewers':>7} {'held':>11} {'ev/v/s':>7} {'deliv':>6} {'disc':>5} {'gaps':>5}"
+                f" {'server CPU %':>20} {'us/ev':>5} {'p50 ms':>20} {'p99 ms':>20} {'RSS MB':>8} {'KiB/viewer':>18}"
+                f" {'idle MB':>7} {'idle CPU %':>10} {'client CPU %':>12}")
+        lines.append(head)
+        lines.append("-" * len(head))
+        for server in KINDS:
+            for viewers in sorted(summary.get(server, {}), key=int):
+                e = summary[server][viewers]
+                if e["failed_rounds"] == e["rounds"]:
+                    lines.append(f"{server:<7} {viewers:>7}  all rounds failed: {e.get('failures', ['?'])[0]}")
+                    continue
+                held = f"{e['open_at_end_worst']}/{viewers}"
+                deliv = f"{e['delivered']['min']:.3f}" if e["delivered"] else "-"
+                lines.append(
+                    f"{server:<7} {viewers:>7} {held:>11} {_fmt(e['events_per_viewer_s'], 3, False):>7}"
+                    f" {deliv:>6}"
+                    f" {e['disconnects_worst']:>5} {e['gaps_worst']:>5}"
+                    f" {_fmt(e['server_cpu_percent'], 1):>20} {_fmt(e['cpu_us_per_event'], 1, False):>5}"
+                    f" {_fmt(e['delay_p50_ms'], 1):>20}"
+                    f" {_fmt(e['delay_p99_ms'], 1):>20} {_fmt(e['rss_mb'], 0, False):>8}"
+                    f" {_fmt(e['rss_per_viewer_kib'], 1):>18} {_fmt(e['idle_rss_mb'], 0, False):>7}"
+                    f" {_fmt(e['idle_cpu_percent'], 1, False):>10}"
+                    f" {_fmt(e['client_cpu_percent_max'], 0):>12}"
+                )
+                if e["failed_rounds"]:
+                    lines.append(f"{'':>16}({e['failed_rounds']} round(s) failed: {e['failures'][0]})")
+        lines.append("")
+        lines.append("Ratios (median of ours / median of baseline; per-round range in brackets)")
+        for viewers in sorted(ratio, key=int):
+            parts = []
+            for key, label in (("cpu_ours_over_node", "CPU ours/Node"), ("p99_ours_over_node", "p99 ours/Node"),
+                               ("p50_ours_over_node", "p50 ours/Node"), ("rss_ours_over_node", "RSS ours/Node"),
+                               ("cpu_naive_over_ours", "CPU naive/ours")):
+                r = ratio[viewers].get(key)
+                if r:
+                    rng = (f" [{r['per_round_min']}-{r['per_round_max']}]"
+                           if r["per_round_min"] is not None and r["per_round_min"] != r["per_round_max"] else "")
+                    value = "n/a (baseline measured 0)" if r["median_ratio"] is None else f"{r['median_ratio']}x"
+                    parts.append(f"{label} {value}{rng}")
+            lines.append(f"  {viewers:>6} viewers: " + ", ".join(parts))
     if sampler:
         lines.append("")
         if "error" in sampler:
@@ -273,6 +281,11 @@ def table(summary: dict, ratio: dict, target_rows: list[dict], sampler, ws, roun
         else:
             lines.append(f"Node ws echo round trip (console floor, one Python client, sequential): "
                          f"p50 {ws['rtt_ms_p50']} ms, p99 {ws['rtt_ms_p99']} ms, {ws['messages_per_s']} msg/s")
+    if console:
+        if "skipped" in console:
+            lines += ["", f"Operator console: skipped ({console['skipped']})"]
+        else:
+            lines += console_table(console)
     lines.append("")
     lines.append("Targets")
     w = max(len(t["target"]) for t in target_rows)
@@ -322,3 +335,183 @@ def plot(summary: dict, path: Path) -> str | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
+
+
+# ---- the operator console ------------------------------------------------------------------
+
+# (key in the JSON, path inside a run): one-client and under-load figures.
+CONSOLE_METRICS = {
+    "rtt_p50_ms": ("rtt", "rtt_ms_p50"),
+    "rtt_p90_ms": ("rtt", "rtt_ms_p90"),
+    "rtt_p99_ms": ("rtt", "rtt_ms_p99"),
+    "rtt_max_ms": ("rtt", "rtt_ms_max"),
+    "rtt_per_s": ("rtt", "messages_per_s"),
+    "rtt_client_cpu_us": ("rtt", "client_cpu_us_per_request"),
+    "load_cmd_per_s": ("load", "commands_per_s"),
+    "load_p50_ms": ("load", "rtt_ms_p50"),
+    "load_p99_ms": ("load", "rtt_ms_p99"),
+    "load_max_ms": ("load", "rtt_ms_max"),
+    "load_server_cpu_percent": ("load", "server_cpu_percent"),
+    "load_server_us_per_cmd": ("load", "server_cpu_us_per_command"),
+    "load_client_cpu_percent_max": ("load", "client_cpu_percent_max"),
+    "load_client_cpu_percent_sum": ("load", "client_cpu_percent_sum"),
+    "load_client_us_per_reply": ("load", "client_cpu_us_per_reply"),
+    "load_client_loop_lag_max_ms": ("load", "client_loop_lag_max_ms"),
+}
+CONSOLE_WORST = {
+    "rtt_errors": (("rtt", "errors"), max),
+    "load_errors": (("load", "errors"), max),
+    "load_disconnects": (("load", "disconnects"), max),
+    "load_connected": (("load", "consoles_connected"), min),
+}
+# Ratios ours / echo floor: (name, metric).
+CONSOLE_RATIOS = (
+    ("rtt_p50", "rtt_p50_ms"),
+    ("rtt_p99", "rtt_p99_ms"),
+    ("load_cmd_per_s", "load_cmd_per_s"),
+    ("load_p50", "load_p50_ms"),
+    ("load_p99", "load_p99_ms"),
+    ("load_server_us_per_cmd", "load_server_us_per_cmd"),
+)
+
+
+def _console_value(run: dict, path: tuple[str, str]):
+    part = run.get(path[0]) or {}
+    return part.get(path[1])
+
+
+def console_summary(runs: list[dict]) -> dict:
+    """{server: {metric: stat}} over the console runs that completed."""
+    out: dict = {}
+    for server in sorted({r["server"] for r in runs}):
+        rs = [r for r in runs if r["server"] == server]
+        ok = [r for r in rs if "failed" not in r]
+        entry: dict = {"rounds": len(rs), "failed_rounds": len(rs) - len(ok)}
+        for name, path in CONSOLE_METRICS.items():
+            entry[name] = _stat([_console_value(r, path) for r in ok])
+        for name, (path, pick) in CONSOLE_WORST.items():
+            vals = [_console_value(r, path) for r in ok if _console_value(r, path) is not None]
+            entry[name + "_worst"] = pick(vals) if vals else None
+        if len(ok) < len(rs):
+            entry["failures"] = [r["failed"] for r in rs if "failed" in r]
+        out[server] = entry
+    return out
+
+
+def console_ratios(runs: list[dict], summary: dict) -> dict:
+    """ours / echo: ratio of the medians, with the range of the per-round ratios."""
+    out: dict = {}
+    if "ours" not in summary or "echo" not in summary:
+        return out
+    for name, metric in CONSOLE_RATIOS:
+        a, b = summary["ours"].get(metric), summary["echo"].get(metric)
+        if not a or not b:
+            continue
+        path = CONSOLE_METRICS[metric]
+        per_round = []
+        for rnd in sorted({r["round"] for r in runs}):
+            ra = [r for r in runs if r["server"] == "ours" and r["round"] == rnd and "failed" not in r]
+            rb = [r for r in runs if r["server"] == "echo" and r["round"] == rnd and "failed" not in r]
+            if ra and rb and _console_value(ra[0], path) and _console_value(rb[0], path):
+                per_round.append(_console_value(ra[0], path) / _console_value(rb[0], path))
+        out[f"{name}_ours_over_echo"] = {
+            "median_ratio": round(a["median"] / b["median"], 3) if b["median"] else None,
+            "per_round_min": round(min(per_round), 3) if per_round else None,
+            "per_round_max": round(max(per_round), 3) if per_round else None,
+        }
+    return out
+
+
+def _range(stat: dict, digits: int) -> str:
+    if stat["n"] > 1:
+        return f" (rounds {stat['min']:.{digits}f}-{stat['max']:.{digits}f})"
+    return ""
+
+
+def console_targets(console: dict | None) -> list[dict]:
+    goals = (("console: status round trip p50, one client", "< 1 ms"),
+             ("console: status round trip p99, one client", "< 5 ms"),
+             ("console: status commands/s over 50 consoles", ">= 3,000/s"))
+    s = (console or {}).get("summary", {}).get("ours")
+    if not s or s["failed_rounds"] == s["rounds"]:
+        why = "not measured" if not s else f"all {s['rounds']} round(s) failed"
+        return [_target(name, goal, why, None if not s else False) for name, goal in goals]
+    failed = f"; {s['failed_rounds']} of {s['rounds']} rounds failed" if s["failed_rounds"] else ""
+    clean = not s["failed_rounds"] and not s["rtt_errors_worst"]
+    rows = []
+    for (name, goal), metric, limit in zip(goals[:2], ("rtt_p50_ms", "rtt_p99_ms"), (1.0, 5.0)):
+        st = s[metric]
+        errors = f", {s['rtt_errors_worst']} error replies" if s["rtt_errors_worst"] else ""
+        rows.append(_target(name, goal, f"{st['median']:.3f} ms{_range(st, 3)}{errors}{failed}",
+                            clean and st["median"] < limit))
+    params = console["params"]
+    st = s["load_cmd_per_s"]
+    if params["consoles"] != 50:
+        rows.append(_target(goals[2][0], goals[2][1],
+                            f"not measured at 50 ({params['consoles']} consoles: {st['median']:,.0f}/s)", None))
+    else:
+        ok = (not s["failed_rounds"] and not s["load_errors_worst"] and not s["load_disconnects_worst"]
+              and s["load_connected_worst"] == 50 and st["median"] >= 3000)
+        cpu = s["load_server_cpu_percent"]
+        rows.append(_target(goals[2][0], goals[2][1],
+                            f"{st['median']:,.0f}/s{_range(st, 0)}, server CPU {cpu['median']:.0f}%, "
+                            f"errors {s['load_errors_worst']}, disconnects {s['load_disconnects_worst']}{failed}",
+                            ok))
+    return rows
+
+
+def console_table(console: dict) -> list[str]:
+    p = console["params"]
+    summary = console["summary"]
+    ratio = console.get("ratios", {})
+    lines = ["", f"Operator console: `{p['line']}` over the WebSocket, medians of {p['rounds']} round(s); "
+                 "(min-max over rounds); echo = the Node ws echo server, the floor"]
+    lines.append(f"One client (websocket-client, sequential, {p['messages']} requests after "
+                 f"{p['rtt_warmup']} warm-up), round trip in ms:")
+    head = (f"  {'server':<7} {'p50 ms':>22} {'p90 ms':>8} {'p99 ms':>22} {'max ms':>8} {'req/s':>7}"
+            f" {'client us/req':>13} {'errors':>6}")
+    lines.append(head)
+    for server in ("ours", "echo"):
+        e = summary.get(server)
+        if not e:
+            continue
+        if e["failed_rounds"] == e["rounds"]:
+            lines.append(f"  {server:<7} all rounds failed: {e.get('failures', ['?'])[0]}")
+            continue
+        lines.append(f"  {server:<7} {_fmt(e['rtt_p50_ms'], 3):>22} {_fmt(e['rtt_p90_ms'], 3, False):>8}"
+                     f" {_fmt(e['rtt_p99_ms'], 3):>22} {_fmt(e['rtt_max_ms'], 1, False):>8}"
+                     f" {_fmt(e['rtt_per_s'], 0, False):>7} {_fmt(e['rtt_client_cpu_us'], 0, False):>13}"
+                     f" {e['rtt_errors_worst']:>6}")
+    lines.append(f"{p['consoles']} consoles from {p['clients']} client process(es) (raw sockets, "
+                 f"{p['window']} request(s) in flight per console), {p['seconds']:g} s window after "
+                 f"{p['warmup']:g} s warm-up:")
+    head = (f"  {'server':<7} {'held':>6} {'cmd/s':>20} {'p50 ms':>20} {'p99 ms':>20} {'server CPU %':>17}"
+            f" {'us/cmd':>16} {'client CPU % max':>16} {'sum':>4} {'client us/cmd':>13} {'err':>4} {'disc':>4}")
+    lines.append(head)
+    for server in ("ours", "echo"):
+        e = summary.get(server)
+        if not e or e["failed_rounds"] == e["rounds"]:
+            continue
+        held = f"{e['load_connected_worst']}/{p['consoles']}"
+        lines.append(f"  {server:<7} {held:>6} {_fmt(e['load_cmd_per_s'], 0):>20} {_fmt(e['load_p50_ms'], 2):>20}"
+                     f" {_fmt(e['load_p99_ms'], 2):>20} {_fmt(e['load_server_cpu_percent'], 0):>17}"
+                     f" {_fmt(e['load_server_us_per_cmd'], 0):>16}"
+                     f" {_fmt(e['load_client_cpu_percent_max'], 0):>16}"
+                     f" {_fmt(e['load_client_cpu_percent_sum'], 0, False):>4}"
+                     f" {_fmt(e['load_client_us_per_reply'], 0, False):>13}"
+                     f" {e['load_errors_worst']:>4} {e['load_disconnects_worst']:>4}")
+        if e["failed_rounds"]:
+            lines.append(f"  {'':<7} ({e['failed_rounds']} round(s) failed: {e['failures'][0]})")
+    if ratio:
+        parts = []
+        for key, label in (("rtt_p50_ours_over_echo", "one client p50"), ("rtt_p99_ours_over_echo", "p99"),
+                           ("load_cmd_per_s_ours_over_echo", f"{p['consoles']} consoles cmd/s"),
+                           ("load_p50_ours_over_echo", "p50"), ("load_p99_ours_over_echo", "p99"),
+                           ("load_server_us_per_cmd_ours_over_echo", "server CPU per cmd")):
+            r = ratio.get(key)
+            if r and r["median_ratio"] is not None:
+                rng = (f" [{r['per_round_min']}-{r['per_round_max']}]"
+                       if r["per_round_min"] is not None and r["per_round_min"] != r["per_round_max"] else "")
+                parts.append(f"{label} {r['median_ratio']}x{rng}")
+        lines.append("  ours / echo: " + ", ".join(parts))
+    return lines
