@@ -7,6 +7,9 @@ ConsoleSession.handle. This loop only moves frames between the two.
 
 from __future__ import annotations
 
+import socket
+import time
+
 import gevent.lock
 from flask import Blueprint, g, request
 from flask_sock import Sock
@@ -20,6 +23,8 @@ from .web import error, services
 bp = Blueprint("console", __name__)
 sock = Sock()
 
+LINGER_BYTES = 1 << 20  # read and discard at most this much after our close frame
+
 
 class SerializedSocket:
     """The client socket with each write whole and one at a time.
@@ -31,6 +36,7 @@ class SerializedSocket:
     def __init__(self, raw) -> None:
         self._raw = raw
         self._lock = gevent.lock.Semaphore()
+        self._closed = False
 
     def send(self, data) -> int:
         with self._lock:
@@ -38,6 +44,30 @@ class SerializedSocket:
         return len(data)
 
     sendall = send
+
+    def close(self) -> None:
+        """A lingering close: closing a socket with unread input makes the kernel
+        send a reset, which can destroy our close frame before the peer reads it
+        (a flooding client always has unread input). So: FIN first, then drain
+        briefly, then close."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            with self._lock:
+                self._raw.shutdown(socket.SHUT_WR)
+            self._raw.settimeout(0.5)
+            deadline = time.monotonic() + 2.0
+            drained = 0
+            while drained < LINGER_BYTES and time.monotonic() < deadline:
+                data = self._raw.recv(65536)
+                if not data:
+                    break
+                drained += len(data)
+        except OSError:
+            pass
+        finally:
+            self._raw.close()
 
     def __getattr__(self, name):
         return getattr(self._raw, name)
@@ -84,3 +114,7 @@ def console_socket(ws):
         if session.closed:
             session.writer.join(timeout=2)  # let the close frame out
         svc.consoles.remove(session)
+        # Before the server closes the connection: FIN, then drain what the
+        # peer still sends, so our close frame reaches it (see SerializedSocket).
+        if isinstance(ws.sock, SerializedSocket):
+            ws.sock.close()

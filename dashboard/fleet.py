@@ -193,6 +193,7 @@ class Fleet:
         self.following = {}
         for host in list(svc.views):
             self._backfill(svc.views[host])
+        svc.local.ready.set()
         self.shared = True
         self.error = None
         svc.sampler.stop()  # from now on only the lease holder samples
@@ -223,6 +224,7 @@ class Fleet:
             log.error("Redis at %s is unreachable (%s): serving this host's metrics locally and "
                       "refusing console commands until it answers; retrying with backoff",
                       redacted(self.store.url), self.error)
+        self.svc.local.ready.set()  # serve what this process has, and its own samples
         if not self.svc.shutting_down:
             self.svc.sampler.start()
 

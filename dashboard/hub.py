@@ -119,6 +119,7 @@ class Hub:
         write_timeout: float = 10.0,
         heartbeat: float = 15.0,
         retry_ms: int = 2000,
+        send_buffer: int = 0,
         clock: IdClock | None = None,
     ) -> None:
         self.history_ms = int(history_seconds * 1000)
@@ -129,6 +130,7 @@ class Hub:
         self.write_timeout = write_timeout
         self.heartbeat_seconds = heartbeat
         self.retry_ms = retry_ms
+        self.send_buffer = send_buffer
         self.clock = clock or IdClock()
         self.stats = HubStats()
         self._buf: list[Frame | None] = []
@@ -355,6 +357,14 @@ class Hub:
         on we write the same framing ourselves."""
         sock = sub.sock
         sock.settimeout(self.write_timeout)
+        if self.send_buffer:
+            # A fixed kernel buffer per viewer: a reader that stops is noticed
+            # after this much (then after `backlog` events), and 10,000 stalled
+            # viewers cannot pin megabytes of kernel memory each.
+            try:
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, self.send_buffer)
+            except OSError:
+                pass
         loop = gevent.get_hub().loop
         sub.watcher = loop.io(sock.fileno(), 1)
         sub.watcher.start(self._on_readable, sub)

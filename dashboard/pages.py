@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, Response, render_template
 
 from .web import services
 
@@ -18,3 +18,10 @@ def index():
         version=svc.version,
         history_seconds=svc.config["HISTORY_SECONDS"],
     )
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    # The page draws its own icon (with the alert count); JSON pages opened in
+    # a browser would otherwise fill logs with 404s for this.
+    return Response(status=204)

@@ -56,6 +56,7 @@ class HostView:
             write_timeout=config["VIEWER_WRITE_TIMEOUT"],
             heartbeat=config["HEARTBEAT_SECONDS"],
             retry_ms=config["SSE_RETRY_MS"],
+            send_buffer=config["VIEWER_SEND_BUFFER"],
         )
         self.history = History(config["HISTORY_SECONDS"])
         self.latest: dict | None = None
@@ -98,6 +99,10 @@ class Services:
             )
             self.fleet = Fleet(self, self.store)
             self.audit = RedisAuditLog(self.store)
+            # Nothing is served from this host's view until it holds what Redis
+            # has (or Redis proved unreachable): a viewer resuming right after a
+            # restart must find its last event there.
+            self.local.ready.clear()
         else:
             self.audit = AuditLog(config["AUDIT_DB"], config["AUDIT_SYNC"])
         self.command_counts: dict[tuple[str, str], int] = {}
@@ -183,6 +188,7 @@ class Services:
     def view(self, host: str | None = None) -> HostView:
         """The view of host (this one by default); KeyError for a host nobody has heard of."""
         if not host or host == self.host:
+            self.local.ready.wait(10)
             return self.local
         existing = self.views.get(host)
         if existing is not None:

@@ -129,6 +129,13 @@ SETTINGS: tuple[Setting, ...] = (
         _ranged(int, 1, 100_000),
     ),
     Setting(
+        "VIEWER_SEND_BUFFER",
+        65536,
+        "Kernel send buffer per event stream, in bytes (0: the system's autotuning, up to "
+        "megabytes). Bounds what a stalled viewer holds before its backlog starts counting.",
+        _ranged(int, 0, 16 * 1024 * 1024),
+    ),
+    Setting(
         "VIEWER_WRITE_TIMEOUT",
         10.0,
         "Seconds a stalled viewer may block one write before its stream is closed.",

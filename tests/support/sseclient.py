@@ -13,6 +13,7 @@ import codecs
 import json
 import socket
 import time
+import zlib
 from dataclasses import dataclass, field
 
 
@@ -175,6 +176,10 @@ class SSEClient:
             k, _, v = line.partition(":")
             self.headers[k.strip().lower()] = v.strip()
         self.dechunker = Dechunker() if self.headers.get("transfer-encoding") == "chunked" else None
+        # A proxy may compress the stream anyway; then it must still flush each event.
+        self.gunzip = (zlib.decompressobj(16 + zlib.MAX_WBITS)
+                       if self.headers.get("content-encoding") == "gzip" else None)
+        self.arrivals: list[tuple[float, int]] = []  # (time, events parsed so far)
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         if rest:
             self._take(rest)
@@ -186,8 +191,11 @@ class SSEClient:
             data = self.dechunker.feed(data)
             if self.dechunker.done:
                 self.ended = True
+        if self.gunzip is not None:
+            data = self.gunzip.decompress(data)
         self.raw += data
         self.parser.feed(self._decoder.decode(data))
+        self.arrivals.append((time.time(), len(self.parser.events)))
 
     def pump(self, timeout: float) -> bool:
         """Read what arrives within timeout; False once the stream has ended."""
@@ -215,6 +223,10 @@ class SSEClient:
             if not self.pump(min(left, 0.5)):
                 return predicate(self)
         return True
+
+    def arrival(self, index: int) -> float:
+        """When the index-th event (of any type) had fully arrived."""
+        return next(t for t, n in self.arrivals if n > index)
 
     def events_of(self, type: str) -> list[SSEEvent]:
         return [e for e in self.parser.events if e.type == type]

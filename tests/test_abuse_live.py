@@ -1,0 +1,148 @@
+"""Abuse of the console socket and the event stream, against the real server:
+each case ends as documented, others keep being served, nothing leaks."""
+
+import json
+import socket
+import struct
+import time
+
+import pytest
+import websocket
+
+from dashboard.console import Session
+from tests.support.sseclient import SSEClient
+from tests.support.wsclient import TOKEN, Console
+
+
+def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """A client frame (masked, as RFC 6455 requires), possibly without FIN."""
+    return websocket.ABNF(fin=int(fin), opcode=opcode, data=payload).format()
+
+
+def process(server):
+    return server.get("/healthz?details=1")[1]["process"]
+
+
+def settle(server, before, timeout=10.0):
+    """Wait until open files and greenlets are back near where they were."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = process(server)
+        if (now["open_files"] <= before["open_files"] + 2 and now["greenlets"] <= before["greenlets"] + 3) \
+                or time.monotonic() > deadline:
+            return now
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def server(start_server):
+    return start_server({"CONSOLE_PING_SECONDS": "0.5", "CONSOLE_RATE": "50", "CONSOLE_BURST": "20"})
+
+
+def test_each_abuse_ends_as_documented_and_leaks_nothing(server):
+    # A client that answers pings by itself, as browsers do (the CLI's session).
+    bystander = Session(server.base, TOKEN, "bystander", on_push=lambda m: None)
+    for _ in range(3):  # warm every path once before measuring
+        Console(server.port).close()
+    time.sleep(0.5)
+    before = process(server)
+
+    for _round in range(3):
+        # A binary frame: an error reply, the socket stays.
+        c = Console(server.port)
+        c.ws.sock.sendall(frame(websocket.ABNF.OPCODE_BINARY, b"\x00\x01\x02"))
+        assert c.recv()["error"]["code"] == "bad_request"
+        assert c.ok("whoami")["operator"] == "cli"
+        c.close()
+
+        # Invalid UTF-8 in a text frame: 1007.
+        c = Console(server.port)
+        c.ws.sock.sendall(frame(websocket.ABNF.OPCODE_TEXT, b'{"id":1,"line":"\xc3\x28"}'))
+        assert c.close_code() == 1007
+
+        # A message in fragments that never ends: held up to the size limit, then 1009.
+        c = Console(server.port)
+        c.ws.sock.sendall(frame(websocket.ABNF.OPCODE_TEXT, b"x" * 10000, fin=False))
+        for _ in range(7):
+            c.ws.sock.sendall(frame(websocket.ABNF.OPCODE_CONT, b"x" * 10000, fin=False))
+        assert c.close_code() == 1009
+
+        # A frame over the limit: 1009.
+        c = Console(server.port)
+        c.ws.send(json.dumps({"id": 1, "line": "broadcast " + "y" * 70000}))
+        assert c.close_code() == 1009
+
+        # A thousand requests in a burst: answers up to the burst, refusals, then 1008.
+        c = Console(server.port)
+        c.ws.sock.sendall(b"".join(frame(websocket.ABNF.OPCODE_TEXT, json.dumps({"id": i, "line": "whoami"}).encode())
+                                   for i in range(1000)))
+        codes = []
+        while True:
+            f = c.ws.recv_frame()
+            if f.opcode == websocket.ABNF.OPCODE_CLOSE:
+                assert int.from_bytes(f.data[:2], "big") == 1008
+                break
+            codes.append(json.loads(f.data).get("error", {}).get("code", "ok"))
+        assert codes.count("ok") >= 20 and "rate_limited" in codes
+        c.close()
+
+        # A half-open peer (no FIN, never a pong): closed by the ping timeout with 1008.
+        c = Console(server.port)
+        c.ws.sock.settimeout(10)
+        started, data = time.monotonic(), b""
+        while True:
+            chunk = c.ws.sock.recv(4096)  # raw reads: pings are never answered
+            if not chunk:
+                break
+            data += chunk
+        assert b"\x03\xf0Ping/Pong timeout" in data  # close frame, code 1008
+        assert time.monotonic() - started < 5
+        c.close()
+
+        # An abrupt disconnect halfway through a frame.
+        raw = socket.create_connection(("127.0.0.1", server.port))
+        raw.sendall(b"GET /console HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw.close()
+
+        assert bystander.request("status")["result"]["version"]  # everyone else is still served
+
+    after = settle(server, before)
+    assert after["open_files"] <= before["open_files"] + 2, (before, after)
+    assert after["greenlets"] <= before["greenlets"] + 3, (before, after)
+    assert after["rss"] - before["rss"] < 8 * 1024 * 1024, (before, after)
+
+
+def test_slow_readers_are_dropped_and_others_see_no_added_delay(start_server):
+    server = start_server({"SAMPLE_INTERVAL": "0.25", "VIEWER_BACKLOG": "8", "CONSOLE_RATE": "100",
+                           "CONSOLE_BURST": "100"})
+    readers = [SSEClient(server.port) for _ in range(10)]
+    stalled = []
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+        stalled.append(s)  # never read from again
+    time.sleep(0.5)
+    assert server.get("/healthz")[1]["subscribers"] == 15
+    op = Console(server.port)
+    for i in range(60):  # fill the stalled viewers' buffers quickly
+        op.ok(f"broadcast {i} " + "z" * 900)
+        for r in readers:
+            r.pump(0.001)
+    deadline = time.monotonic() + 30
+    while server.get("/healthz")[1]["subscribers"] > 10 and time.monotonic() < deadline:
+        for r in readers:
+            r.pump(0.01)
+    assert server.get("/healthz")[1]["subscribers"] == 10
+    text = server.request("GET", "/metrics")[2].decode()
+    assert 'dashboard_viewers_dropped_total{host="' in text and 'reason="backlog"} 5.0' in text
+    # The readers got every event, on time.
+    for r in readers:
+        r.read_events(8)
+        delays = [r.arrival(i) - e.json["ts"] for i, e in enumerate(r.parser.events) if e.type == "metrics"]
+        assert max(delays) < 0.5, delays
+        notices = [e.json["message"].split()[0] for e in r.events_of("notice")]
+        assert notices == [str(i) for i in range(60)]
+        r.close()
+    for s in stalled:
+        s.close()
