@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS revoked_sessions (
 """
 
 
+_FIELDS = ("ts", "operator", "role", "session", "addr", "action", "line", "outcome", "detail")
+
+
 class StoreUnavailable(RuntimeError):
     """A write to the audit log or the shared store failed: the command must not
     run, or must not be acknowledged."""
@@ -60,7 +63,35 @@ class Record:
         return asdict(self)
 
 
-class AuditLog:
+class _AuditBase:
+    """What both stores share: durable write first, then one log line; failures
+    become StoreUnavailable so the command is refused. A store provides
+    `_insert(record) -> id`, `_update(record, outcome, detail)` and `errors`."""
+
+    errors: tuple = ()
+
+    def append(self, record: Record) -> Record:
+        try:
+            record.id = self._insert(record)
+        except self.errors as exc:
+            log.error("audit write failed: %s", exc)
+            raise StoreUnavailable(str(exc)) from exc
+        log.info("audit", extra={"fields": {"audit": record.public()}})
+        return record
+
+    def settle(self, record: Record, outcome: str, detail: str | None = None) -> Record:
+        """Record the outcome of a command that was appended as pending before it ran."""
+        try:
+            self._update(record, outcome, detail)
+        except self.errors as exc:
+            log.error("audit update failed: %s", exc)
+            raise StoreUnavailable(str(exc)) from exc
+        record.outcome, record.detail = outcome, detail
+        log.info("audit", extra={"fields": {"audit": record.public()}})
+        return record
+
+
+class AuditLog(_AuditBase):
     def __init__(self, path: str, sync: str = "normal") -> None:
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
@@ -74,43 +105,19 @@ class AuditLog:
         self.db.executescript(_SCHEMA)
         self._revoked = self.revoked()
 
-    def append(self, record: Record) -> Record:
-        """Commit record (auto-commit), then log it as one JSON line."""
-        try:
-            cur = self.db.execute(
-                "INSERT INTO audit (ts, operator, role, session, addr, action, line, outcome, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.ts,
-                    record.operator,
-                    record.role,
-                    record.session,
-                    record.addr,
-                    record.action,
-                    record.line,
-                    record.outcome,
-                    record.detail,
-                ),
-            )
-        except sqlite3.Error as exc:
-            log.error("audit write failed: %s", exc)
-            raise StoreUnavailable(str(exc)) from exc
-        record.id = cur.lastrowid
-        log.info("audit", extra={"fields": {"audit": record.public()}})
-        return record
+    errors = (sqlite3.Error,)
 
-    def settle(self, record: Record, outcome: str, detail: str | None = None) -> Record:
-        """Record the outcome of a command that was appended as pending before it ran."""
-        try:
-            self.db.execute(
-                "UPDATE audit SET outcome = ?, detail = ? WHERE id = ?", (outcome, detail, record.id)
-            )
-        except sqlite3.Error as exc:
-            log.error("audit update failed: %s", exc)
-            raise StoreUnavailable(str(exc)) from exc
-        record.outcome, record.detail = outcome, detail
-        log.info("audit", extra={"fields": {"audit": record.public()}})
-        return record
+    def _insert(self, record: Record) -> int:
+        # Auto-commit: the record is in the WAL before the reply is sent.
+        cur = self.db.execute(
+            "INSERT INTO audit (ts, operator, role, session, addr, action, line, outcome, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            tuple(getattr(record, k) for k in _FIELDS),
+        )
+        return cur.lastrowid
+
+    def _update(self, record: Record, outcome: str, detail: str | None) -> None:
+        self.db.execute("UPDATE audit SET outcome = ?, detail = ? WHERE id = ?", (outcome, detail, record.id))
 
     def latest(self, n: int) -> list[dict]:
         rows = self.db.execute(
@@ -142,10 +149,7 @@ class AuditLog:
         self.db.close()
 
 
-_FIELDS = ("ts", "operator", "role", "session", "addr", "action", "line", "outcome", "detail")
-
-
-class RedisAuditLog:
+class RedisAuditLog(_AuditBase):
     """The audit log as a Redis stream, for deployments whose disks do not last
     (a dyno's filesystem is wiped on every restart). A record is acknowledged
     once Redis has accepted it; how it survives a Redis restart is the Redis
@@ -155,28 +159,15 @@ class RedisAuditLog:
         import redis
 
         self.store = store
-        self._errors = (redis.RedisError, OSError)
+        self.errors = (redis.RedisError, OSError)
 
-    def append(self, record: Record) -> Record:
-        fields = {k: "" if getattr(record, k) is None else str(getattr(record, k)) for k in _FIELDS}
-        try:
-            record.id = self.store.audit_add(fields)
-        except self._errors as exc:
-            log.error("audit write failed: %s", exc)
-            raise StoreUnavailable(str(exc)) from exc
-        log.info("audit", extra={"fields": {"audit": record.public()}})
-        return record
+    def _insert(self, record: Record) -> str:
+        return self.store.audit_add(
+            {k: "" if getattr(record, k) is None else str(getattr(record, k)) for k in _FIELDS})
 
-    def settle(self, record: Record, outcome: str, detail: str | None = None) -> Record:
+    def _update(self, record: Record, outcome: str, detail: str | None) -> None:
         # Streams are append-only: the outcome is a second entry naming the first.
-        try:
-            self.store.audit_add({"ref": str(record.id), "outcome": outcome, "detail": detail or ""})
-        except self._errors as exc:
-            log.error("audit update failed: %s", exc)
-            raise StoreUnavailable(str(exc)) from exc
-        record.outcome, record.detail = outcome, detail
-        log.info("audit", extra={"fields": {"audit": record.public()}})
-        return record
+        self.store.audit_add({"ref": str(record.id), "outcome": outcome, "detail": detail or ""})
 
     def latest(self, n: int) -> list[dict]:
         entries = self.store.audit_latest(n * 2 + 20)
@@ -202,7 +193,7 @@ class RedisAuditLog:
     def is_revoked(self, session: str) -> bool:
         try:
             return self.store.is_revoked(session)
-        except self._errors:
+        except self.errors:
             return True  # cannot check: refuse rather than honour a logged-out session
 
     def close(self) -> None:

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -145,23 +146,31 @@ def guard_console():
 # ---- login and logout ------------------------------------------------------------
 
 
-def _json_body():
-    if not request.is_json:
-        return None, error(415, "unsupported_media_type", "send a JSON body (Content-Type: application/json)")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        return None, error(400, "bad_request", "the body must be a JSON object")
-    return body, None
+def state_changing(view):
+    """For POSTs that change state: same-origin browsers only, JSON bodies only.
+
+    A form on another site can post neither (forms cannot send JSON, and a
+    script that could would be stopped by the Origin check), so this is the
+    CSRF defence, cookie or no cookie."""
+
+    @functools.wraps(view)
+    def checked():
+        refused = refuse_foreign_origin()
+        if refused is not None:
+            return refused
+        if not request.is_json:
+            return error(415, "unsupported_media_type", "send a JSON body (Content-Type: application/json)")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return error(400, "bad_request", "the body must be a JSON object")
+        return view(body)
+
+    return checked
 
 
 @bp.post("/login")
-def login():
-    refused = refuse_foreign_origin()
-    if refused is not None:
-        return refused
-    body, problem = _json_body()
-    if problem is not None:
-        return problem
+@state_changing
+def login(body: dict):
     svc = services()
     token = body.get("token")
     role = svc.tokens.role_for(token if isinstance(token, str) else None)
@@ -183,13 +192,8 @@ def login():
 
 
 @bp.post("/logout")
-def logout():
-    refused = refuse_foreign_origin()
-    if refused is not None:
-        return refused
-    _body, problem = _json_body()
-    if problem is not None:
-        return problem
+@state_changing
+def logout(body: dict):
     op = session_operator()
     session.clear()
     if op is None:
