@@ -1,10 +1,15 @@
 // Light and dark themes: follow the system until the user picks one, then
-// remember the pick. The inline script in the page applies it before paint.
+// remember the pick. The inline script in the page sets data-theme before
+// the first paint; this keeps it current.
 
 const media = window.matchMedia("(prefers-color-scheme: dark)");
 
+function stored() {
+  try { return localStorage.getItem("theme"); } catch (e) { return null; }
+}
+
 export function currentTheme() {
-  return document.documentElement.dataset.theme || (media.matches ? "dark" : "light");
+  return document.documentElement.dataset.theme;
 }
 
 export function initTheme(button, onChange) {
@@ -22,7 +27,10 @@ export function initTheme(button, onChange) {
     onChange(next);
   });
   media.addEventListener("change", () => {
-    if (!document.documentElement.dataset.theme) { render(); onChange(currentTheme()); }
+    if (stored()) return; // the user's pick wins over the system
+    document.documentElement.dataset.theme = media.matches ? "dark" : "light";
+    render();
+    onChange(currentTheme());
   });
   render();
 }
