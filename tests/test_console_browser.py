@@ -1,5 +1,6 @@
 """The console panel in real Chromium."""
 
+from tests.support.browser import run_command, wait_state
 from tests.support.wsclient import TOKEN, Console
 
 
@@ -11,15 +12,11 @@ def open_page(browser, server, page_errors, path="/"):
 
 
 def wait_open(page):
-    page.wait_for_function("document.querySelector('#ws-pill').dataset.state === 'open'", timeout=10000)
+    wait_state(page, "ws-pill", "open", timeout=10000)
 
 
 def run(page, line):
-    before = page.locator("#term-output .term-line").count()
-    page.fill("#term-input", line)
-    page.press("#term-input", "Enter")
-    page.wait_for_function(
-        f"document.querySelectorAll('#term-output .term-line').length >= {before + 2}", timeout=5000)
+    run_command(page, line)
     return page.locator("#term-output .term-line").last
 
 
@@ -35,7 +32,7 @@ def test_login_form_status_top_history_and_completion(start_server, browser, pag
     page.fill("#login-token", TOKEN)
     page.click("#login-form button[type=submit]")
     wait_open(page)
-    assert page.inner_text("#whoami") == "dana (operator)"
+    page.wait_for_function("document.querySelector('#whoami').textContent === 'dana (operator)'")
     status = run(page, "status")
     assert "version" in status.inner_text() and "viewers" in status.inner_text()
     top = run(page, "top 3")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import REPO, Server
+from tests.support.browser import run_command, wait_state
+from tests.support.server import REPO
 from tests.support.wsclient import TOKEN, Console
 
 SHOTS = REPO / "artifacts" / "screenshots"
@@ -19,10 +20,6 @@ def new_page(browser, page_errors, url, **context_args):
     page = page_errors(context.new_page())
     page.goto(url)
     return context, page
-
-
-def wait_state(page, pill, state, timeout=15000):
-    page.wait_for_function(f"document.querySelector('#{pill}').dataset.state === '{state}'", timeout=timeout)
 
 
 def samples(page):
@@ -38,13 +35,7 @@ def fact(page, panel, key):
     return page.locator(f"#{panel} [data-f='{key}']").inner_text()
 
 
-def run(page, line):
-    before = page.locator("#term-output .term-line").count()
-    page.fill("#term-input", line)
-    page.press("#term-input", "Enter")
-    page.wait_for_function(
-        f"document.querySelectorAll('#term-output .term-line').length >= {before + 2}", timeout=5000)
-    return page.locator("#term-output .term-line").last.inner_text()
+run = run_command
 
 
 def test_page_loads_clean_and_charts_move(start_server, browser, page_errors):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-import pytest
+from tests.support.system import require
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -20,14 +20,7 @@ ARGS = [
 
 
 def require_chromium() -> None:
-    if os.path.exists(CHROMIUM):
-        return
-    if os.geteuid() == 0:
-        pytest.fail(f"{CHROMIUM} is missing; bin/test installs it (apt-get install chromium)")
-    pytest.skip(
-        f"SKIPPED LOUDLY: {CHROMIUM} is not installed and this is not root; "
-        "run bin/test as root (or apt-get install chromium) to run the browser tests"
-    )
+    require("chromium", "chromium", also=(CHROMIUM,))
 
 
 def launch(playwright, home: str):
@@ -42,3 +35,21 @@ def launch(playwright, home: str):
 
 def cleanup(home: str) -> None:
     shutil.rmtree(home, ignore_errors=True)
+
+
+# ---- helpers for tests that drive the page ---------------------------------
+
+
+def wait_state(page, pill: str, state: str, timeout: float = 15000) -> None:
+    """Wait until a transport pill (sse-pill, ws-pill) shows state."""
+    page.wait_for_function(f"document.querySelector('#{pill}').dataset.state === '{state}'", timeout=timeout)
+
+
+def run_command(page, line: str) -> str:
+    """Type a line into the page's console and return the text of its reply."""
+    before = page.locator("#term-output .term-line").count()
+    page.fill("#term-input", line)
+    page.press("#term-input", "Enter")
+    page.wait_for_function(
+        f"document.querySelectorAll('#term-output .term-line').length >= {before + 2}", timeout=5000)
+    return page.locator("#term-output .term-line").last.inner_text()

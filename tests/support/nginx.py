@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support.server import REPO, free_port
+from tests.support.system import require
 
 
 def require_nginx() -> str:
-    for path in (shutil.which("nginx"), "/usr/sbin/nginx"):
-        if path and os.path.exists(path):
-            return path
-    if os.geteuid() == 0:
-        pytest.fail("nginx is missing; bin/test installs it (apt-get install nginx-light)")
-    pytest.skip("SKIPPED LOUDLY: nginx is not installed and this is not root; run bin/test as root "
-                "(or apt-get install nginx-light) to run the reverse-proxy tests")
+    return require("nginx", "nginx-light", also=("/usr/sbin/nginx",))
 
 
 class Nginx:

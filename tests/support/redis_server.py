@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support.server import free_port
+from tests.support.system import require
 
 
 def require_redis() -> str:
-    path = shutil.which("redis-server")
-    if path:
-        return path
-    if os.geteuid() == 0:
-        pytest.fail("redis-server is missing; bin/test installs it (apt-get install redis-server)")
-    pytest.skip("SKIPPED LOUDLY: redis-server is not installed and this is not root; "
-                "run bin/test as root (or apt-get install redis-server) to run the Redis tests")
+    return require("redis-server", "redis-server")
 
 
 class RedisServer:
