@@ -225,7 +225,7 @@ def _start_native_profiler(pid: int, seconds: float, scratch: Path, round_no: in
     # --native: whole stacks, C included (sqlite, write(), send()), through the
     # greenlet switches. Without it, py-spy loses the parents of frames running
     # in greenlets and the shares cannot be grouped. --native pauses the worker
-    # for every sample, so the rate is low: 50 Hz costs this load about a sixth
+    # for every sample, so the rate is low: 50 Hz costs this load about a third
     # of its throughput (250 Hz cut it from about 3,400 to under 100 a second).
     proc = subprocess.Popen(
         [exe, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--rate", "50",
