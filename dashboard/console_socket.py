@@ -33,29 +33,39 @@ class SerializedSocket:
     its reader answering pings); a partial send or an interleaving would
     corrupt the frame stream. Every write goes through here instead."""
 
-    def __init__(self, raw) -> None:
+    def __init__(self, raw, write_timeout: float) -> None:
         self._raw = raw
         self._lock = gevent.lock.Semaphore()
         self._closed = False
+        self.write_timeout = write_timeout
 
     def send(self, data) -> int:
         with self._lock:
-            self._raw.sendall(data)
+            # Nearly always the kernel takes the whole frame at once: try that
+            # without arming a timer, and wait (bounded) only for what is left.
+            try:
+                sent = self._raw.send(data, 0, 0.0)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(data):
+                with gevent.Timeout(self.write_timeout, socket.timeout("write timed out")):
+                    self._raw.sendall(memoryview(data)[sent:])
         return len(data)
 
     sendall = send
 
     def close(self) -> None:
-        """A lingering close: closing a socket with unread input makes the kernel
-        send a reset, which can destroy our close frame before the peer reads it
-        (a flooding client always has unread input). So: FIN first, then drain
-        briefly, then close."""
+        """A lingering close, run by simple-websocket's reader when it stops.
+
+        Closing a socket that still has unread input makes the kernel send a
+        reset, which can destroy our close frame before the peer reads it (a
+        flooding client always has unread input). So: FIN, then read and drop
+        what still comes, briefly, then close. Only the reader reads here."""
         if self._closed:
             return
         self._closed = True
         try:
-            with self._lock:
-                self._raw.shutdown(socket.SHUT_WR)
+            self._shutdown_write()
             self._raw.settimeout(0.5)
             deadline = time.monotonic() + 2.0
             drained = 0
@@ -68,6 +78,20 @@ class SerializedSocket:
             pass
         finally:
             self._raw.close()
+
+    def finish(self, reader) -> None:
+        """End of the route: FIN after the last frame, then give the reader a
+        moment to finish its lingering close before the server closes the socket."""
+        try:
+            self._shutdown_write()
+        except OSError:
+            pass
+        if reader is not None:
+            reader.join(2.0)
+
+    def _shutdown_write(self) -> None:
+        with self._lock:
+            self._raw.shutdown(socket.SHUT_WR)
 
     def __getattr__(self, name):
         return getattr(self._raw, name)
@@ -82,7 +106,7 @@ def before_upgrade():
         return refused
     raw = request.environ.get("gunicorn.socket")
     if raw is not None:
-        request.environ["gunicorn.socket"] = SerializedSocket(raw)
+        request.environ["gunicorn.socket"] = SerializedSocket(raw, services().config["VIEWER_WRITE_TIMEOUT"])
     return None
 
 
@@ -114,7 +138,7 @@ def console_socket(ws):
         if session.closed:
             session.writer.join(timeout=2)  # let the close frame out
         svc.consoles.remove(session)
-        # Before the server closes the connection: FIN, then drain what the
-        # peer still sends, so our close frame reaches it (see SerializedSocket).
+        # Before the server closes the connection: FIN, and let the reader
+        # drain what the peer still sends, so our close frame reaches it.
         if isinstance(ws.sock, SerializedSocket):
-            ws.sock.close()
+            ws.sock.finish(getattr(ws, "thread", None))

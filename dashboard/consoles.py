@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import socket
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,6 @@ class ConsoleSession:
         self.closed = False
         self.close_code: int | None = None
         self.limit = RateLimit(cfg["CONSOLE_RATE"], cfg["CONSOLE_BURST"])
-        self.write_timeout = cfg["VIEWER_WRITE_TIMEOUT"]
         self.context = Context(operator, svc, connection=self.id)
         self.outbox: Queue = Queue(maxsize=cfg["CONSOLE_OUTBOX"])
         self.writer = gevent.spawn(self._write_loop)
@@ -129,16 +129,17 @@ class ConsoleSession:
             event.set()
 
     def _write_loop(self) -> None:
+        # Writes are bounded by the socket's write timeout (see
+        # console_socket.SerializedSocket), not by a timer per message.
         while True:
             item = self.outbox.get()
             try:
-                with gevent.Timeout(self.write_timeout):
-                    if isinstance(item, tuple) and item[0] is _CLOSE:
-                        self.ws.close(item[1], item[2])
-                        self._wake_reader()
-                        return
-                    self.ws.send(item)
-            except gevent.Timeout:
+                if isinstance(item, tuple) and item[0] is _CLOSE:
+                    self.ws.close(item[1], item[2])
+                    self._wake_reader()
+                    return
+                self.ws.send(item)
+            except socket.timeout:
                 self._abort(POLICY_VIOLATION, "write timed out")
                 return
             except Exception:  # the connection is gone; the reader side notices too

@@ -13,7 +13,7 @@ import time
 
 from flask import Flask, g, request
 
-from .logs import request_id
+from .logs import current_request_id, request_id
 
 log = logging.getLogger("dashboard.request")
 
@@ -23,6 +23,7 @@ def install(app: Flask) -> None:
     def start() -> None:
         g.request_id = request_id(request.headers.get("X-Request-ID"))
         g.started = time.perf_counter()
+        current_request_id.set(g.request_id)
 
     @app.after_request
     def finish(response):

@@ -425,6 +425,7 @@ def process_details() -> dict:
         open_files = len(os.listdir("/proc/self/fd"))
     except OSError:
         open_files = None
+    gc.collect()  # count what is alive, not cycles waiting for the collector
     return {
         "open_files": open_files,
         "rss": psutil.Process().memory_info().rss,
