@@ -14,6 +14,13 @@ our server and the Node `ws` echo server as the floor): `status` round trips
 from one client, then commands per second over 50 concurrent consoles
 (console_bench.py). Then the real sampler's CPU per sample. It prints a table
 with ratios and targets, and writes <out>/latest.json and <out>/fanout.png.
+
+    python -m bench --soak [--soak-minutes 60] [--soak-viewers 300] [--soak-consoles 20] [--out DIR]
+
+runs only the soak instead (soak.py): our server for an hour under viewers and
+consoles that connect and leave at random, sampled every minute; it prints a
+table and a verdict per series (flat or growing), writes <out>/soak.json and
+<out>/soak.png, and exits 1 when a series grows.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import console_bench, report
+from . import console_bench, report, soak
 from .run import Params, run_one
 from .servers import KINDS, REPO, available
 
@@ -96,11 +103,43 @@ def parse_args(argv):
     p.add_argument("--no-ws", action="store_true",
                    help="skip the Node ws echo server (the console's floor); ours still runs")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    soak = p.add_argument_group("soak (bench/soak.py): our server for a long while, clients coming and going")
+    soak.add_argument("--soak", action="store_true",
+                      help="run only the soak: our server under viewers and consoles that connect and "
+                           "leave at random; samples open files, RSS, greenlets and CPU every minute, "
+                           "writes <out>/soak.json and soak.png; exits 1 if a series grows")
+    soak.add_argument("--soak-minutes", type=float, default=60.0,
+                      help="how long the load runs, in minutes (fractions allowed; default 60)")
+    soak.add_argument("--soak-viewers", type=int, default=300, help="viewer slots (default 300)")
+    soak.add_argument("--soak-consoles", type=int, default=20, help="console slots (default 20)")
+    soak.add_argument("--soak-sample-seconds", type=float, default=60.0,
+                      help="seconds between samples under load (default 60)")
+    soak.add_argument("--soak-warmup", type=float,
+                      help="seconds of the same load before the start sample (default: 10%% of the "
+                           "run, 2 to 60 s)")
+    soak.add_argument("--soak-idle", type=float, default=5.0,
+                      help="seconds the server idles after start before the boot sample (default 5)")
+    soak.add_argument("--soak-settle", type=float, default=10.0,
+                      help="seconds after the server counts no clients before the start and end "
+                           "samples (default 10)")
+    soak.add_argument("--soak-seed", type=int, help="seed of the load's random choices (default: random)")
     p.add_argument("--profile", action="store_true",
                    help="record our worker with py-spy during each window (raw stacks into "
                         "<out>/profiles; the console's load window with --native at 50 Hz, grouped "
                         "by what each command does); these runs' figures include the profiler's cost")
     args = p.parse_args(argv)
+    args.argv = list(argv)
+    if args.soak:
+        if (args.soak_minutes <= 0 or args.soak_viewers < 0 or args.soak_consoles < 0
+                or args.soak_viewers + args.soak_consoles < 1 or args.soak_sample_seconds < 1
+                or args.soak_idle < 0 or args.soak_settle < 0
+                or (args.soak_warmup is not None and args.soak_warmup < 1)):
+            p.error("--soak-minutes > 0; --soak-viewers, --soak-consoles >= 0 (not both 0); "
+                    "--soak-sample-seconds >= 1; --soak-warmup >= 1; --soak-idle, --soak-settle >= 0")
+        if args.soak_minutes * 60 < 2 * args.soak_sample_seconds:
+            p.error("--soak-minutes must cover at least two samples (--soak-sample-seconds)")
+        if args.soak_viewers + args.soak_consoles > resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 200:
+            p.error("more soak connections than this process may open")
     args.mode = args.mode or "quick"
     preset = MODES[args.mode]
     try:
@@ -319,11 +358,15 @@ def run_console_part(args, scratch: Path, app_dir: Path | None) -> dict:
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.report:
+        if json.loads(args.report.read_text()).get("kind") == "soak":
+            return soak.rerender(args.report, args.no_plot)
         return rerender(args.report, args.no_plot)
     # Stop cleanly (servers and clients ended, finished runs reported) on Ctrl-C,
     # SIGTERM or SIGHUP, also when started in the background with SIGINT ignored.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
+    if args.soak:
+        return soak.main(args, git_state(args.app_ref), host_info(), export_app)
     started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.profile:  # kept: the raw stacks are the point
