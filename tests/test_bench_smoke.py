@@ -2,7 +2,9 @@
 
 Twenty viewers, one short round, every server this machine can run; then the
 operator console with four consoles for a second, against our server and the
-Node ws echo floor. Checks the JSON the run writes, not the machine's speed.
+Node ws echo floor. Then the soak mode for 18 seconds with a dozen viewers and
+three consoles coming and going, a sample every 3 s. Checks the JSON the runs
+write, not the machine's speed, nor whether this short soak finds the app flat.
 It measures the committed app (`--app-ref HEAD`): the benchmark is under test
 here, not unfinished edits in the working tree (in a clean checkout the two
 are the same).
@@ -99,3 +101,56 @@ def test_quick_run_writes_sane_json(tmp_path):
     assert rows["console: status round trip p99, one client"]["status"] in {"PASS", "FAIL"}
     # The throughput target is stated at 50 consoles; 4 do not count.
     assert rows["console: status commands/s over 50 consoles"]["status"] == "n/a"
+
+
+def test_soak_quick_writes_samples_and_verdicts(tmp_path):
+    out = tmp_path / "soak"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--soak", "--soak-minutes", "0.3", "--soak-viewers", "12",
+         "--soak-consoles", "3", "--soak-sample-seconds", "3", "--soak-warmup", "2", "--soak-idle", "1",
+         "--soak-settle", "1", "--soak-seed", "7", "--out", str(out), "--app-ref", "HEAD"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    # 0: every series flat; 1: one grows (an 18 s soak may say either); 2 would be a failed run.
+    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Verdicts" in proc.stdout
+
+    result = json.loads((out / "soak.json").read_text())
+    assert result["kind"] == "soak" and result["failed"] is None
+    assert result["params"]["minutes"] == 0.3 and result["params"]["sample_seconds"] == 3
+    assert result["params"]["server_env"] == {"HISTORY_SECONDS": "120"}
+    samples = result["samples"]
+    assert [s["phase"] for s in samples] == ["boot", "start"] + ["load"] * 6 + ["end"]
+    for s in samples:
+        for key in ("minute", "viewers", "consoles", "open_files", "rss_mb", "greenlets", "cpu_s"):
+            assert s[key] is not None, (key, s)
+        assert s["open_files"] > 0 and s["rss_mb"] > 5 and s["greenlets"] > 0, s
+    load = samples[2:-1]
+    assert [s["minute"] for s in load] == sorted(s["minute"] for s in load)
+    assert max(s["viewers"] for s in load) > 0 and max(s["consoles"] for s in load) > 0, load
+    assert all(s["cpu_percent"] is not None and s["client"]["viewers_open"] >= 0 for s in load), load
+    assert samples[1]["viewers"] == samples[-1]["viewers"] == 0
+    assert samples[1]["consoles"] == samples[-1]["consoles"] == 0
+    assert result["drain"]["drained"] is True, result["drain"]
+
+    verdicts = {v["series"]: v for v in result["verdicts"]}
+    assert set(verdicts) == {"rss_mb", "open_files", "greenlets", "cpu_percent"}
+    for v in verdicts.values():
+        assert v["verdict"] in {"flat", "growing"}, v
+        assert v["load_samples"] == 6 and v["third_of"] == 2, v
+        assert v["first_third_median"] is not None and v["allowed"] > 0, v
+    for key in ("rss_mb", "open_files", "greenlets"):
+        assert "end_growth" in verdicts[key], verdicts[key]
+    growing = any(v["verdict"] == "growing" for v in verdicts.values())
+    assert proc.returncode == (1 if growing else 0), result["summary_line"]
+
+    # The clients came and went (more connections than slots, both ways of
+    # leaving, resumes), and the load itself did not break.
+    counts = result["load"]["counts"]
+    assert counts["viewer connections"] > 12 and counts["console connections"] > 3, counts
+    assert counts.get("viewer resumes (Last-Event-ID)", 0) > 0, counts
+    assert sum(v for k, v in counts.items() if k.startswith("console `")) > 10, counts
+    assert not [k for k in result["load"]["anomalies"] if k.startswith("slot")], result["load"]["anomalies"]
+    assert result["server_log"]["lines"] > 0
+    if result["plot"]:
+        assert (out / "soak.png").stat().st_size > 1000
