@@ -48,9 +48,17 @@ function renderResult(result) {
   }
   if (result && typeof result === "object") {
     const dl = el("dl", "term-kv");
-    for (const [k, v] of Object.entries(result)) {
-      dl.append(el("dt", "", k));
+    const add = (key, k, v) => {
+      dl.append(el("dt", "", key));
       dl.append(el("dd", "", typeof v === "object" && v !== null ? JSON.stringify(v) : cellText(k, v)));
+    };
+    for (const [k, v] of Object.entries(result)) {
+      // One level of nesting reads better as dotted keys (sampler.interval).
+      if (v && typeof v === "object" && !Array.isArray(v)) {
+        for (const [k2, v2] of Object.entries(v)) add(`${k}.${k2}`, k2, v2);
+      } else {
+        add(k, k, v);
+      }
     }
     return dl;
   }
