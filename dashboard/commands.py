@@ -50,7 +50,6 @@ class Pending:
     """A destructive action waiting for `confirm <code>` on the same connection."""
 
     action: Callable[[], Any]
-    summary: str
     expires: float
 
 
@@ -427,7 +426,7 @@ def cmd_kill(ctx: Context, a: dict) -> Any:
         return {"pid": pid, "name": pname, "signal": "SIG" + name, "sent": True}
 
     code = secrets.token_hex(3).upper()
-    ctx.confirmations[code] = Pending(action, f"kill {pid} ({pname}) with SIG{name}", time.time() + CONFIRM_SECONDS)
+    ctx.confirmations[code] = Pending(action, time.time() + CONFIRM_SECONDS)
     raise CommandError(
         "confirm_required",
         f"kill {pid} ({pname}) with SIG{name}: send 'confirm {code}' within {CONFIRM_SECONDS} s to proceed",

@@ -85,17 +85,6 @@ class Event:
 
 
 @dataclass(frozen=True)
-class Metrics(Event):
-    """One sample of the host, as the sampler produced it."""
-
-    type: ClassVar[str] = "metrics"
-    sample: dict = field(default_factory=dict)
-
-    def payload(self) -> dict:
-        return self.sample
-
-
-@dataclass(frozen=True)
 class Config(Event):
     """Shared settings changed: sampling interval, pause, or the alert rules."""
 

@@ -158,10 +158,6 @@ class Hub:
     def head(self) -> Frame | None:
         return self._buf[-1] if len(self) else None
 
-    def head_id(self) -> str:
-        head = self.head
-        return head.id if head else format_id(self.floor)
-
     def _evict(self, now_ms: int) -> None:
         buf, limit = self._buf, now_ms - self.history_ms
         while self._start < len(buf):

@@ -3,7 +3,6 @@ each case ends as documented, others keep being served, nothing leaks."""
 
 import json
 import socket
-import struct
 import time
 
 import pytest

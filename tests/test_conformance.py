@@ -2,7 +2,6 @@
 
 import json
 import shlex
-import time
 
 from tests.support.sseclient import SSEClient
 from tests.support.wsclient import Console

@@ -3,7 +3,6 @@
 import json
 
 import gevent
-import pytest
 
 from dashboard.audit import StoreUnavailable
 from dashboard.auth import Operator

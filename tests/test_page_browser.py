@@ -4,7 +4,6 @@ their recovery, tab sharing, alerts, themes, and screenshots to look at."""
 import http.server
 import threading
 import time
-from pathlib import Path
 
 import pytest
 

@@ -63,7 +63,7 @@ def test_every_line_resolves_or_gives_a_known_error_and_roles_hold(line, who):
                      st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=20),
                      lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3),
                      max_leaves=10)),
-                 st.builds(lambda i, l: json.dumps({"id": i, "line": l}),
+                 st.builds(lambda i, text: json.dumps({"id": i, "line": text}),
                            st.one_of(st.integers(), st.text(max_size=140), st.floats(allow_nan=False)),
                            st.text(max_size=50))))
 def test_the_envelope_parses_or_names_the_problem(frame):
@@ -118,7 +118,7 @@ def test_any_last_event_id_opens_a_stream(last):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.one_of(st.text(max_size=120), lines.map(lambda l: json.dumps({"id": 1, "line": l}))),
+@given(st.lists(st.one_of(st.text(max_size=120), lines.map(lambda text: json.dumps({"id": 1, "line": text}))),
                 min_size=1, max_size=5))
 def test_any_frames_get_exactly_one_reply_each(svc, frames):
     from dashboard.consoles import ConsoleSession

@@ -1,16 +1,13 @@
 """Scaling out on a real redis-server: workers, dynos, an agent, and Redis faults."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
-import pytest
 import redis
 
-from dashboard.events import parse_id
 from tests.support.redis_server import RedisServer
 from tests.support.server import REPO
 from tests.support.sseclient import SSEClient

@@ -2,7 +2,6 @@
 
 import signal
 import threading
-import time
 
 from tests.support.crowd import Crowd
 from tests.support.wsclient import Console
