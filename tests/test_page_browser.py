@@ -228,6 +228,10 @@ def test_screenshots(start_server, browser, page_errors, name, width, height, sc
     page.wait_for_timeout(500)
     # Nothing wider than the screen, at any width.
     assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth + 1")
+    # Typing into the console scrolled it into view; a full-page shot draws the
+    # sticky header where the viewport is, so go back to the top first.
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(100)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     context.close()
