@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from .load_client import merge_histograms, percentile
+from .histogram import merge
+from .load_client import DELAY
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -126,7 +127,7 @@ class ClientGroup:
 
 def combine(msgs: list[dict]) -> dict:
     """Merge several client processes' results into one run's figures."""
-    hist = merge_histograms(m["hist"] for m in msgs)
+    hist = merge(m["hist"] for m in msgs)
     t0, t1 = msgs[0]["window"]
     connected = sum(m["connected"] for m in msgs)
     events = sum(m["events"] for m in msgs)
@@ -161,10 +162,10 @@ def combine(msgs: list[dict]) -> dict:
         if any(m["window_ts"] for m in msgs) else None,
         "other_events": sum(m["other_events"] for m in msgs),
         "event_bytes_mean": round(sum(m["event_bytes"] for m in msgs) / events) if events else None,
-        "delay_p50_ms": percentile(hist, 50),
-        "delay_p90_ms": percentile(hist, 90),
-        "delay_p99_ms": percentile(hist, 99),
-        "delay_max_ms": percentile(hist, 100),
+        "delay_p50_ms": DELAY.percentile(hist, 50),
+        "delay_p90_ms": DELAY.percentile(hist, 90),
+        "delay_p99_ms": DELAY.percentile(hist, 99),
+        "delay_max_ms": DELAY.percentile(hist, 100),
         "client_processes": len(msgs),
         "client_cpu_percent_max": max(m["cpu_percent"] or 0 for m in msgs),
         "client_cpu_percent_sum": round(sum(m["cpu_percent"] or 0 for m in msgs), 2),

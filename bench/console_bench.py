@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .clients import ClientError, ClientGroup
-from .console_client import merge, percentile
+from .console_client import RTT
+from .histogram import merge
 from .run import _finish_profiler, _sleep_until
 from .servers import REPO, Server
 
@@ -138,10 +139,10 @@ def combine(msgs: list[dict]) -> dict:
         "window_seconds": round(t1 - t0, 3),
         "replies": replies,
         "commands_per_s": round(replies / (t1 - t0), 1),
-        "rtt_ms_p50": percentile(hist, 50),
-        "rtt_ms_p90": percentile(hist, 90),
-        "rtt_ms_p99": percentile(hist, 99),
-        "rtt_ms_max": percentile(hist, 100),
+        "rtt_ms_p50": RTT.percentile(hist, 50),
+        "rtt_ms_p90": RTT.percentile(hist, 90),
+        "rtt_ms_p99": RTT.percentile(hist, 99),
+        "rtt_ms_max": RTT.percentile(hist, 100),
         "per_process_replies": [m["replies"] for m in msgs],
         "pushes": sum(m["pushes"] for m in msgs),
         "errors": sum(m["errors"] for m in msgs),

@@ -44,53 +44,11 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+from .histogram import Buckets
 from .load_client import LOOP, LoopLag, _cpu, emit, read_command, run_loop
 
-# ---- round-trip histogram (10 us steps below 100 ms, then 1 ms steps to 10 s) ---------
-
-FINE_US = 10.0
-FINE_LIMIT_MS = 100.0
-N_FINE = int(FINE_LIMIT_MS * 1000 / FINE_US)  # 10,000
-COARSE_LIMIT_MS = 10_000.0
-OVERFLOW = N_FINE + int(COARSE_LIMIT_MS - FINE_LIMIT_MS)
-
-
-def bucket(ms: float) -> int:
-    if ms < FINE_LIMIT_MS:
-        return int(ms * 1000.0 / FINE_US) if ms > 0 else 0
-    if ms < COARSE_LIMIT_MS:
-        return N_FINE + int(ms - FINE_LIMIT_MS)
-    return OVERFLOW
-
-
-def bucket_value(i: int) -> float:
-    """Middle of a bucket in ms (the overflow bucket reports its lower edge)."""
-    if i < N_FINE:
-        return (i + 0.5) * FINE_US / 1000.0
-    if i < OVERFLOW:
-        return FINE_LIMIT_MS + (i - N_FINE) + 0.5
-    return COARSE_LIMIT_MS
-
-
-def merge(hists) -> dict[int, int]:
-    total: dict[int, int] = {}
-    for h in hists:
-        for k, v in h.items():
-            total[int(k)] = total.get(int(k), 0) + v
-    return total
-
-
-def percentile(hist: dict[int, int], q: float) -> float | None:
-    n = sum(hist.values())
-    if not n:
-        return None
-    rank = max(1, math.ceil(q / 100.0 * n))
-    seen = 0
-    for k in sorted(hist):
-        seen += hist[k]
-        if seen >= rank:
-            return round(bucket_value(k), 3)
-    return None
+# Round trips: 10 us steps below 100 ms (a command takes well under a millisecond).
+RTT = Buckets(10.0)
 
 
 def exact_percentile(sorted_ms: list[float], q: float) -> float:
@@ -361,7 +319,7 @@ class Console(asyncio.Protocol):
         w = stats.window
         if w is not None and w[0] <= time.time() <= w[1]:
             stats.replies += 1
-            b = bucket((arrived - sent) * 1000.0)
+            b = RTT.index((arrived - sent) * 1000.0)
             stats.hist[b] = stats.hist.get(b, 0) + 1
         if stats.running:
             self.send_request()
@@ -501,8 +459,8 @@ def main(argv=None) -> int:
     if args.seconds and "hist" in result:
         hist = {int(k): v for k, v in result["hist"].items()}
         t0, t1 = result["window"]
-        print(f"{result['replies'] / (t1 - t0):.0f} replies/s, p50 {percentile(hist, 50)} ms, "
-              f"p99 {percentile(hist, 99)} ms, client CPU {result['cpu_percent']}%, "
+        print(f"{result['replies'] / (t1 - t0):.0f} replies/s, p50 {RTT.percentile(hist, 50)} ms, "
+              f"p99 {RTT.percentile(hist, 99)} ms, client CPU {result['cpu_percent']}%, "
               f"errors {result['error_kinds']}", file=sys.stderr)
     emit(result)
     sys.stdout.flush()

@@ -39,51 +39,10 @@ import resource
 import sys
 import time
 
-# ---- delay histogram -------------------------------------------------------
+from .histogram import Buckets
 
-FINE_LIMIT_MS = 100.0  # 0.1 ms buckets below this
-COARSE_LIMIT_MS = 10_000.0  # 1 ms buckets below this, then one overflow bucket
-N_FINE = 1000
-OVERFLOW = N_FINE + int(COARSE_LIMIT_MS - FINE_LIMIT_MS)  # 10900
-
-
-def bucket(delay_ms: float) -> int:
-    if delay_ms < FINE_LIMIT_MS:
-        return int(delay_ms * 10.0) if delay_ms > 0.0 else 0
-    if delay_ms < COARSE_LIMIT_MS:
-        return N_FINE + int(delay_ms - FINE_LIMIT_MS)
-    return OVERFLOW
-
-
-def bucket_value(index: int) -> float:
-    """The middle of a bucket, in ms (the overflow bucket reports its lower edge)."""
-    if index < N_FINE:
-        return (index + 0.5) / 10.0
-    if index < OVERFLOW:
-        return FINE_LIMIT_MS + (index - N_FINE) + 0.5
-    return COARSE_LIMIT_MS
-
-
-def merge_histograms(hists) -> dict[int, int]:
-    total: dict[int, int] = {}
-    for hist in hists:
-        for key, count in hist.items():
-            total[int(key)] = total.get(int(key), 0) + count
-    return total
-
-
-def percentile(hist: dict[int, int], q: float) -> float | None:
-    """The q-th percentile (0..100) of a histogram, in ms; None when empty."""
-    n = sum(hist.values())
-    if not n:
-        return None
-    rank = max(1, math.ceil(q / 100.0 * n))
-    seen = 0
-    for index in sorted(hist):
-        seen += hist[index]
-        if seen >= rank:
-            return bucket_value(index)
-    return bucket_value(max(hist))
+# Delivery delays: 0.1 ms steps below 100 ms.
+DELAY = Buckets(100.0)
 
 
 # ---- one viewer ---------------------------------------------------------------
@@ -351,7 +310,7 @@ class Viewer(asyncio.Protocol):
                 stats.ts_min = ts
             if ts > stats.ts_max:
                 stats.ts_max = ts
-            b = bucket((now - ts) * 1000.0)
+            b = DELAY.index((now - ts) * 1000.0)
             stats.hist[b] = stats.hist.get(b, 0) + 1
 
 
@@ -539,7 +498,7 @@ def summarize(result: dict) -> str:
     return (
         f"viewers {result['connected']}/{result['wanted']}, "
         f"events/viewer/s {result['events'] / n / (t1 - t0):.3f}, "
-        f"delay p50 {percentile(hist, 50)} ms p99 {percentile(hist, 99)} ms, "
+        f"delay p50 {DELAY.percentile(hist, 50)} ms p99 {DELAY.percentile(hist, 99)} ms, "
         f"disconnects {result['disconnects']}, gaps {result['gaps']}, errors {result['errors']}, "
         f"client CPU {result['cpu_percent']}%"
     )
