@@ -28,10 +28,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import profiler as profiler_mod
 from .clients import ClientError, ClientGroup
 from .console_client import RTT
 from .histogram import merge
-from .run import _finish_profiler, _sleep_until
+from .run import _sleep_until
 from .servers import REPO, Server
 
 # The per-connection rate limit (20/s, bursts of 40) is for humans; the load
@@ -184,7 +185,14 @@ def run_console(kind: str, p: ConsoleParams, scratch: Path, round_no: int) -> di
         t1 = t0 + p.seconds
         group.measure(t0, t1, 2.0)
         if p.profile and kind == "ours":
-            profiler = _start_native_profiler(server.worker_pid(), p.seconds, scratch, round_no, t0)
+            _sleep_until(t0)
+            # --native: whole stacks, C included (sqlite, write(), send()), through the
+            # greenlet switches. Without it, py-spy loses the parents of frames running
+            # in greenlets and the shares cannot be grouped. --native pauses the worker
+            # for every sample, so the rate is low: 50 Hz costs this load about a third
+            # of its throughput (250 Hz cut it from about 3,400 to under 100 a second).
+            profiler = profiler_mod.start(server.worker_pid(), p.seconds,
+                                          scratch / f"profile-console-ours-r{round_no}", 50, ["--native"])
         _sleep_until(t0)
         cpu0, mono0 = server.cpu_seconds(), time.monotonic()
         _sleep_until(t1)
@@ -198,7 +206,7 @@ def run_console(kind: str, p: ConsoleParams, scratch: Path, round_no: int) -> di
         load["server_alive"] = server.proc.poll() is None
         out["load"] = load
         if profiler is not None:
-            out["profile"] = _finish_profiler(profiler)
+            out["profile"] = profiler_mod.finish(profiler)
         if kind == "ours":
             out["server_log_mb"] = round(server.log_path.stat().st_size / 2**20, 1)
     except (ClientError, RuntimeError, TimeoutError, OSError, ValueError) as exc:
@@ -207,35 +215,8 @@ def run_console(kind: str, p: ConsoleParams, scratch: Path, round_no: int) -> di
         if group is not None:
             group.stop()
         server.stop()
-        if profiler is not None and profiler.poll() is None:
-            profiler.kill()
-            profiler.wait(5)
+        profiler_mod.stop(profiler)
     return out
-
-
-def _start_native_profiler(pid: int, seconds: float, scratch: Path, round_no: int, start: float):
-    """py-spy record --native on the worker for the load window (raw stacks)."""
-    import shutil
-
-    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(exe).exists():
-        print("  note: py-spy is not installed; --profile skipped")
-        return None
-    stem = scratch / f"profile-console-ours-r{round_no}"
-    _sleep_until(start)
-    # --native: whole stacks, C included (sqlite, write(), send()), through the
-    # greenlet switches. Without it, py-spy loses the parents of frames running
-    # in greenlets and the shares cannot be grouped. --native pauses the worker
-    # for every sample, so the rate is low: 50 Hz costs this load about a third
-    # of its throughput (250 Hz cut it from about 3,400 to under 100 a second).
-    proc = subprocess.Popen(
-        [exe, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--rate", "50",
-         "--native", "--format", "raw", "-o", f"{stem}.txt"],
-        stdout=subprocess.DEVNULL,
-        stderr=open(f"{stem}.log", "wb"),
-    )
-    proc.stem = stem  # type: ignore[attr-defined]
-    return proc
 
 
 def line(r: dict) -> str:

@@ -9,13 +9,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import profiler as profiler_mod
 from .clients import ClientError, ClientGroup
 from .servers import Server
 
@@ -69,7 +69,8 @@ def run_one(kind: str, viewers: int, p: Params, scratch: Path, round_no: int) ->
         t1 = t0 + p.seconds
         group.measure(t0, t1, p.grace)
         if p.profile and kind == "ours":
-            profiler = _start_profiler(server.worker_pid(), p.seconds, scratch, viewers, round_no)
+            profiler = profiler_mod.start(server.worker_pid(), p.seconds,
+                                          scratch / f"profile-ours-{viewers}-r{round_no}", 250, ["--nonblocking"])
         _sleep_until(t0)
         cpu0, mono0 = server.cpu_seconds(), time.monotonic()
         rss_samples = []
@@ -98,39 +99,12 @@ def run_one(kind: str, viewers: int, p: Params, scratch: Path, round_no: int) ->
         else:
             out["delivered"] = None
         if profiler is not None:
-            out["profile"] = _finish_profiler(profiler)
+            out["profile"] = profiler_mod.finish(profiler)
     except (ClientError, RuntimeError, TimeoutError, OSError) as exc:
         out["failed"] = f"{type(exc).__name__}: {exc}"[:500]
     finally:
         if group is not None:
             group.stop()
         server.stop()
-        if profiler is not None and profiler.poll() is None:
-            profiler.kill()
-            profiler.wait(5)
+        profiler_mod.stop(profiler)
     return out
-
-
-def _start_profiler(pid: int, seconds: float, scratch: Path, viewers: int, round_no: int):
-    exe = shutil.which("py-spy") or str(Path(os.sys.executable).with_name("py-spy"))
-    if not Path(exe).exists():
-        print("  note: py-spy is not installed; --profile skipped")
-        return None
-    stem = scratch / f"profile-ours-{viewers}-r{round_no}"
-    proc = subprocess.Popen(
-        [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
-         "--format", "raw", "--nonblocking", "-o", f"{stem}.txt"],
-        stdout=subprocess.DEVNULL,
-        stderr=open(f"{stem}.log", "wb"),
-    )
-    proc.stem = stem  # type: ignore[attr-defined]
-    return proc
-
-
-def _finish_profiler(proc) -> dict:
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-    return {"raw": f"{proc.stem}.txt", "log": f"{proc.stem}.log", "returncode": proc.returncode}
