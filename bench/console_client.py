@@ -45,7 +45,7 @@ import time
 from urllib.parse import urlsplit
 
 from .histogram import Buckets
-from .load_client import LOOP, LoopLag, _cpu, emit, read_command, run_loop
+from .load_client import LOOP, LoopLag, _cpu, emit, measure_window, run_loop
 
 # Round trips: 10 us steps below 100 ms (a command takes well under a millisecond).
 RTT = Buckets(10.0)
@@ -372,14 +372,10 @@ async def run_load(args) -> dict:
     connect_seconds = await connect_all(args, stats, consoles)
     emit({"type": "connected", "pid": os.getpid(), "wanted": args.connections,
           "connected": stats.greeted, "errors": stats.errors, "seconds": round(connect_seconds, 3)})
-    if args.seconds:
-        t0 = time.time() + args.warmup
-        command = {"start": t0, "end": t0 + args.seconds, "grace": 1.0}
-    else:
-        command = await read_command(args.command_timeout)
-        if command is None:
-            return {"type": "result", "error": "no measure command"}
-    t0, t1, grace = float(command["start"]), float(command["end"]), float(command["grace"])
+    window = await measure_window(args.seconds, args.warmup, 1.0, args.command_timeout)
+    if window is None:
+        return {"type": "result", "error": "no measure command"}
+    t0, t1, grace = window
     stats.window = (t0, t1)
     lag = LoopLag(loop)
     errors_before = sum(stats.errors.values())

@@ -392,6 +392,19 @@ async def connect_all(args, stats: Stats, viewers: list) -> float:
     return time.monotonic() - started
 
 
+async def measure_window(seconds: float, delay: float, grace: float,
+                         timeout: float) -> tuple[float, float, float] | None:
+    """(start, end, grace) of the window to measure: `seconds` from `delay` on
+    when run by hand, else the orchestrator's measure command; None if none came."""
+    if seconds:
+        t0 = time.time() + delay
+        return t0, t0 + seconds, grace
+    command = await read_command(timeout)
+    if command is None:
+        return None
+    return float(command["start"]), float(command["end"]), float(command["grace"])
+
+
 async def read_command(timeout: float) -> dict | None:
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
@@ -432,14 +445,10 @@ async def run(args) -> dict:
         "seconds": round(connect_seconds, 3),
     })
 
-    if args.window:
-        t0 = time.time() + 0.2
-        command = {"start": t0, "end": t0 + args.window, "grace": args.grace}
-    else:
-        command = await read_command(args.command_timeout)
-        if command is None:
-            return {"type": "result", "error": "no measure command"}
-    t0, t1, grace = float(command["start"]), float(command["end"]), float(command["grace"])
+    window = await measure_window(args.window, 0.2, args.grace, args.command_timeout)
+    if window is None:
+        return {"type": "result", "error": "no measure command"}
+    t0, t1, grace = window
     stats.window = (t0, t1)
     lag = LoopLag(loop)
     gaps_before = stats.gaps
