@@ -159,8 +159,9 @@ def run(ctx: Context, cmd: Command, values: dict) -> Any:
 
 @command("help", "List commands, or describe one.", Arg("command", required=False, rest=True))
 def cmd_help(ctx: Context, a: dict) -> Any:
-    if a["command"]:
-        cmd, _ = lookup(a["command"].split())
+    words = (a["command"] or "").split()  # `help ' '` names no command
+    if words:
+        cmd, _ = lookup(words)
         return {
             **cmd.public(),
             "arguments": [

@@ -53,6 +53,8 @@ def test_help_lists_what_the_role_may_run(ctx, svc):
     observer = Context(Operator("bob", "observer", "s2", "x", "bearer"), svc)
     assert not any(row[0].startswith("kill") for row in run(observer, "help")["rows"])
     assert run(ctx, "help alert set")["usage"] == "alert set <metric> <op> <value> [--for <seconds>]"
+    # A quoted blank names no command: the list, not a crash.
+    assert run(ctx, "help ' '")["columns"] == ["usage", "role", "help"]
 
 
 def test_unknown_commands_suggest_near_misses(ctx):

@@ -5,7 +5,7 @@ import json
 import re
 
 import gevent
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dashboard import cmdline, commands, protocol, sse
@@ -120,6 +120,7 @@ def test_any_last_event_id_opens_a_stream(last):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(st.text(max_size=120), lines.map(lambda text: json.dumps({"id": 1, "line": text}))),
                 min_size=1, max_size=5))
+@example(['{"id": 1, "line": "help \' \'"}'])  # found by this test once: a blank command name
 def test_any_frames_get_exactly_one_reply_each(svc, frames):
     from dashboard.consoles import ConsoleSession
 
