@@ -1,7 +1,7 @@
 """CPU time of one real sample: every collector, top processes included.
 
 Builds the services the way the app does (`create_app` makes one
-`Services(app.config)` from the settings; nothing starts at construction)
+`Instance(app.config)` from the settings; nothing starts at construction)
 and calls `svc.sampler.sample()` in a loop, timing each call with
 `time.process_time()` (CPU of this process, not wall time). Prints one JSON
 object as the last line of stdout. Run it in its own process (the orchestrator does) so nothing else
@@ -23,7 +23,7 @@ import time
 
 
 def build_services(scratch: str):
-    """The app's own Services, configured as the benchmark runs the server."""
+    """The app's own Instance, configured as the benchmark runs the server."""
     import secrets
 
     from dashboard import create_app
@@ -40,7 +40,7 @@ def build_services(scratch: str):
 
 
 def measure(samples: int, spacing: float, warmup: int = 2) -> dict:
-    from dashboard.events import to_json
+    from dashboard.stream.events import to_json
 
     with tempfile.TemporaryDirectory(prefix="bench-sampler-") as scratch:
         svc = build_services(scratch)

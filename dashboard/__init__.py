@@ -17,9 +17,11 @@ def create_app(test_config: dict | None = None):
 
     from datetime import timedelta
 
-    from . import api, auth, console_socket, logs, metrics, pages, proxy, request_log, settings, stream
-    from .services import Services
-    from .web import error
+    from . import logs, settings
+    from .web import api, auth, console_socket, metrics, pages, proxy, request_log
+    from .web import events as stream
+    from .web.common import error
+    from .wiring import Instance
 
     app = Flask(
         __name__,
@@ -57,7 +59,7 @@ def create_app(test_config: dict | None = None):
 
     request_log.install(app)
 
-    svc = Services(app.config)
+    svc = Instance(app.config)
     app.extensions["dashboard"] = svc
     app.extensions["dashboard.metrics"] = metrics.install(svc)
     # The sampler starts in the process that serves, never at import: gunicorn
@@ -90,7 +92,7 @@ def create_app(test_config: dict | None = None):
 def _ensure_secrets(config) -> None:
     """Generate what was not configured. gunicorn.conf.py does this in the master
     (so a restarted worker keeps them); here it covers any other way of serving."""
-    from .auth import new_token
+    from .web.auth import new_token
 
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = new_token()

@@ -25,14 +25,14 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
 from . import settings  # noqa: E402
-from .alerts import Alerts  # noqa: E402
-from .cgroups import Container, discover  # noqa: E402
-from .collectors import SYSTEM_COLLECTORS, Collector  # noqa: E402
-from .events import to_json  # noqa: E402
-from .fleet import ERRORS, HostSampling, publish_everywhere  # noqa: E402
-from .processes import ProcessTable  # noqa: E402
-from .redis_store import RedisStore, redacted  # noqa: E402
-from .sampler import Sampler  # noqa: E402
+from .alerts.rules import Alerts  # noqa: E402
+from .sampling.cgroups import Container, discover  # noqa: E402
+from .sampling.collectors import SYSTEM_COLLECTORS, Collector  # noqa: E402
+from .stream.events import to_json  # noqa: E402
+from .fleet.sharing import ERRORS, HostSampling, publish_everywhere  # noqa: E402
+from .sampling.processes import ProcessTable  # noqa: E402
+from .store.redis_store import RedisStore, redacted  # noqa: E402
+from .sampling.sampler import Sampler  # noqa: E402
 
 log = logging.getLogger("dashboard.agent")
 

@@ -95,7 +95,7 @@ def redis_server(tmp_path):
 
 @pytest.fixture
 def store(redis_server):
-    from dashboard.redis_store import RedisStore
+    from dashboard.store.redis_store import RedisStore
 
     s = RedisStore(redis_server.url, "test", history_seconds=60)
     yield s

@@ -8,7 +8,7 @@ import time
 import pytest
 import websocket
 
-from dashboard.console import Session
+from dashboard.console.client import Session
 from tests.support.sseclient import SSEClient
 from tests.support.wsclient import TOKEN, Console
 

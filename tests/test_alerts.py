@@ -1,6 +1,6 @@
 import pytest
 
-from dashboard.alerts import Alerts, Rule, metric_getter
+from dashboard.alerts.rules import Alerts, Rule, metric_getter
 
 
 def sample(cpu=None, ts=0.0, disks=()):

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from dashboard.audit import AuditLog, StoreUnavailable, Record
+from dashboard.store.audit import AuditLog, StoreUnavailable, Record
 
 
 def rec(line, outcome="ok"):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dashboard.auth import Tokens
+from dashboard.web.auth import Tokens
 from tests.conftest import OBSERVER, TOKEN
 
 HERE = "http://localhost"

@@ -1,7 +1,7 @@
 import pytest
 
-from dashboard import cmdline
-from dashboard.cmdline import Arg, ArgError, Opt
+from dashboard.console import cmdline
+from dashboard.console.cmdline import Arg, ArgError, Opt
 
 
 def test_split_follows_shell_quoting_without_running_anything():

@@ -5,10 +5,12 @@ import time
 
 import pytest
 
-from dashboard import collectors, processes
-from dashboard.cgroups import Container, Paths, discover
-from dashboard.collectors import Unavailable
-from dashboard.rates import Rates
+from dashboard.sampling import collectors
+
+from dashboard.sampling import processes
+from dashboard.sampling.cgroups import Container, Paths, discover
+from dashboard.sampling.collectors import Unavailable
+from dashboard.sampling.rates import Rates
 
 
 def two_rounds(fn, pause=0.2):
@@ -146,7 +148,7 @@ def test_cgroup_v1_unlimited_reads_as_none(tmp_path):
 
 
 def test_root_cgroup_without_limits_outside_a_container_is_unavailable(tmp_path, monkeypatch):
-    monkeypatch.setattr("dashboard.cgroups._in_container", lambda: False)
+    monkeypatch.setattr("dashboard.sampling.cgroups._in_container", lambda: False)
     d = tmp_path / "root"
     write(d / "cpu.max", "max 100000\n")
     write(d / "memory.max", "max\n")

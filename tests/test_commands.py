@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from dashboard import commands
-from dashboard.auth import Operator
-from dashboard.commands import CommandError, Context
+from dashboard.console import commands
+from dashboard.console.operator import ROLES, Operator
+from dashboard.console.commands import CommandError, Context, process_control
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def operator():
 @pytest.fixture
 def ctx(svc, operator):
     svc.sampler.tick()
-    return Context(operator, svc, connection="c1")
+    return Context(operator, svc.ops, connection="c1")
 
 
 def run(ctx, line):
@@ -42,7 +42,7 @@ def fails(ctx, line, code):
 def test_every_command_has_help_usage_and_a_known_role():
     for cmd in commands.REGISTRY.values():
         assert cmd.help and cmd.usage.startswith(cmd.name)
-        assert cmd.role in commands.ROLES
+        assert cmd.role in ROLES
 
 
 def test_help_lists_what_the_role_may_run(ctx, svc):
@@ -50,7 +50,7 @@ def test_help_lists_what_the_role_may_run(ctx, svc):
     assert table["columns"] == ["usage", "role", "help"]
     usages = [row[0] for row in table["rows"]]
     assert any(u.startswith("kill") for u in usages)
-    observer = Context(Operator("bob", "observer", "s2", "x", "bearer"), svc)
+    observer = Context(Operator("bob", "observer", "s2", "x", "bearer"), svc.ops)
     assert not any(row[0].startswith("kill") for row in run(observer, "help")["rows"])
     assert run(ctx, "help alert set")["usage"] == "alert set <metric> <op> <value> [--for <seconds>]"
     # A quoted blank names no command: the list, not a crash.
@@ -67,7 +67,7 @@ def test_unknown_commands_suggest_near_misses(ctx):
 
 
 def test_observers_cannot_change_anything(svc):
-    observer = Context(Operator("bob", "observer", "s2", "x", "bearer"), svc)
+    observer = Context(Operator("bob", "observer", "s2", "x", "bearer"), svc.ops)
     for line in ("interval 2", "pause", "resume", "broadcast hi", "alert set cpu > 1", "kill 5"):
         err = fails(observer, line, "forbidden")
         assert "operator role" in err.message
@@ -139,7 +139,7 @@ def test_alert_rules_set_list_fire_and_clear(ctx, svc):
 
 
 def test_audit_shows_the_latest_records(ctx, svc):
-    from dashboard.audit import Record
+    from dashboard.store.audit import Record
 
     for i in range(3):
         svc.audit.append(Record("alice", "operator", "s", "a", "status", f"status {i}", "ok"))
@@ -155,7 +155,7 @@ def test_kill_is_off_unless_enabled(ctx):
 
 @pytest.fixture
 def control(ctx, svc):
-    svc.config["ALLOW_PROCESS_CONTROL"] = True
+    svc.ops.process_control = True
     return ctx
 
 
@@ -180,9 +180,9 @@ def test_kill_with_another_signal_and_expiry(control, monkeypatch):
     try:
         code = fails(control, f"kill {child.pid} --signal KILL", "confirm_required").extra["confirm"].split()[1]
         real = time.time
-        monkeypatch.setattr(commands.time, "time", lambda: real() + 61)
+        monkeypatch.setattr(process_control.time, "time", lambda: real() + 61)
         fails(control, f"confirm {code}", "not_found")  # expired
-        monkeypatch.setattr(commands.time, "time", real)
+        monkeypatch.setattr(process_control.time, "time", real)
         code = fails(control, f"kill {child.pid} --signal kill", "confirm_required").extra["confirm"].split()[1]
         assert run(control, f"confirm {code}")["signal"] == "SIGKILL"
         assert child.wait(5) == -signal.SIGKILL

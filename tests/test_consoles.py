@@ -4,9 +4,9 @@ import json
 
 import gevent
 
-from dashboard.audit import StoreUnavailable
-from dashboard.auth import Operator
-from dashboard.consoles import ConsoleSession
+from dashboard.store.audit import StoreUnavailable
+from dashboard.console.operator import Operator
+from dashboard.console.sessions import ConsoleSession
 
 
 class FakeWS:
@@ -26,7 +26,7 @@ class FakeWS:
 
 def session(svc, role="operator", name="alice"):
     ws = FakeWS()
-    s = ConsoleSession(ws, Operator(name, role, f"sess-{name}", "127.0.0.1", "bearer"), svc)
+    s = ConsoleSession(ws, Operator(name, role, f"sess-{name}", "127.0.0.1", "bearer"), svc.desk)
     svc.consoles.add(s)
     return s, ws
 
@@ -49,7 +49,7 @@ def test_every_request_gets_exactly_one_reply_with_its_id(svc):
 
 
 def test_rate_limit_answers_then_closes_on_sustained_abuse(app, svc):
-    svc.config.update(CONSOLE_RATE=1.0, CONSOLE_BURST=3)
+    svc.desk.rate, svc.desk.burst = 1.0, 3
     s, ws = session(svc)
     for i in range(6):
         s.handle(json.dumps({"id": i, "line": "whoami"}))
@@ -64,7 +64,7 @@ def test_rate_limit_answers_then_closes_on_sustained_abuse(app, svc):
 
 
 def test_a_console_that_stops_reading_is_closed_without_blocking_others(svc):
-    svc.config["CONSOLE_OUTBOX"] = 8
+    svc.desk.outbox = 8
     slow, slow_ws = session(svc, name="slow")
     fast, fast_ws = session(svc, name="fast")
     slow_ws.block = True
@@ -103,7 +103,7 @@ def test_no_audit_no_change(svc, monkeypatch):
 
 
 def test_an_unexpected_failure_is_an_internal_error_not_a_crash(svc, monkeypatch):
-    from dashboard import commands
+    from dashboard.console import commands
 
     def boom(ctx, values):
         raise RuntimeError("bug")

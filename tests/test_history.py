@@ -1,6 +1,7 @@
 import time
 
-from dashboard.history import SERIES, History
+from dashboard.sampling.series import SERIES
+from dashboard.stream.history import History
 
 
 def sample(seq, ts, cpu=10.0, cores=(5.0, 15.0)):

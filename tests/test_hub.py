@@ -6,11 +6,11 @@ import gevent
 import gevent.socket
 import pytest
 
-from dashboard import events as events_mod
-from dashboard import hub as hub_mod
-from dashboard import sse
-from dashboard.events import Notice, format_id
-from dashboard.hub import Hub
+from dashboard.stream import events as events_mod
+from dashboard.stream import hub as hub_mod
+from dashboard.stream import sse
+from dashboard.stream.events import Notice, format_id
+from dashboard.stream.hub import Hub
 from tests.support.sseclient import Dechunker, SSEParser
 
 

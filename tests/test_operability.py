@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard import create_app
 from dashboard.logs import JsonFormatter, request_id
-from dashboard.proxy import allowed_hosts, host_allowed, hostname
+from dashboard.web.proxy import allowed_hosts, host_allowed, hostname
 from tests.conftest import TOKEN
 
 
@@ -72,14 +72,14 @@ def test_metrics_carry_the_host_and_the_apps_own_numbers(client, svc):
 
 
 def test_command_counts_and_latency_are_exported(svc, client):
-    from dashboard.auth import Operator
-    from dashboard.consoles import ConsoleSession
+    from dashboard.console.operator import Operator
+    from dashboard.console.sessions import ConsoleSession
 
     class WS:
         def send(self, text):
             pass
 
-    session = ConsoleSession(WS(), Operator("a", "operator", "s", "x", "bearer"), svc)
+    session = ConsoleSession(WS(), Operator("a", "operator", "s", "x", "bearer"), svc.desk)
     svc.sampler.tick()
     for line in ("status", "status", "nope"):
         session.handle(json.dumps({"id": 1, "line": line}))

@@ -8,12 +8,19 @@ import gevent
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dashboard import cmdline, commands, protocol, sse
-from dashboard.auth import Operator
-from dashboard.cmdline import ArgError
-from dashboard.commands import ROLES, CommandError
-from dashboard.hub import Hub
-from dashboard.protocol import ProtocolError
+from dashboard.console import cmdline
+
+from dashboard.console import commands
+
+from dashboard.console import protocol
+
+from dashboard.stream import sse
+from dashboard.console.operator import Operator
+from dashboard.console.cmdline import ArgError
+from dashboard.console.commands import CommandError
+from dashboard.console.operator import ROLES
+from dashboard.stream.hub import Hub
+from dashboard.console.protocol import ProtocolError
 from tests.support.sseclient import SSEParser
 
 CODES = {"bad_request", "bad_args", "unknown_command", "forbidden", "not_found", "confirm_required",
@@ -122,7 +129,7 @@ def test_any_last_event_id_opens_a_stream(last):
                 min_size=1, max_size=5))
 @example(['{"id": 1, "line": "help \' \'"}'])  # found by this test once: a blank command name
 def test_any_frames_get_exactly_one_reply_each(svc, frames):
-    from dashboard.consoles import ConsoleSession
+    from dashboard.console.sessions import ConsoleSession
 
     sent = []
 
@@ -131,7 +138,7 @@ def test_any_frames_get_exactly_one_reply_each(svc, frames):
             sent.append(json.loads(text))
 
     svc.config.update(CONSOLE_RATE=10_000.0, CONSOLE_BURST=10_000, ALLOW_PROCESS_CONTROL=False)
-    session = ConsoleSession(WS(), OPERATOR, svc)
+    session = ConsoleSession(WS(), OPERATOR, svc.desk)
     for f in frames:
         session.handle(f)
     gevent.sleep(0.01)

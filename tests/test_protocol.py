@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from dashboard import protocol
-from dashboard.protocol import ProtocolError, parse_request
+from dashboard.console import protocol
+from dashboard.console.protocol import ProtocolError, parse_request
 
 
 def test_a_good_request():

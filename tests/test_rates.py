@@ -1,6 +1,6 @@
 import pytest
 
-from dashboard.rates import Rates, percent
+from dashboard.sampling.rates import Rates, percent
 
 
 def test_first_observation_has_no_rate_then_rates_per_second():

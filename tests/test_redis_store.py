@@ -3,8 +3,8 @@
 import json
 import time
 
-from dashboard.audit import Record, RedisAuditLog
-from dashboard.redis_store import redacted
+from dashboard.store.audit import Record, RedisAuditLog
+from dashboard.store.redis_store import redacted
 
 
 def test_samples_and_events_share_one_ordered_stream_per_host(store):

@@ -4,8 +4,8 @@ import time
 import gevent
 import pytest
 
-from dashboard.collectors import Collector, Unavailable
-from dashboard.sampler import Sampler, check_interval
+from dashboard.sampling.collectors import Collector, Unavailable
+from dashboard.sampling.sampler import Sampler, check_interval
 
 
 def counter_collector(name="n"):
@@ -44,7 +44,7 @@ def test_a_failing_collector_is_reported_missing_logged_once_and_never_stops_the
         [Collector("broken", "", broken), Collector("absent", "", absent), counter_collector("fine")],
         lambda x: None,
     )
-    with caplog.at_level(logging.INFO, logger="dashboard.sampler"):
+    with caplog.at_level(logging.INFO, logger="dashboard.sampling.sampler"):
         samples = [s.sample() for _ in range(4)]
     assert samples[0]["broken"] is None
     assert samples[0]["missing"] == {

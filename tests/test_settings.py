@@ -3,7 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import create_app, settings
+from dashboard import create_app
+
+from dashboard import settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

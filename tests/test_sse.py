@@ -1,6 +1,6 @@
 import pytest
 
-from dashboard import sse
+from dashboard.stream import sse
 from tests.support.sseclient import Dechunker, SSEParser
 
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from dashboard.events import parse_id
+from dashboard.stream.events import parse_id
 from tests.support.sseclient import SSEClient
 
 FAST = {"SAMPLE_INTERVAL": "0.25", "HEARTBEAT_SECONDS": "0.5"}

@@ -17,7 +17,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from .history import SERIES
+from ..sampling.series import SERIES
+from ..stream.events import Alert
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -144,3 +145,9 @@ class Alerts:
                 if was == "firing":
                     changes.append((rule, st, "resolved"))
         return changes
+
+
+def alert_event(rule: Rule, st: RuleState, change: str, host: str, why: str = "") -> Alert:
+    value = "?" if st.value is None else f"{st.value:g}{unit_of(rule.metric)}"
+    message = f"{host}: {rule.describe()}: {change} at {value}" + (f" ({why})" if why else "")
+    return Alert(rule=rule.public(), host=host, state=change, value=st.value, message=message)

@@ -14,136 +14,43 @@ When Redis cannot be reached (at start or later), the process says so, serves
 its own host's metrics locally, refuses commands it cannot record, and keeps
 reconnecting with backoff; once Redis answers, sharing resumes.
 
-`HostSampling` is the sampler-under-lease part; the agent (`python -m
-dashboard.agent`) runs it alone, without a web server.
+`HostSampling` (lease.py) is the sampler-under-lease part; the agent
+(`python -m dashboard.agent`) runs it alone, without a web server.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
 import secrets
 import socket
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import gevent
-import redis
 
-from . import protocol
-from .alerts import Alerts, Rule, RuleState, unit_of
-from .audit import StoreUnavailable
-from .events import Alert, Event, parse_id, to_json
-from .redis_store import RedisStore, redacted
-from .sampler import Sampler
+from ..store.audit import StoreUnavailable
+from ..store.redis_store import RedisStore, redacted
+from ..stream.events import Event, parse_id
+from ..stream.views import HostView, Views
+from .lease import ERRORS, HostSampling, publish_everywhere
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .services import HostView, Services
-
-log = logging.getLogger(__name__)
-
-ERRORS = (redis.RedisError, OSError)
-
-
-def alert_event(rule: Rule, st: RuleState, change: str, host: str, why: str = "") -> Alert:
-    value = "?" if st.value is None else f"{st.value:g}{unit_of(rule.metric)}"
-    message = f"{host}: {rule.describe()}: {change} at {value}" + (f" ({why})" if why else "")
-    return Alert(rule=rule.public(), host=host, state=change, value=st.value, message=message)
-
-
-class HostSampling:
-    """One host's sampler, running only while this process holds the host's lease."""
-
-    def __init__(self, store: RedisStore, host: str, sampler: Sampler, alerts: Alerts, *,
-                 lease_seconds: float, role: str, table_rows: Callable[[], list],
-                 publish_event: Callable[[Event], None]) -> None:
-        self.store = store
-        self.host = host
-        self.sampler = sampler
-        self.alerts = alerts
-        self.lease_seconds = lease_seconds
-        self.role = role
-        self.table_rows = table_rows
-        self.publish_event = publish_event
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.holding = False
-
-    def step(self) -> None:
-        """Renew or try to take the lease (call every lease/5 seconds)."""
-        if self.holding:
-            if not self.store.renew(self.host, self.holder, self.lease_seconds):
-                log.warning("lost the sampler lease for %s; another process samples it now", self.host)
-                self.lose()
-        elif self.store.acquire(self.host, self.holder, self.lease_seconds):
-            self.gain()
-
-    def gain(self) -> None:
-        self.holding = True
-        self.sampler.continue_from(self.store.last_seq(self.host))
-        self.sync()
-        for (rule_id, host), state in self.store.alert_states().items():
-            if host == self.host and rule_id in self.alerts.rules:
-                self.alerts.states[(rule_id, host)] = RuleState(**state)
-        self.sampler.start()
-        log.info("this process (%s) samples %s for everyone", self.holder, self.host)
-
-    def lose(self) -> None:
-        self.holding = False
-        self.sampler.stop()
-
-    def release(self) -> None:
-        if self.holding:
-            self.sampler.stop()
-            try:
-                self.store.release(self.host, self.holder)
-            except ERRORS:
-                pass
-            self.holding = False
-
-    def sync(self) -> None:
-        """Take the shared settings and rules from Redis."""
-        state = self.store.state()
-        if "interval" in state:
-            self.sampler.set_interval(state["interval"])
-        if state.get("paused"):
-            self.sampler.pause()
-        elif "paused" in state:
-            self.sampler.resume()
-        self.alerts.replace(self.store.rules())
-
-    def publish(self, sample: dict, data: str) -> None:
-        """Append one sample to the host's stream and check the alert rules on it."""
-        rows = self.table_rows()
-        info = {"role": self.role, "interval": self.sampler.interval, "pid": os.getpid(),
-                "paused": self.sampler.paused}
-        self.store.add_sample(self.host, data, json.dumps(rows, separators=(",", ":")), info)
-        for rule, st, change in self.alerts.evaluate(sample, self.host):
-            self.store.save_alert_state(rule.id, self.host, st.public())
-            self.publish_event(alert_event(rule, st, change, self.host))
-
-
-def publish_everywhere(store: RedisStore, event: Event, hosts) -> dict[str, str]:
-    """An event for every dashboard (each host's stream) and every console."""
-    payload = event.payload()
-    ids = store.add_event(hosts, event.type, to_json(payload))
-    store.push(protocol.push(event.type, **payload))
-    return ids
+log = logging.getLogger("dashboard.fleet")
 
 
 class Fleet:
     """A web process's side of sharing: reader, pushes, lease, reconnection."""
 
-    def __init__(self, svc: "Services", store: RedisStore) -> None:
-        self.svc = svc
+    def __init__(self, store: RedisStore, views: Views, sampling: HostSampling, *,
+                 on_push: Callable[[str], None], stale_seconds: float) -> None:
         self.store = store
-        cfg = svc.config
-        self.lease_seconds = cfg["SAMPLER_LEASE_SECONDS"]
-        self.stale_seconds = cfg["HOST_STALE_SECONDS"]
-        self.sampling = HostSampling(
-            store, svc.host, svc.sampler, svc.alerts, lease_seconds=self.lease_seconds, role="web",
-            table_rows=lambda: svc.processes.rows(svc.processes.latest), publish_event=self.publish_event)
+        self.views = views
+        self.sampling = sampling
+        self.sampler = sampling.sampler
+        self.lease_seconds = sampling.lease_seconds
+        self.stale_seconds = stale_seconds
+        self.on_push = on_push
         self.shared = False
         self.following: dict[str, str] = {}  # host -> id of the last entry read
         self.loops: list[gevent.Greenlet] = []
@@ -187,16 +94,16 @@ class Fleet:
             delay = min(30.0, delay * 2)
 
     def _enter(self) -> None:
-        store, svc = self.store, self.svc
+        store, views = self.store, self.views
         store.ping()
         self.sampling.sync()
         self.following = {}
-        for host in list(svc.views):
-            self._backfill(svc.views[host])
-        svc.local.ready.set()
+        for view in views:
+            self._backfill(view)
+        views.local.ready.set()
         self.shared = True
         self.error = None
-        svc.sampler.stop()  # from now on only the lease holder samples
+        self.sampler.stop()  # from now on only the lease holder samples
         self.sampling.step()
         log.info("sharing through Redis at %s (%s)", redacted(store.url),
                  "sampling this host" if self.sampling.holding else "another process samples this host")
@@ -224,9 +131,9 @@ class Fleet:
             log.error("Redis at %s is unreachable (%s): serving this host's metrics locally and "
                       "refusing console commands until it answers; retrying with backoff",
                       redacted(self.store.url), self.error)
-        self.svc.local.ready.set()  # serve what this process has, and its own samples
-        if not self.svc.shutting_down:
-            self.svc.sampler.start()
+        self.views.local.ready.set()  # serve what this process has, and its own samples
+        if not self.stopping:
+            self.sampler.start()
 
     def trouble(self, exc: BaseException) -> None:
         """A write failed where it was made: reconnect now rather than at the next read."""
@@ -242,7 +149,7 @@ class Fleet:
             self.sampling.step()
 
     def _read_loop(self) -> None:
-        svc = self.svc
+        views = self.views
         while True:
             if not self.following:
                 gevent.sleep(1)
@@ -252,7 +159,7 @@ class Fleet:
                 for entry_id, fields in entries:
                     if host in self.following:
                         self.following[host] = entry_id
-                    svc.ingest(host, fields.get("t", ""), fields.get("d", ""), key=parse_id(entry_id))
+                    views.ingest(host, fields.get("t", ""), fields.get("d", ""), key=parse_id(entry_id))
 
     def _pubsub_loop(self) -> None:
         control, pushes = self.store.key("control"), self.store.key("pushes")
@@ -265,13 +172,13 @@ class Fleet:
                 if msg["channel"] == control:
                     self.sampling.sync()
                 elif msg["channel"] == pushes:
-                    self.svc.consoles.broadcast(msg["data"])
+                    self.on_push(msg["data"])
         finally:
             pubsub.close()
 
     # ---- following hosts ------------------------------------------------------------
 
-    def _backfill(self, view: "HostView") -> None:
+    def _backfill(self, view: HostView) -> None:
         since = self.store.history_start()
         if not len(view.hub):
             # Redis keeps everything after `since`: a viewer whose last event is
@@ -279,16 +186,19 @@ class Fleet:
             view.hub.floor = (since, 0)
         entries = self.store.backfill(view.name, since)
         for entry_id, fields in entries:
-            self.svc.ingest(view.name, fields.get("t", ""), fields.get("d", ""), key=parse_id(entry_id))
+            self.views.ingest(view.name, fields.get("t", ""), fields.get("d", ""), key=parse_id(entry_id))
         self.following[view.name] = entries[-1][0] if entries else "0-0"
 
-    def follow(self, view: "HostView") -> None:
+    def follow(self, view: HostView) -> None:
         """Start serving another host's stream in this process (history first)."""
         try:
             self._backfill(view)
         except ERRORS as exc:
             self.trouble(exc)
             raise StoreUnavailable(str(exc)) from exc
+
+    def knows(self, host: str) -> bool:
+        return self.shared and host in self.hosts()
 
     def unfollow(self, host: str) -> None:
         self.following.pop(host, None)
@@ -312,7 +222,7 @@ class Fleet:
     # ---- writes made by console commands ---------------------------------------------
 
     def publish_event(self, event: Event) -> None:
-        hosts = set(self.hosts()) | set(self.svc.views) | {self.svc.host}
+        hosts = set(self.hosts()) | set(self.views.names())
         try:
             publish_everywhere(self.store, event, hosts)
         except ERRORS as exc:

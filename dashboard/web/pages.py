@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template
 
-from .web import services
+from .common import services
 
 bp = Blueprint("pages", __name__)
 

@@ -14,18 +14,19 @@ import logging
 import socket
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import gevent
 from gevent.queue import Full, Queue
 
-from . import commands, protocol
-from .audit import StoreUnavailable, Record
-from .commands import CommandError, Context
+from . import commands
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .auth import Operator
-    from .services import Services
+from . import protocol
+from ..store.audit import AuditStore, Record, StoreUnavailable
+from .commands import CommandError, Context
+from .operations import Operations
+from .operator import Operator
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +66,34 @@ class RateLimit:
         return len(r) > self.burst and r[-1] - r[0] <= 10.0
 
 
+@dataclass
+class Desk:
+    """What every console session of a process shares: the server's operations,
+    the audit log, the open consoles, the limits, and where command timings go."""
+
+    ops: Operations
+    audit: AuditStore
+    consoles: "Consoles"
+    rate: float = 20.0
+    burst: int = 40
+    outbox: int = 256
+    on_done: Callable[[str, str, float], None] = lambda name, outcome, seconds: None
+
+
 class ConsoleSession:
-    def __init__(self, ws, operator: "Operator", svc: "Services") -> None:
-        cfg = svc.config
+    def __init__(self, ws, operator: Operator, desk: Desk) -> None:
         self.id = f"c{next(_ids)}"
         self.ws = ws
         self.operator = operator
-        self.svc = svc
+        self.desk = desk
         self.addr = operator.addr
         self.since = time.time()
         self.commands = 0
         self.closed = False
         self.close_code: int | None = None
-        self.limit = RateLimit(cfg["CONSOLE_RATE"], cfg["CONSOLE_BURST"])
-        self.context = Context(operator, svc, connection=self.id)
-        self.outbox: Queue = Queue(maxsize=cfg["CONSOLE_OUTBOX"])
+        self.limit = RateLimit(desk.rate, desk.burst)
+        self.context = Context(operator, desk.ops, connection=self.id)
+        self.outbox: Queue = Queue(maxsize=desk.outbox)
         self.writer = gevent.spawn(self._write_loop)
 
     # ---- sending ----------------------------------------------------------------
@@ -130,7 +144,7 @@ class ConsoleSession:
 
     def _write_loop(self) -> None:
         # Writes are bounded by the socket's write timeout (see
-        # console_socket.SerializedSocket), not by a timer per message.
+        # web.console_socket.SerializedSocket), not by a timer per message.
         while True:
             item = self.outbox.get()
             try:
@@ -170,7 +184,7 @@ class ConsoleSession:
         self.send(self.execute(rid, line))
 
     def execute(self, rid, line: str) -> str:
-        svc, op = self.svc, self.operator
+        desk, op = self.desk, self.operator
         started = time.perf_counter()
         record = Record(op.name, op.role, op.session[:12], op.addr, "?", line, "pending")
         try:
@@ -178,7 +192,7 @@ class ConsoleSession:
             record.action = cmd.name
             if cmd.changes:
                 # Written before it runs: if the log cannot take it, it does not run.
-                svc.audit.append(record)
+                desk.audit.append(record)
             result = commands.run(self.context, cmd, values)
         except CommandError as exc:
             record.action = exc.command or record.action
@@ -188,7 +202,7 @@ class ConsoleSession:
             # the shared store refused the change itself (nothing changed).
             if record.id is not None:
                 try:
-                    svc.audit.settle(record, "unavailable")
+                    desk.audit.settle(record, "unavailable")
                 except StoreUnavailable:
                     pass
             return protocol.reply_error(
@@ -200,23 +214,23 @@ class ConsoleSession:
 
     def _finish(self, rid, record: Record, started: float, *, result=None, error=None, changed=False,
                 audited=True) -> str:
-        svc = self.svc
+        desk = self.desk
         outcome = "ok" if error is None else error.code
         try:
             if not audited:
                 pass
             elif record.id is None:
                 record.outcome = outcome
-                svc.audit.append(record)
+                desk.audit.append(record)
             else:
-                svc.audit.settle(record, outcome)
+                desk.audit.settle(record, outcome)
         except StoreUnavailable:
             if record.id is None:
                 return protocol.reply_error(
                     rid, "unavailable", "the audit log cannot record commands right now; try again")
-        svc.command_done(record.action, outcome, time.perf_counter() - started)
+        desk.on_done(record.action, outcome, time.perf_counter() - started)
         if changed and error is None:
-            svc.consoles.broadcast(protocol.push("audit", record=record.public()), exclude=self)
+            desk.consoles.broadcast(protocol.push("audit", record=record.public()), exclude=self)
         if error is not None:
             return protocol.reply_error(rid, error.code, error.message, **error.extra)
         return protocol.reply_ok(rid, result)

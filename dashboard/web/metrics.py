@@ -61,7 +61,7 @@ class DashboardCollector:
             if value is not None:
                 m[key].add_metric(list(labels), float(value))
 
-        for view in list(self.svc.views.values()):
+        for view in self.svc.views:
             s = view.latest
             if not s:
                 continue
@@ -101,7 +101,7 @@ class DashboardCollector:
         opened = CounterMetricFamily(P + "streams_opened", "event streams opened", labels=["host"])
         dropped = CounterMetricFamily(P + "viewers_dropped", "viewers dropped for falling behind",
                                       labels=["host", "reason"])
-        for view in list(svc.views.values()):
+        for view in svc.views:
             st = view.hub.stats
             viewers.add_metric([view.name], len(view.hub.subscribers))
             published.add_metric([view.name], st.published)

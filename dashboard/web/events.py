@@ -16,8 +16,8 @@ import time
 
 from flask import Blueprint, Response, g, request
 
-from . import sse
-from .web import host_view, services
+from ..stream import sse
+from .common import host_view, services
 
 bp = Blueprint("stream", __name__)
 log = logging.getLogger("dashboard.stream")

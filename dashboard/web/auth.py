@@ -23,25 +23,16 @@ import hmac
 import re
 import secrets
 import time
-from dataclasses import dataclass
 
 from flask import Blueprint, current_app, g, jsonify, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from .web import error, services
+from ..console.operator import Operator
+from .common import error, services
 
 NAME = re.compile(r"[A-Za-z0-9_.@-]{1,32}")
 
 bp = Blueprint("auth", __name__)
-
-
-@dataclass(frozen=True)
-class Operator:
-    name: str
-    role: str  # operator or observer
-    session: str  # random id of this login (cookie) or connection (bearer)
-    addr: str
-    via: str  # cookie or bearer
 
 
 def _digest(text: str) -> bytes:

@@ -15,9 +15,11 @@ import os
 import sqlite3
 import time
 
+from dataclasses import dataclass, field
+from typing import Protocol
+
 import gevent
 from gevent.event import AsyncResult
-from dataclasses import dataclass, field
 
 log = logging.getLogger("dashboard.audit")
 
@@ -73,6 +75,16 @@ class Record:
         return {"operator": self.operator, "role": self.role, "session": self.session, "addr": self.addr,
                 "action": self.action, "line": self.line, "outcome": self.outcome, "detail": self.detail,
                 "ts": self.ts, "id": self.id}
+
+
+class AuditStore(Protocol):
+    """The audit log as its users see it, whichever store keeps it."""
+
+    def append(self, record: "Record") -> "Record": ...
+    def settle(self, record: "Record", outcome: str, detail: str | None = None) -> "Record": ...
+    def latest(self, n: int) -> list[dict]: ...
+    def revoke(self, session: str, expires: float) -> None: ...
+    def is_revoked(self, session: str) -> bool: ...
 
 
 class _AuditBase:

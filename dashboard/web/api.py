@@ -6,7 +6,7 @@ import math
 
 from flask import Blueprint, Response, jsonify, request
 
-from .web import error, host_view, services
+from .common import error, host_view, services
 
 bp = Blueprint("api", __name__)
 

@@ -13,7 +13,7 @@ import time
 
 from flask import Flask, g, request
 
-from .logs import current_request_id, request_id
+from ..logs import current_request_id, request_id
 
 log = logging.getLogger("dashboard.request")
 

@@ -1,7 +1,7 @@
 """GET /console: the operator console's WebSocket (flask-sock), a thin loop.
 
 Authentication and the Origin check happen before the upgrade (see
-auth.guard_console); everything a frame does happens in
+web.auth.guard_console); everything a frame does happens in
 ConsoleSession.handle. This loop only moves frames between the two.
 """
 
@@ -14,11 +14,11 @@ import gevent.lock
 from flask import Blueprint, g, request
 from flask_sock import Sock
 
-from . import protocol
+from ..console import protocol
 from .auth import guard_console
-from .commands import REGISTRY
-from .consoles import ConsoleSession
-from .web import error, services
+from ..console.commands import REGISTRY
+from ..console.sessions import ConsoleSession
+from .common import error, services
 
 bp = Blueprint("console", __name__)
 sock = Sock()
@@ -114,7 +114,7 @@ def before_upgrade():
 def console_socket(ws):
     svc = services()
     op = g.operator
-    session = ConsoleSession(ws, op, svc)
+    session = ConsoleSession(ws, op, svc.desk)
     svc.consoles.add(session)
     cfg = svc.config
     session.send(protocol.push(

@@ -28,77 +28,16 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import gevent
-from gevent.event import Event as _Flag
 
 from . import sse
 from .events import Event, EventKey, IdClock, Resync, format_id, parse_id, to_json
+from .frame import Frame
+from .subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 
 # Bytes written to a slow viewer in one catch-up write.
 _BATCH_BYTES = 256 * 1024
-
-
-class Frame:
-    """One encoded event: its SSE bytes inside an HTTP/1.1 chunk."""
-
-    __slots__ = ("n", "key", "id", "type", "wire", "_start", "ms")
-
-    def __init__(self, n: int, key: EventKey, type: str, data: str) -> None:
-        self.n = n  # position in this hub (contiguous, for O(1) lookups)
-        self.key = key
-        self.id = format_id(key)
-        self.type = type
-        self.ms = key[0]
-        body = sse.frame(data, event=type, id=self.id)
-        self.wire = sse.chunk(body)
-        self._start = len(self.wire) - len(body) - 2
-
-    @property
-    def body(self) -> memoryview:
-        """The SSE bytes without chunk framing (for HTTP/1.0 peers), zero-copy."""
-        return memoryview(self.wire)[self._start : len(self.wire) - 2]
-
-
-class Subscriber:
-    """One open /events stream."""
-
-    __slots__ = (
-        "sock",
-        "chunked",
-        "cursor",
-        "floor_n",
-        "pending",
-        "closed",
-        "reason",
-        "wake",
-        "addr",
-        "since",
-        "events",
-        "bytes",
-        "watcher",
-        "readable",
-        "host",
-        "client",
-    )
-
-    def __init__(self, sock, chunked: bool, addr: str, host: str | None, client: str | None = None) -> None:
-        self.sock = sock
-        self.chunked = chunked
-        self.cursor = 0  # n of the last frame this viewer has been given
-        self.floor_n = 0  # backlog is counted from here (events published after open)
-        self.pending: memoryview | None = None  # rest of a partial fast-path write
-        self.closed = False
-        self.reason: str | None = None
-        self.wake = _Flag()
-        self.addr = addr
-        self.host = host
-        self.since = time.time()
-        self.events = 0
-        self.bytes = 0
-        self.watcher = None
-        self.readable = False
-        self.client = client  # a name the page gave its stream (for `drop sse`)
 
 
 @dataclass

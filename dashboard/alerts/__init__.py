@@ -1,0 +1,1 @@
+"""Alert rules evaluated on each sample, and the events their transitions become."""

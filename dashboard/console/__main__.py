@@ -1,0 +1,7 @@
+"""`python -m dashboard.console`: the command-line client (client.py)."""
+
+import sys
+
+from .client import main
+
+sys.exit(main())

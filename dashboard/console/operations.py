@@ -1,0 +1,41 @@
+"""What the console asks of the server: the one interface its commands use.
+
+The wiring at the top (`dashboard.operations`) implements it; commands and
+sessions never see the parts behind it, so they can be read and tested with
+any object that has these methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Protocol
+
+
+class Stream(Protocol):
+    """An open event stream, as `clients` lists it."""
+
+    client: str | None
+    addr: str
+    since: float
+    events: int
+    host: str | None
+
+
+class Operations(Protocol):
+    process_control: bool  # ALLOW_PROCESS_CONTROL
+
+    # reading
+    def status(self) -> dict: ...
+    def streams(self) -> Iterable[Stream]: ...
+    def consoles(self) -> list[Any]: ...  # ConsoleSession, for `clients` and `drop`
+    def process_rows(self, host: str | None = None) -> list[dict]: ...  # KeyError: unknown host
+    def hosts(self) -> list[dict]: ...
+    def alert_rules(self) -> list[dict]: ...
+    def audit_latest(self, n: int) -> list[dict]: ...
+
+    # changing (each shows on every dashboard's stream)
+    def set_interval(self, seconds: float, by: str | None = None) -> Any: ...
+    def set_paused(self, paused: bool, by: str | None = None) -> tuple[bool, Any]: ...
+    def add_alert(self, metric: str, op: str, value: float, hold: float, by: str | None) -> Any: ...
+    def remove_alert(self, rule_id: str, by: str | None) -> Any: ...  # KeyError: unknown rule
+    def broadcast(self, message: str, by: str | None) -> Any: ...
+    def drop_streams(self, name: str) -> int: ...  # by client name, or "all"

@@ -1,0 +1,17 @@
+"""Who is at a console: name, role and login, as authentication established them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Each role may do what the roles below it may.
+ROLES = {"observer": 0, "operator": 1}
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    role: str  # operator or observer
+    session: str  # random id of this login (cookie) or connection (bearer)
+    addr: str
+    via: str  # cookie or bearer

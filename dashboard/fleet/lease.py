@@ -1,0 +1,106 @@
+"""One host's sampler under its lease in Redis, and events published to every host.
+
+Whoever holds `{p}:lease:{host}` samples that host for everyone: a web process
+(the fleet) or an agent. The lease expires within seconds of its holder's
+death, and the next process to ask takes over, continuing the host's `seq`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+from typing import Callable
+
+import redis
+
+from ..alerts.rules import Alerts, RuleState, alert_event
+from ..console import protocol
+from ..sampling.sampler import Sampler
+from ..store.redis_store import RedisStore
+from ..stream.events import Event, to_json
+
+log = logging.getLogger("dashboard.fleet")
+
+ERRORS = (redis.RedisError, OSError)
+
+
+class HostSampling:
+    """One host's sampler, running only while this process holds the host's lease."""
+
+    def __init__(self, store: RedisStore, host: str, sampler: Sampler, alerts: Alerts, *,
+                 lease_seconds: float, role: str, table_rows: Callable[[], list],
+                 publish_event: Callable[[Event], None]) -> None:
+        self.store = store
+        self.host = host
+        self.sampler = sampler
+        self.alerts = alerts
+        self.lease_seconds = lease_seconds
+        self.role = role
+        self.table_rows = table_rows
+        self.publish_event = publish_event
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.holding = False
+
+    def step(self) -> None:
+        """Renew or try to take the lease (call every lease/5 seconds)."""
+        if self.holding:
+            if not self.store.renew(self.host, self.holder, self.lease_seconds):
+                log.warning("lost the sampler lease for %s; another process samples it now", self.host)
+                self.lose()
+        elif self.store.acquire(self.host, self.holder, self.lease_seconds):
+            self.gain()
+
+    def gain(self) -> None:
+        self.holding = True
+        self.sampler.continue_from(self.store.last_seq(self.host))
+        self.sync()
+        for (rule_id, host), state in self.store.alert_states().items():
+            if host == self.host and rule_id in self.alerts.rules:
+                self.alerts.states[(rule_id, host)] = RuleState(**state)
+        self.sampler.start()
+        log.info("this process (%s) samples %s for everyone", self.holder, self.host)
+
+    def lose(self) -> None:
+        self.holding = False
+        self.sampler.stop()
+
+    def release(self) -> None:
+        if self.holding:
+            self.sampler.stop()
+            try:
+                self.store.release(self.host, self.holder)
+            except ERRORS:
+                pass
+            self.holding = False
+
+    def sync(self) -> None:
+        """Take the shared settings and rules from Redis."""
+        state = self.store.state()
+        if "interval" in state:
+            self.sampler.set_interval(state["interval"])
+        if state.get("paused"):
+            self.sampler.pause()
+        elif "paused" in state:
+            self.sampler.resume()
+        self.alerts.replace(self.store.rules())
+
+    def publish(self, sample: dict, data: str) -> None:
+        """Append one sample to the host's stream and check the alert rules on it."""
+        rows = self.table_rows()
+        info = {"role": self.role, "interval": self.sampler.interval, "pid": os.getpid(),
+                "paused": self.sampler.paused}
+        self.store.add_sample(self.host, data, json.dumps(rows, separators=(",", ":")), info)
+        for rule, st, change in self.alerts.evaluate(sample, self.host):
+            self.store.save_alert_state(rule.id, self.host, st.public())
+            self.publish_event(alert_event(rule, st, change, self.host))
+
+
+def publish_everywhere(store: RedisStore, event: Event, hosts) -> dict[str, str]:
+    """An event for every dashboard (each host's stream) and every console."""
+    payload = event.payload()
+    ids = store.add_event(hosts, event.type, to_json(payload))
+    store.push(protocol.push(event.type, **payload))
+    return ids

@@ -1,0 +1,181 @@
+"""What console commands do to the server: the `console.operations.Operations`
+interface, implemented over this process's parts (and Redis, when shared).
+
+Every change is published as an event, so it shows on every dashboard's
+stream and as a push on every console. With Redis the shared state lives
+there and a failed write raises StoreUnavailable (the command is refused).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .alerts.rules import Rule, RuleState, alert_event, check
+from .stream.events import Config, Notice
+from .stream.subscriber import Subscriber
+
+
+class Operations:
+    def __init__(self, node) -> None:
+        # node: the wiring.Instance that builds this (not imported: it imports us).
+        self.node = node
+        self.process_control = bool(node.config["ALLOW_PROCESS_CONTROL"])
+
+    # ---- reading ----------------------------------------------------------------
+
+    def status(self) -> dict:
+        node = self.node
+        sampler = node.sampler
+        views = list(node.views)
+        return {
+            "version": node.version,
+            "host": node.host,
+            "pid": os.getpid(),
+            "mode": self._mode(),
+            "uptime": round(time.time() - node.started_at, 1),
+            "sampler": {
+                "interval": sampler.interval,
+                "paused": sampler.paused,
+                "here": sampler.running,
+                "seq": (node.local.latest or {}).get("seq", sampler.seq),
+                "last_duration_ms": None if sampler.last_duration is None
+                else round(sampler.last_duration * 1000, 2),
+            },
+            "viewers": sum(len(v.hub.subscribers) for v in views),
+            "consoles": len(node.consoles),
+            "events_published": sum(v.hub.stats.published for v in views),
+            "alerts_firing": sum(len(r["firing"]) for r in self.alert_rules()),
+        }
+
+    def _mode(self) -> str:
+        if self.node.fleet is None:
+            return "embedded (one process)"
+        if self.node.shared:
+            return "shared through Redis"
+        return "local: Redis unreachable"
+
+    def streams(self) -> list[Subscriber]:
+        return self.node.views.streams()
+
+    def consoles(self) -> list:
+        return self.node.consoles.sessions()
+
+    def audit_latest(self, n: int) -> list[dict]:
+        return self.node.audit.latest(n)
+
+    def hosts(self) -> list[dict]:
+        """Every host this dashboard can show, this one first."""
+        node = self.node
+        out = {node.host: {"name": node.host, "local": True, "stale": False, "role": "web"}}
+        if node.fleet is not None:
+            for name, info in node.fleet.hosts().items():
+                out.setdefault(name, {"name": name, "local": False})
+                out[name].update(
+                    {k: info.get(k) for k in ("last_seen", "stale", "role", "interval", "paused")})
+        if node.local.latest is not None:
+            out[node.host]["last_seen"] = node.local.latest.get("ts")
+        return list(out.values())
+
+    def process_rows(self, host: str | None = None) -> list[dict]:
+        """The full process table of host, from the latest sample (never a new scan)."""
+        node = self.node
+        host = host or node.host
+        if host == node.host and (not node.shared or node.fleet.sampling.holding):
+            return node.processes.rows(node.processes.latest)
+        if node.fleet is None:
+            raise KeyError(host)
+        rows = node.fleet.call(node.store.procs, host)
+        if rows is None:
+            raise KeyError(host)
+        return rows
+
+    def alert_rules(self) -> list[dict]:
+        """Rules with the hosts where they fire."""
+        node = self.node
+        if node.shared:
+            rules = node.fleet.call(node.store.rules)
+            states = node.fleet.call(node.store.alert_states)
+        else:
+            rules = {rid: r.public() for rid, r in node.alerts.rules.items()}
+            states = {k: v.public() for k, v in node.alerts.states.items()}
+        out = []
+        for rid, rule in rules.items():
+            firing = sorted(h for (r, h), st in states.items() if r == rid and st["state"] == "firing")
+            here = {h: st for (r, h), st in states.items() if r == rid}
+            out.append({**rule, "firing": firing, "states": here})
+        return out
+
+    # ---- changing ---------------------------------------------------------------
+
+    def config_event(self, change: str, by: str | None) -> Config:
+        sampler = self.node.sampler
+        return Config(interval=sampler.interval, paused=sampler.paused, alerts=self.alert_rules(),
+                      change=change, by=by)
+
+    def set_interval(self, seconds: float, by: str | None = None) -> Config:
+        node = self.node
+        if node.shared:
+            node.fleet.call(node.store.set_state, interval=seconds)
+        node.sampler.set_interval(seconds)
+        event = self.config_event(f"interval {seconds:g}", by)
+        node.publish(event)
+        return event
+
+    def set_paused(self, paused: bool, by: str | None = None) -> tuple[bool, Config]:
+        node = self.node
+        sampler = node.sampler
+        if node.shared:
+            was = node.fleet.call(node.store.state).get("paused", False)
+            node.fleet.call(node.store.set_state, paused=paused)
+            changed = was != paused
+            sampler.pause() if paused else sampler.resume()
+        else:
+            changed = sampler.pause() if paused else sampler.resume()
+        event = self.config_event("pause" if paused else "resume", by)
+        if changed:
+            node.publish(event)
+        return changed, event
+
+    def add_alert(self, metric: str, op: str, value: float, hold: float, by: str | None) -> Rule:
+        node = self.node
+        if node.shared:
+            check(metric, op)
+            raw = node.fleet.call(node.store.add_rule, {
+                "metric": metric, "op": op, "threshold": value, "hold": hold, "by": by,
+                "created": time.time()})
+            node.alerts.replace(node.fleet.call(node.store.rules))
+            rule = node.alerts.rules[raw["id"]]
+        else:
+            rule = node.alerts.add(metric, op, value, hold, by)
+        node.publish(self.config_event(f"alert set {rule.id}: {rule.describe()}", by))
+        return rule
+
+    def remove_alert(self, rule_id: str, by: str | None) -> Rule:
+        node = self.node
+        before = next((r for r in self.alert_rules() if r["id"] == rule_id), None)
+        if node.shared:
+            raw = node.fleet.call(node.store.remove_rule, rule_id)
+            if raw is None:
+                raise KeyError(rule_id)
+            rule = Rule.from_dict(raw)
+            node.alerts.replace(node.fleet.call(node.store.rules))
+        else:
+            rule = node.alerts.remove(rule_id)
+        for host in (before or {}).get("firing", []):
+            st = RuleState(**before["states"][host])
+            node.publish(alert_event(rule, st, "resolved", host, "rule cleared"))
+        node.publish(self.config_event(f"alert clear {rule.id}", by))
+        return rule
+
+    def broadcast(self, message: str, by: str | None) -> Notice:
+        event = Notice(message=message, by=by)
+        self.node.publish(event)
+        return event
+
+    def drop_streams(self, name: str) -> int:
+        subs = [(view.hub, s) for view in self.node.views for s in view.hub.subscribers
+                if name == "all" or s.client == name]
+        for hub, sub in subs:
+            hub.close(sub, "dropped by an operator")
+        return len(subs)

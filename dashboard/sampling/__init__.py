@@ -1,0 +1,1 @@
+"""Stage one: read the host. Collectors with their metadata, rates, cgroup limits, the sampler."""

@@ -1,0 +1,1 @@
+"""Lasting state below every stage: the audit log (SQLite or Redis) and the Redis keys."""

@@ -1,0 +1,1 @@
+"""Stage two: events encoded once and fanned out to every viewer (SSE), with history to resume from."""

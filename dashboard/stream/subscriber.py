@@ -1,0 +1,48 @@
+"""One open /events stream: its socket, its position in the hub's ring, its counters."""
+
+from __future__ import annotations
+
+import time
+
+from gevent.event import Event as _Flag
+
+
+class Subscriber:
+    """One open /events stream."""
+
+    __slots__ = (
+        "sock",
+        "chunked",
+        "cursor",
+        "floor_n",
+        "pending",
+        "closed",
+        "reason",
+        "wake",
+        "addr",
+        "since",
+        "events",
+        "bytes",
+        "watcher",
+        "readable",
+        "host",
+        "client",
+    )
+
+    def __init__(self, sock, chunked: bool, addr: str, host: str | None, client: str | None = None) -> None:
+        self.sock = sock
+        self.chunked = chunked
+        self.cursor = 0  # n of the last frame this viewer has been given
+        self.floor_n = 0  # backlog is counted from here (events published after open)
+        self.pending: memoryview | None = None  # rest of a partial fast-path write
+        self.closed = False
+        self.reason: str | None = None
+        self.wake = _Flag()
+        self.addr = addr
+        self.host = host
+        self.since = time.time()
+        self.events = 0
+        self.bytes = 0
+        self.watcher = None
+        self.readable = False
+        self.client = client  # a name the page gave its stream (for `drop sse`)

@@ -1,0 +1,142 @@
+"""The hosts this process shows: for each, its hub, chart history and latest sample.
+
+Without Redis there is one view, of this host, fed by this process's sampler.
+With it, another host's view is made the first time someone asks for it, filled
+from the shared store by whatever follows it (`Remote`, the fleet), and
+forgotten after IDLE_VIEW_SECONDS without a viewer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterator, Protocol
+
+import gevent
+import gevent.event
+
+from .events import EventKey
+from .frame import Frame
+from .history import History
+from .hub import Hub
+from .subscriber import Subscriber
+
+# A followed remote host with no viewer for this long is dropped from memory.
+IDLE_VIEW_SECONDS = 600
+
+
+class HostView:
+    """What this process keeps of one host: its event buffer, chart history, latest sample."""
+
+    def __init__(self, name: str, config: dict) -> None:
+        self.name = name
+        self.hub = Hub(
+            history_seconds=config["HISTORY_SECONDS"],
+            backlog=config["VIEWER_BACKLOG"],
+            write_timeout=config["VIEWER_WRITE_TIMEOUT"],
+            heartbeat=config["HEARTBEAT_SECONDS"],
+            retry_ms=config["SSE_RETRY_MS"],
+            send_buffer=config["VIEWER_SEND_BUFFER"],
+        )
+        self.history = History(config["HISTORY_SECONDS"])
+        self.latest: dict | None = None
+        self.latest_json: str | None = None
+        self.latest_at: float | None = None  # monotonic, when the latest sample arrived
+        self.used_at = time.monotonic()
+        self.ready = gevent.event.Event()
+        self.ready.set()
+
+    def ingest(self, type: str, data: str, key: EventKey | None = None,
+               sample: dict | None = None) -> Frame | None:
+        """One event, encoded once, into this view (None if older than what it has)."""
+        try:
+            frame = self.hub.publish_raw(type, data, key)
+        except ValueError:
+            # Older than what these viewers already have (entries written while
+            # this process was cut off from Redis and showed local samples).
+            return None
+        if type == "metrics":
+            if sample is None:
+                try:
+                    sample = json.loads(data)
+                except ValueError:
+                    return frame
+            self.history.add(frame.id, sample)
+            self.latest, self.latest_json, self.latest_at = sample, data, time.monotonic()
+        return frame
+
+
+class Remote(Protocol):
+    """Whatever fills views of other hosts (the fleet, with Redis)."""
+
+    def knows(self, host: str) -> bool: ...
+    def follow(self, view: HostView) -> None: ...  # raises StoreUnavailable
+    def unfollow(self, host: str) -> None: ...
+
+
+class Views:
+    def __init__(self, host: str, config: dict) -> None:
+        self.config = config
+        self.local = HostView(host, config)
+        self._views: dict[str, HostView] = {host: self.local}
+        self.remote: Remote | None = None
+
+    def __iter__(self) -> Iterator[HostView]:
+        return iter(list(self._views.values()))
+
+    def names(self) -> list[str]:
+        return list(self._views)
+
+    def get(self, host: str) -> HostView | None:
+        return self._views.get(host)
+
+    def view(self, host: str | None = None) -> HostView:
+        """The view of host (this one by default); KeyError for a host nobody has heard of."""
+        if not host or host == self.local.name:
+            self.local.ready.wait(10)
+            return self.local
+        existing = self._views.get(host)
+        if existing is not None:
+            existing.ready.wait(10)
+            existing.used_at = time.monotonic()
+            return existing
+        if self.remote is None or not self.remote.knows(host):
+            raise KeyError(host)
+        view = HostView(host, self.config)
+        view.ready.clear()
+        self._views[host] = view
+        try:
+            self.remote.follow(view)
+        except Exception:
+            del self._views[host]
+            raise
+        finally:
+            view.ready.set()
+        return view
+
+    def ingest(self, host: str, type: str, data: str, key: EventKey | None = None,
+               sample: dict | None = None) -> Frame | None:
+        view = self._views.get(host)
+        return None if view is None else view.ingest(type, data, key, sample)
+
+    def streams(self) -> list[Subscriber]:
+        return [sub for view in self for sub in view.hub.subscribers]
+
+    def close_all(self, reason: str) -> int:
+        return sum(view.hub.close_all(reason) for view in self)
+
+    def heartbeats(self) -> None:
+        """Forever: a heartbeat to each quiet stream, and idle remote views forgotten."""
+        period = min(1.0, self.local.hub.heartbeat_seconds / 2)
+        while True:
+            gevent.sleep(period)
+            now = time.monotonic()
+            for view in self:
+                if view.hub.heartbeat_due():
+                    view.hub.heartbeat()
+                if view.hub.subscribers:
+                    view.used_at = now
+                elif view is not self.local and now - view.used_at > IDLE_VIEW_SECONDS:
+                    del self._views[view.name]
+                    if self.remote is not None:
+                        self.remote.unfollow(view.name)

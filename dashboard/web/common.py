@@ -1,0 +1,56 @@
+"""Small helpers shared by the blueprints."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from flask import current_app, jsonify, request
+
+from ..console.sessions import Consoles, Desk
+from ..store.audit import AuditStore, StoreUnavailable
+from ..stream.views import HostView, Views
+
+
+class Instance(Protocol):
+    """What the blueprints use of the process they serve (dashboard.wiring.Instance)."""
+
+    host: str
+    version: str
+    config: dict
+    shutting_down: bool
+    tokens: Any  # web.auth.Tokens
+    audit: AuditStore
+    consoles: Consoles
+    desk: Desk
+    views: Views
+    sampler: Any  # for /metrics and health: interval, running, last_duration
+    fleet: Any
+    shared: bool
+    command_counts: dict
+    command_latency: Any
+
+    def view(self, host: str | None = None) -> HostView: ...
+    def hosts(self) -> list[dict]: ...
+    def health(self, details: bool = False) -> tuple[bool, dict]: ...
+    def end_session(self, sid: str, expires: float) -> int: ...
+    def audit_login(self, action: str, name: str, role: str, sid: str, addr: str, outcome: str) -> None: ...
+
+
+def services() -> Instance:
+    return current_app.extensions["dashboard"]
+
+
+def error(status: int, code: str, message: str, **extra):
+    """The JSON error body every endpoint uses: {"error": {"code", "message"}}."""
+    return jsonify({"error": {"code": code, "message": message, **extra}}), status
+
+
+def host_view():
+    """(view, None) for ?host= (this host by default), or (None, an error response)."""
+    host = request.args.get("host") or None
+    try:
+        return services().view(host), None
+    except KeyError:
+        return None, error(404, "unknown_host", f"no host named {host[:100]!r}; see /api/hosts")
+    except StoreUnavailable:
+        return None, error(503, "unavailable", "other hosts are shown through Redis, which is unreachable")
