@@ -3,20 +3,34 @@
 import logging
 import os
 import secrets
+import sys
 
 from dashboard import logs as _logs
 from dashboard import settings as _settings
 from dashboard import serving as _serving
+from dashboard.web import credentials as _credentials
 
-_cfg = _settings.load()
+try:
+    _cfg = _settings.load()
+except _settings.SettingError as _exc:
+    # One line naming the setting, the value and what is allowed; no traceback.
+    sys.stderr.write(f"error: {_exc}\n")
+    sys.exit(2)
 
 # Made here, in the master, when not configured: workers inherit them through
 # the environment, so a restarted worker keeps the same login token and the
 # same cookie key.
 _generated = [name for name in ("OPERATOR_TOKEN", "SECRET_KEY") if not _cfg[name]]
+if _cfg["OPERATOR_TOKENS"]:
+    _generated = [name for name in _generated if name != "OPERATOR_TOKEN"]
 for _name in _generated:
     os.environ[_name] = _cfg[_name] = secrets.token_urlsafe(24)
 _generated_token = "OPERATOR_TOKEN" in _generated
+try:
+    _credentials.Tokens(_cfg)  # the same token twice, or no operator token at all
+except ValueError as _exc:
+    sys.stderr.write(f"error: {_exc}\n")
+    sys.exit(2)
 
 bind = f"{_cfg['HOST']}:{_cfg['PORT']}"
 

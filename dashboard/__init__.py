@@ -9,6 +9,14 @@ __version__ = "0.1.0"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Scripts, styles and connections from this origin only, no frames, no inline
+# code: an injected tag can load nothing from elsewhere. img-src allows data:
+# for the favicon the page draws (the alert count).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
 
 def create_app(test_config: dict | None = None):
     """Build the Flask app: defaults, then the environment, then test_config."""
@@ -52,9 +60,12 @@ def create_app(test_config: dict | None = None):
 
     @app.before_request
     def check_host():
-        if not proxy.host_allowed(request.host, hosts):
-            return error(400, "host_not_allowed",
-                         f"this server does not answer to {proxy.hostname(request.host)[:100]!r} (ALLOWED_HOSTS)")
+        # Both the Host the client sent and the one a trusted proxy forwarded
+        # must be allowed: a rebinding page can add X-Forwarded-Host itself.
+        for name in proxy.requested_hosts(request.environ, request.host):
+            if not proxy.host_allowed(name, hosts):
+                return error(400, "host_not_allowed",
+                             f"this server does not answer to {proxy.hostname(name)[:100]!r} (ALLOWED_HOSTS)")
         return None
 
     request_log.install(app)
@@ -65,6 +76,11 @@ def create_app(test_config: dict | None = None):
     # The sampler starts in the process that serves, never at import: gunicorn
     # starts it right after the fork, any other server on the first request.
     app.before_request(svc.ensure_started)
+    app.before_request(auth.require_access)
+    if app.config["DASHBOARD_ACCESS"] == "public":
+        logging.getLogger("dashboard").warning(
+            "DASHBOARD_ACCESS=public: anyone who can reach this server sees this host's metrics, "
+            "processes, users and mounts without logging in (the console still needs a login)")
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(stream.bp)
@@ -79,6 +95,7 @@ def create_app(test_config: dict | None = None):
         # A login URL carries its token in the query: never pass it on as a referrer.
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
 
     @app.errorhandler(HTTPException)
@@ -96,7 +113,7 @@ def _ensure_secrets(config) -> None:
 
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = new_token()
-    if not config.get("OPERATOR_TOKEN"):
+    if not config.get("OPERATOR_TOKEN") and not config.get("OPERATOR_TOKENS"):
         config["OPERATOR_TOKEN"] = new_token()
         logging.getLogger("dashboard").warning(
             "OPERATOR_TOKEN is not set; log in with this URL (printed once): %s",

@@ -12,6 +12,7 @@ master process before the gevent worker patches the standard library.
 from __future__ import annotations
 
 import os
+import re
 import resource
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -51,6 +52,32 @@ def _ranged(kind: Callable[[str], float], low: float, high: float) -> Callable[[
         return value
 
     return parse
+
+
+# A token or key shorter than this is refused at start: it could be guessed.
+MIN_SECRET_LENGTH = 16
+_LOGIN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,32}")
+
+
+def _secret(text: str) -> str:
+    if text and len(text) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (it has {len(text)})")
+    return text
+
+
+def _named_tokens(text: str) -> tuple[tuple[str, str], ...]:
+    """name:token,name:token -> ((name, token), ...); names unique, tokens long enough."""
+    out: list[tuple[str, str]] = []
+    for i, item in enumerate(t for t in text.split(",") if t.strip()):
+        name, sep, token = item.strip().partition(":")
+        if not sep or not _LOGIN_NAME.fullmatch(name):
+            raise ValueError(f"entry {i + 1} must be name:token, the name 1 to 32 letters, digits or . _ @ -")
+        if len(token) < MIN_SECRET_LENGTH:
+            raise ValueError(f"the token of {name!r} must be at least {MIN_SECRET_LENGTH} characters")
+        if any(name == n for n, _ in out):
+            raise ValueError(f"the name {name!r} is given twice")
+        out.append((name, token))
+    return tuple(out)
 
 
 def _default_worker_connections() -> int:
@@ -174,22 +201,66 @@ SETTINGS: tuple[Setting, ...] = (
         "headers are trusted; gunicorn reads it too. Heroku sets *.",
     ),
     Setting(
+        "DASHBOARD_ACCESS",
+        "login",
+        "login: nothing about the host without a login (page, /events, /api/*, /metrics); public: "
+        "anyone who reaches the port sees the dashboard (logged as a warning at start). The "
+        "console always needs a login.",
+        _choice("login", "public"),
+    ),
+    Setting(
         "OPERATOR_TOKEN",
         "",
-        "Token that logs an operator in (all commands). Unset: one is generated at start "
-        "and a login URL printed once.",
+        "Token that logs an operator in (all commands; at least 16 characters). Unset, and no "
+        "OPERATOR_TOKENS: one is generated at start and a login URL printed once.",
+        _secret,
         secret=True,
     ),
     Setting(
         "OBSERVER_TOKEN",
         "",
-        "Optional token for read-only console access (status, top, ps, audit...).",
+        "Optional token for observers: the dashboard and read-only console commands (status, top, ps, audit...).",
+        _secret,
         secret=True,
+    ),
+    Setting(
+        "VIEWER_TOKEN",
+        "",
+        "Optional token for viewers: every dashboard, no console.",
+        _secret,
+        secret=True,
+    ),
+    Setting(
+        "OPERATOR_TOKENS",
+        (),
+        "Named operator logins, `alice:<token>,bob:<token>`: the audit log names whoever logged in "
+        "with a token, and a claimed name cannot change it.",
+        _named_tokens,
+        secret=True,
+    ),
+    Setting("OBSERVER_TOKENS", (), "Named observer logins, as OPERATOR_TOKENS.", _named_tokens, secret=True),
+    Setting("VIEWER_TOKENS", (), "Named viewer logins, as OPERATOR_TOKENS.", _named_tokens, secret=True),
+    Setting(
+        "METRICS_TOKEN",
+        "",
+        "Bearer token that opens /metrics and nothing else (for Prometheus: "
+        "`authorization: {credentials: <token>}`).",
+        _secret,
+        secret=True,
+    ),
+    Setting(
+        "LOGIN_FAILURES_ALLOWED",
+        5,
+        "Failed logins (wrong token on POST /login, a bearer header or a console handshake) one "
+        "address may make before it must wait: 429 with Retry-After, 1 s and doubling up to 5 min.",
+        _ranged(int, 1, 1000),
     ),
     Setting(
         "SECRET_KEY",
         "",
-        "Key that signs session cookies. Unset: generated at start, so logins end at restart.",
+        "Key that signs session cookies (at least 16 characters). Unset: generated at start, so "
+        "logins end at restart.",
+        _secret,
         secret=True,
     ),
     Setting("SESSION_HOURS", 12.0, "How long a login lasts.", _ranged(float, 0.05, 24 * 30)),

@@ -39,7 +39,8 @@ from .stream.events import Event, to_json
 from .stream.hub import Hub
 from .stream.history import History
 from .stream.views import Views
-from .web.auth import Tokens
+from .web.credentials import Tokens
+from .web.throttle import Throttle
 
 log = logging.getLogger("dashboard.wiring")
 
@@ -62,7 +63,8 @@ class Instance:
         )
         self.alerts = Alerts()
         self.consoles = Consoles()
-        self.tokens = Tokens(config["OPERATOR_TOKEN"], config["OBSERVER_TOKEN"])
+        self.tokens = Tokens(config)
+        self.throttle = Throttle(allowed=config["LOGIN_FAILURES_ALLOWED"])
         self.store = None
         self.fleet: Fleet | None = None
         if config["REDIS_URL"]:
@@ -190,10 +192,11 @@ class Instance:
 
     # ---- sessions and audit ------------------------------------------------------
 
-    def end_session(self, sid: str, expires: float) -> int:
-        """Refuse this login from now on and close its consoles."""
+    def end_session(self, sid: str, expires: float) -> tuple[int, int]:
+        """Refuse this login from now on; close its consoles and its event streams."""
         self.audit.revoke(sid, expires)
-        return self.consoles.close_login(sid, NORMAL, "logged out")
+        return (self.consoles.close_login(sid, NORMAL, "logged out"),
+                self.views.close_login(sid, "logged out"))
 
     def audit_login(self, action: str, name: str, role: str, sid: str, addr: str, outcome: str) -> None:
         self.audit.append(Record(name, role, sid[:12], addr, action, action, outcome))

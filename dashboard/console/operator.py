@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Each role may do what the roles below it may.
-ROLES = {"observer": 0, "operator": 1}
+# Each role may do what the roles below it may. A viewer sees the dashboards
+# but opens no console; commands need observer or operator.
+ROLES = {"viewer": 0, "observer": 1, "operator": 2}
 
 
 @dataclass(frozen=True)
 class Operator:
     name: str
-    role: str  # operator or observer
+    role: str  # viewer, observer or operator
     session: str  # random id of this login (cookie) or connection (bearer)
     addr: str
     via: str  # cookie or bearer

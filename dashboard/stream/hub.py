@@ -213,9 +213,10 @@ class Hub:
         addr: str = "?",
         host: str | None = None,
         client: str | None = None,
+        login: str | None = None,
     ) -> tuple[Subscriber, bytes]:
         """Register a viewer; returns it and the bytes to send before anything else."""
-        sub = Subscriber(sock, chunked, addr, host, client)
+        sub = Subscriber(sock, chunked, addr, host, client, login)
         parts = [sse.retry(self.retry_ms), sse.comment("connected")]
         sub.cursor = sub.floor_n = self._n
         if last_event_id is not None:

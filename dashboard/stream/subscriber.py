@@ -27,9 +27,11 @@ class Subscriber:
         "readable",
         "host",
         "client",
+        "login",
     )
 
-    def __init__(self, sock, chunked: bool, addr: str, host: str | None, client: str | None = None) -> None:
+    def __init__(self, sock, chunked: bool, addr: str, host: str | None, client: str | None = None,
+                 login: str | None = None) -> None:
         self.sock = sock
         self.chunked = chunked
         self.cursor = 0  # n of the last frame this viewer has been given
@@ -46,3 +48,4 @@ class Subscriber:
         self.watcher = None
         self.readable = False
         self.client = client  # a name the page gave its stream (for `drop sse`)
+        self.login = login  # the login session that opened it (logout ends it)

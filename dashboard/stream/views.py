@@ -122,6 +122,13 @@ class Views:
     def streams(self) -> list[Subscriber]:
         return [sub for view in self for sub in view.hub.subscribers]
 
+    def close_login(self, login: str, reason: str) -> int:
+        """End every stream opened by one login (at logout)."""
+        hit = [(view.hub, sub) for view in self for sub in view.hub.subscribers if sub.login == login]
+        for hub, sub in hit:
+            hub.close(sub, reason)
+        return len(hit)
+
     def close_all(self, reason: str) -> int:
         return sum(view.hub.close_all(reason) for view in self)
 

@@ -1,16 +1,19 @@
-"""Operator authentication: tokens, sessions, and who may open the console.
+"""Who is asking, and what they may see: logins, sessions, bearer tokens, the access gate.
 
-- Tokens come from OPERATOR_TOKEN (role operator) and OBSERVER_TOKEN (role
-  observer, read-only commands). When OPERATOR_TOKEN is unset a token is made
-  at start and a login URL printed, as Jupyter does.
+- With DASHBOARD_ACCESS=login (the default) nothing about the host answers
+  without a login: /events, /api/* (but /api/session) and /metrics give 401
+  `unauthorized`, the page shows only the login form, /healthz only its status.
+  DASHBOARD_ACCESS=public opens the dashboard (never the console) to anyone.
+- Roles: viewer (every dashboard), observer (also read-only console commands),
+  operator (everything). Tokens and names: see credentials.py.
 - The page trades a token once (POST /login) for a signed, HttpOnly,
-  SameSite=Strict session cookie; command-line clients send
-  `Authorization: Bearer <token>` instead. Tokens are compared in constant
-  time (as SHA-256 digests, so not even their length leaks) and never logged.
-- The console's WebSocket handshake is refused before the upgrade: 403 when a
-  browser's Origin is not allowed (the app's own origin plus ALLOWED_ORIGINS,
-  compared exactly), 401 without a valid session or bearer token. A client
-  that sends no Origin is not a browser and must use a bearer token.
+  SameSite=Strict session cookie that remembers the token's fingerprint: a
+  changed token ends the logins made with the old one. Scripts send
+  `Authorization: Bearer <token>` on /events, /api/*, /metrics and /console.
+- Wrong tokens are throttled per address (throttle.py): 429 with Retry-After.
+- The console's handshake is refused before the upgrade: 403 for a foreign
+  browser Origin or a viewer, 401 without a valid login. A client that sends
+  no Origin is not a browser and must use a bearer token.
 - Every state-changing POST checks Origin the same way and takes JSON only, so
   a form on another site cannot submit it.
 """
@@ -18,8 +21,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import re
 import secrets
 import time
@@ -29,31 +30,13 @@ from flask.sessions import SecureCookieSessionInterface
 
 from ..console.operator import Operator
 from .common import error, services
+from .credentials import METRICS, at_least
 
 NAME = re.compile(r"[A-Za-z0-9_.@-]{1,32}")
 
 bp = Blueprint("auth", __name__)
 
-
-def _digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-
-
-class Tokens:
-    def __init__(self, operator_token: str, observer_token: str = "") -> None:
-        if not operator_token:
-            raise ValueError("an operator token is required")
-        self._operator = _digest(operator_token)
-        self._observer = _digest(observer_token) if observer_token else None
-
-    def role_for(self, presented: str | None) -> str | None:
-        """The role a presented token grants, or None. Constant time."""
-        given = _digest(presented or "")
-        is_operator = hmac.compare_digest(given, self._operator)
-        is_observer = self._observer is not None and hmac.compare_digest(given, self._observer)
-        if not presented:
-            return None
-        return "operator" if is_operator else "observer" if is_observer else None
+UNAUTHORIZED = "log in first (POST /login) or send Authorization: Bearer <token>"
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -90,27 +73,119 @@ def refuse_foreign_origin():
 # ---- who is asking -------------------------------------------------------------
 
 
+def _addr() -> str:
+    return request.remote_addr or "?"
+
+
 def session_operator() -> Operator | None:
-    sid = session.get("sid")
-    role = session.get("role")
-    if not sid or role not in ("operator", "observer"):
+    """The cookie's login, if it is still good (not logged out, token unchanged)."""
+    sid, role = session.get("sid"), session.get("role")
+    if not sid or not role:
         return None
-    if services().audit.is_revoked(sid):
+    svc = services()
+    credential = svc.tokens.by_id(session.get("cred"))
+    if credential is None or credential.role != role or svc.audit.is_revoked(sid):
         return None
-    return Operator(session.get("op", role), role, sid, request.remote_addr or "?", "cookie")
+    return Operator(credential.name or session.get("op", role), role, sid, _addr(), "cookie")
 
 
-def bearer_operator() -> Operator | None:
-    header = request.headers.get("Authorization", "")
+def _throttled():
+    """429 when this address must wait before presenting another token."""
+    wait = services().throttle.retry_after(_addr())
+    if wait is None:
+        return None
+    response, status = error(429, "too_many_attempts",
+                             f"too many failed logins from this address; try again in {wait} s",
+                             retry_after=wait)
+    response.headers["Retry-After"] = str(wait)
+    return response, status
+
+
+def bearer():
+    """(Operator or None, refusal or None) for the Authorization header.
+
+    No header: (None, None). A wrong token counts as a failed login."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None, None
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if scheme.lower() != "bearer" or not token.strip():
+        return None, error(401, "unauthorized", "Authorization must be: Bearer <token>")
+    refused = _throttled()
+    if refused is not None:
+        return None, refused
+    svc = services()
+    credential = svc.tokens.match(token.strip())
+    if credential is None:
+        svc.throttle.failed(_addr())
+        return None, error(401, "bad_token", "that token is not valid")
+    svc.throttle.succeeded(_addr())
+    if credential.name is not None:
+        name = credential.name  # a named token says who it is; no header can change that
+    else:
+        claimed = request.headers.get("X-Operator-Name", "")
+        name = claimed if NAME.fullmatch(claimed) else "cli"
+    return Operator(name, credential.role, "b-" + secrets.token_hex(6), _addr(), "bearer"), None
+
+
+def current_login():
+    """(who, refusal): the bearer token if one is sent, else the session cookie."""
+    if "login" in g:
+        return g.login, None
+    op, refused = bearer()
+    if refused is not None:
+        return None, refused
+    if op is None:
+        op = session_operator()
+    g.login = op
+    return op, None
+
+
+def public() -> bool:
+    return current_app.config["DASHBOARD_ACCESS"] == "public"
+
+
+def may_see_host() -> bool:
+    """True when this request may see the host's data (the page, health details)."""
+    if public():
+        return True
+    op, _ = current_login()
+    return op is not None and op.role != METRICS
+
+
+# What each endpoint needs: the lowest role, or "metrics" (viewer and up, or the
+# metrics token). Endpoints not listed answer anyone (login, logout, session,
+# the page, static files, health).
+NEEDS = {
+    "stream.events": "viewer",
+    "api.snapshot": "viewer",
+    "api.hosts": "viewer",
+    "api.history": "viewer",
+    "metrics.metrics": METRICS,
+}
+
+
+def require_access():
+    """before_request: 401 or 429 before any view that shows the host."""
+    needed = NEEDS.get(request.endpoint or "")
+    if needed is None:
         return None
-    role = services().tokens.role_for(token.strip())
-    if role is None:
+    if public() and request.headers.get("Authorization") is None:
         return None
-    name = request.headers.get("X-Operator-Name", "")
-    name = name if NAME.fullmatch(name) else "cli"
-    return Operator(name, role, "b-" + secrets.token_hex(6), request.remote_addr or "?", "bearer")
+    op, refused = current_login()
+    if refused is not None:
+        return refused
+    if op is None:
+        if public():
+            return None
+        response, status = error(401, "unauthorized", UNAUTHORIZED)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="dashboard"'
+        return response, status
+    if needed == METRICS and op.role in (METRICS, "viewer", "observer", "operator"):
+        return None
+    if op.role == METRICS:
+        return error(403, "forbidden", "the metrics token opens /metrics and nothing else")
+    return None
 
 
 def guard_console():
@@ -118,15 +193,19 @@ def guard_console():
     refused = refuse_foreign_origin()
     if refused is not None:
         return refused
-    op = bearer_operator()
+    op, refused = bearer()
+    if refused is not None:
+        return refused
     if op is None and request.headers.get("Origin") is not None:
         op = session_operator()
     if op is None:
         if request.headers.get("Origin") is None and session.get("sid"):
             message = "a client that sends no Origin must authenticate with Authorization: Bearer"
         else:
-            message = "log in first (POST /login) or send Authorization: Bearer <token>"
+            message = UNAUTHORIZED
         return error(401, "unauthorized", message)
+    if not at_least(op.role, "observer"):
+        return error(403, "forbidden", f"the console needs an observer or operator login; this is a {op.role} login")
     g.operator = op
     # permessage-deflate stays off (compression and secrets do not mix, and it
     # costs memory per socket): the server only agrees to what is offered.
@@ -163,23 +242,30 @@ def state_changing(view):
 @state_changing
 def login(body: dict):
     svc = services()
+    refused = _throttled()
+    if refused is not None:
+        return refused
     token = body.get("token")
-    role = svc.tokens.role_for(token if isinstance(token, str) else None)
-    addr = request.remote_addr or "?"
-    if role is None:
-        svc.audit_login("login", "-", "-", "-", addr, "bad_token")
+    credential = svc.tokens.match(token if isinstance(token, str) else None)
+    addr = _addr()
+    if credential is None:
+        svc.throttle.failed(addr)  # counted and logged per address, not one audit row each
         return error(401, "bad_token", "that token is not valid")
-    name = body.get("name") or role
+    svc.throttle.succeeded(addr)
+    if credential.role == METRICS:
+        return error(403, "forbidden", "the metrics token opens /metrics and nothing else; it cannot log in")
+    name = credential.name or body.get("name") or credential.role
     if not isinstance(name, str) or not NAME.fullmatch(name):
         return error(400, "bad_request", "name: 1 to 32 letters, digits or . _ @ -")
     session.clear()
     session.permanent = True
     session["sid"] = secrets.token_urlsafe(12)
-    session["role"] = role
+    session["role"] = credential.role
     session["op"] = name
+    session["cred"] = credential.id
     session["iat"] = int(time.time())
-    svc.audit_login("login", name, role, session["sid"], addr, "ok")
-    return jsonify({"authenticated": True, "operator": name, "role": role})
+    svc.audit_login("login", name, credential.role, session["sid"], addr, "ok")
+    return jsonify({"authenticated": True, "operator": name, "role": credential.role})
 
 
 @bp.post("/logout")
@@ -191,14 +277,15 @@ def logout(body: dict):
         return jsonify({"authenticated": False})
     svc = services()
     expires = time.time() + current_app.permanent_session_lifetime.total_seconds()
-    closed = svc.end_session(op.session, expires)
+    consoles, streams = svc.end_session(op.session, expires)
     svc.audit_login("logout", op.name, op.role, op.session, op.addr, "ok")
-    return jsonify({"authenticated": False, "closed_consoles": closed})
+    return jsonify({"authenticated": False, "closed_consoles": consoles, "closed_streams": streams})
 
 
 @bp.get("/api/session")
 def whoami():
     op = session_operator()
+    access = current_app.config["DASHBOARD_ACCESS"]
     if op is None:
-        return jsonify({"authenticated": False})
-    return jsonify({"authenticated": True, "operator": op.name, "role": op.role})
+        return jsonify({"authenticated": False, "access": access})
+    return jsonify({"authenticated": True, "operator": op.name, "role": op.role, "access": access})

@@ -18,7 +18,8 @@ class Instance(Protocol):
     version: str
     config: dict
     shutting_down: bool
-    tokens: Any  # web.auth.Tokens
+    tokens: Any  # web.credentials.Tokens
+    throttle: Any  # web.throttle.Throttle
     audit: AuditStore
     consoles: Consoles
     desk: Desk
@@ -32,7 +33,7 @@ class Instance(Protocol):
     def view(self, host: str | None = None) -> HostView: ...
     def hosts(self) -> list[dict]: ...
     def health(self, details: bool = False) -> tuple[bool, dict]: ...
-    def end_session(self, sid: str, expires: float) -> int: ...
+    def end_session(self, sid: str, expires: float) -> tuple[int, int]: ...  # consoles, streams closed
     def audit_login(self, action: str, name: str, role: str, sid: str, addr: str, outcome: str) -> None: ...
 
 

@@ -67,12 +67,14 @@ def events():
     client = client if client and _CLIENT.fullmatch(client) else None
 
     rid = g.get("request_id")
+    who = g.get("login")
+    login = who.session if who is not None else None
 
     def body():
         # Registered on first iteration, so a response that is never sent
         # leaves nothing behind.
         sub, preamble = hub.open(last_event_id, sock=sock, chunked=chunked, addr=addr, host=view.name,
-                                client=client)
+                                client=client, login=login)
         try:
             yield preamble
             if sock is not None:

@@ -116,6 +116,10 @@ class DashboardCollector:
         if svc.sampler.last_duration is not None:
             yield GaugeMetricFamily(P + "sampler_duration_seconds", "time the latest sample took",
                                     value=svc.sampler.last_duration)
+        yield CounterMetricFamily(P + "login_failures", "wrong tokens presented (login, bearer, handshake)",
+                                  value=svc.throttle.failures_total)
+        yield CounterMetricFamily(P + "login_throttled", "attempts refused with 429 while an address waits",
+                                  value=svc.throttle.refused_total)
         commands = CounterMetricFamily(P + "commands", "console commands run", labels=["command", "outcome"])
         for (name, outcome), n in list(svc.command_counts.items()):
             commands.add_metric([name, outcome], n)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template
 
+from .auth import may_see_host
 from .common import services
 
 bp = Blueprint("pages", __name__)
@@ -12,8 +13,13 @@ bp = Blueprint("pages", __name__)
 @bp.get("/")
 def index():
     svc = services()
+    if not may_see_host():
+        # The login form and nothing of the host: no name, no numbers.
+        return render_template("index.html", locked=True, host="", version="",
+                               history_seconds=svc.config["HISTORY_SECONDS"])
     return render_template(
         "index.html",
+        locked=False,
         host=svc.host,
         version=svc.version,
         history_seconds=svc.config["HISTORY_SECONDS"],

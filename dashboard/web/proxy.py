@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -25,7 +28,29 @@ class TrustedProxyFix:
 
     def __call__(self, environ, start_response):
         trusted = "*" in self.allow or environ.get("REMOTE_ADDR") in self.allow
+        if trusted:
+            prefix = environ.get("HTTP_X_FORWARDED_PREFIX")
+            if prefix is not None and not PLAIN_PATH.fullmatch(prefix.split(",")[0].strip()):
+                return _refuse(start_response, "bad_forwarded_prefix",
+                               "X-Forwarded-Prefix must be a plain path such as /monitor")
         return (self.fixed if trusted else self.plain)(environ, start_response)
+
+
+# /a/b-c/d_e.f (or empty): no scheme, no host, no "//", no dot segments.
+PLAIN_PATH = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+)*/?")
+
+
+def _refuse(start_response, code: str, message: str):
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    start_response("400 Bad Request", [("Content-Type", "application/json"),
+                                       ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def requested_hosts(environ, effective: str) -> list[str]:
+    """The Host header as the client sent it and, behind a trusted proxy, the forwarded one."""
+    original = environ.get("werkzeug.proxy_fix.orig", {}).get("HTTP_HOST")
+    return [effective] if original is None or original == effective else [original, effective]
 
 
 def allowed_hosts(configured: tuple[str, ...], bound: str) -> tuple[str, ...]:
