@@ -66,10 +66,14 @@ function renderResult(result) {
 }
 
 export class ConsolePanel extends EventTarget {
-  constructor(root, base) {
+  constructor(root, base, { onLogin = null, onLogout = null } = {}) {
     super();
     this.root = root;
     this.base = base;
+    // What the page does when the login changes (a private page reloads to
+    // show, or hide, the host's data).
+    this.onLogin = onLogin;
+    this.onLogout = onLogout;
     this.socket = null;
     this.commands = [];
     this.history = JSON.parse(localStorage.getItem(HISTORY_KEY) || "[]");
@@ -148,6 +152,7 @@ export class ConsolePanel extends EventTarget {
     }
     this.who = body;
     this.$("#login-token").value = "";
+    if (this.onLogin && this.onLogin(body) === false) return true;
     this.connect();
     return true;
   }
@@ -158,6 +163,7 @@ export class ConsolePanel extends EventTarget {
       method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin", body: "{}",
     }).catch(() => {});
     this.showLogin();
+    if (this.onLogout) this.onLogout();
   }
 
   showLogin() {
@@ -169,6 +175,15 @@ export class ConsolePanel extends EventTarget {
   connect() {
     this.$("#login-form").hidden = true;
     this.$("#terminal").hidden = false;
+    if (this.who && this.who.role === "viewer") {
+      // A viewer sees every dashboard but opens no console.
+      this.$("#whoami").textContent = `${this.who.operator} (viewer)`;
+      this.line("system", "signed in as a viewer: the dashboards are yours; the console needs an observer or operator token");
+      this.input.disabled = true;
+      this.setState("viewer");
+      return;
+    }
+    this.input.disabled = false;
     if (this.socket) this.socket.stop("reconnecting");
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     this.socket = new ConsoleSocket(`${scheme}://${location.host}${this.base}/console`, {

@@ -16,14 +16,18 @@ const $ = (sel) => document.querySelector(sel);
 const host = new URLSearchParams(location.search).get("host") || document.body.dataset.host;
 const hostQuery = `host=${encodeURIComponent(host)}`;
 
-const charts = new Charts($("#charts"), { maxSeconds: Math.min(historySeconds, 3600) });
+// A private dashboard before login has no metrics panel (see locked()).
+const isLocked = !!document.body.dataset.locked;
+const charts = isLocked ? null : new Charts($("#charts"), { maxSeconds: Math.min(historySeconds, 3600) });
 const banners = new Banners($("#banners"));
-const procs = new ProcessTable($("#procs"), document.querySelectorAll("[data-sort]"));
-initTheme($("#theme-toggle"), () => charts.restyle());
+const procs = isLocked ? null : new ProcessTable($("#procs"), document.querySelectorAll("[data-sort]"));
+initTheme($("#theme-toggle"), () => charts && charts.restyle());
 
 const windowSelect = $("#window");
-charts.setWindow(Number(windowSelect.value));
-windowSelect.addEventListener("change", () => charts.setWindow(Number(windowSelect.value)));
+if (!isLocked) {
+  charts.setWindow(Number(windowSelect.value));
+  windowSelect.addEventListener("change", () => charts.setWindow(Number(windowSelect.value)));
+}
 
 function setText(root, selector, text) {
   const el = root.querySelector(selector);
@@ -160,7 +164,16 @@ async function watchHosts() {
   setInterval(refresh, 10000);
 }
 
+// A private dashboard before login: only the way in. After a login the page
+// reloads, and the server sends it with the host's data.
+function locked() {
+  const panel = new ConsolePanel($("#console"), base, { onLogin: () => { location.reload(); return false; } });
+  panel.init();
+  window.dashboard = { console: panel };
+}
+
 async function main() {
+  if (isLocked) return locked();
   setText(document, "#host-name", host);
   document.title = `${host} · live dashboard`;
   banners.baseTitle = document.title;
@@ -189,7 +202,10 @@ async function main() {
   watchStream(stream);
   stream.start();
 
-  const panel = new ConsolePanel($("#console"), base);
+  const privatePage = async () => ((await fetch(`${base}/api/session`).then((r) => r.json()).catch(() => ({}))).access === "login");
+  const panel = new ConsolePanel($("#console"), base, {
+    onLogout: async () => { if (await privatePage()) location.reload(); },
+  });
   watchConsole(panel, stream);
   panel.init();
   watchHosts();
