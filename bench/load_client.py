@@ -355,12 +355,18 @@ def emit(obj: dict) -> None:
     sys.stdout.flush()
 
 
+def auth_header() -> str:
+    """A viewer's login (the dashboard is private by default): $VIEWER_TOKEN, if set."""
+    token = os.environ.get("VIEWER_TOKEN")
+    return f"Authorization: Bearer {token}\r\n" if token else ""
+
+
 async def connect_all(args, stats: Stats, viewers: list) -> float:
     """Open args.viewers streams, args.batch every args.every seconds; returns seconds taken."""
     loop = asyncio.get_running_loop()
     request = (
         f"GET {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
-        "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
+        f"Accept: text/event-stream\r\nCache-Control: no-cache\r\n{auth_header()}\r\n"
     ).encode()
     started = time.monotonic()
     deadline = started + args.connect_timeout

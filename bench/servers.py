@@ -69,6 +69,12 @@ def available(kind: str) -> str | None:
     return None
 
 
+# The dashboard is private by default: viewers log in with this bearer token.
+# Set in the environment, so the load clients (child processes) send it too.
+VIEWER_TOKEN = os.environ.setdefault("VIEWER_TOKEN", secrets.token_urlsafe(18))
+AUTH = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
+
+
 class Server:
     def __init__(self, kind: str, log_dir: Path, home: Path, app_dir: Path = REPO,
                  env: dict[str, str] | None = None) -> None:
@@ -106,6 +112,7 @@ class Server:
             # Set here so the app neither prints a login URL nor writes its
             # audit log into the repository.
             "OPERATOR_TOKEN": self.token,
+            "VIEWER_TOKEN": VIEWER_TOKEN,
             "SECRET_KEY": secrets.token_urlsafe(16),
             "AUDIT_DB": str(self.home / f"audit-{self.port}.sqlite3"),
             **self.env,
@@ -136,7 +143,8 @@ class Server:
                     time.sleep(0.05)
                     continue
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
+                req = urllib.request.Request(f"http://127.0.0.1:{self.port}/healthz", headers=AUTH)
+                with urllib.request.urlopen(req, timeout=2) as r:
                     body = json.loads(r.read() or b"{}")
                 if r.status == 200 and (self.kind != "ours" or body["sampler"]["seq"] >= 1):
                     return

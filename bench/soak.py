@@ -38,7 +38,7 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .servers import REPO, Server
+from .servers import AUTH, REPO, Server
 
 # The event buffer and the chart history keep HISTORY_SECONDS of events (3,600 s
 # by default): over a one-hour soak they would fill the whole time and RSS would
@@ -143,7 +143,8 @@ class LoadProcess:
 
 
 def _get(port: int, path: str) -> bytes:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=15) as r:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=AUTH)
+    with urllib.request.urlopen(req, timeout=15) as r:
         return r.read()
 
 

@@ -62,7 +62,7 @@ import sys
 import time
 
 from .console_client import _GUID, frame
-from .load_client import HEAD, LOOP, Stats, Viewer, _cpu, emit, run_loop
+from .load_client import HEAD, LOOP, Stats, Viewer, _cpu, auth_header, emit, run_loop
 
 CONNECT_TIMEOUT = 10.0
 REPLY_TIMEOUT = 10.0
@@ -219,7 +219,7 @@ class Load:
         a = self.args
         extra = f"Last-Event-ID: {last_id.decode('ascii', 'replace')}\r\n" if last_id else ""
         return (f"GET /events HTTP/1.1\r\nHost: {a.host}:{a.port}\r\nAccept: text/event-stream\r\n"
-                f"Cache-Control: no-cache\r\n{extra}\r\n").encode()
+                f"Cache-Control: no-cache\r\n{auth_header()}{extra}\r\n").encode()
 
     async def viewer_slot(self, index: int) -> None:
         loop = asyncio.get_running_loop()
