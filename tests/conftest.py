@@ -5,6 +5,10 @@ from tests.support.server import Server
 
 TOKEN = "operator-token-for-tests"
 OBSERVER = "observer-token-for-tests"
+VIEWER = "viewer-token-for-tests"
+METRICS = "metrics-token-for-tests"
+ALICE = "alice-operator-token-1"  # a named operator token (OPERATOR_TOKENS)
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
@@ -15,7 +19,10 @@ def app(tmp_path):
             "HEARTBEAT_SECONDS": 0.2,
             "OPERATOR_TOKEN": TOKEN,
             "OBSERVER_TOKEN": OBSERVER,
-            "SECRET_KEY": "test-secret",
+            "VIEWER_TOKEN": VIEWER,
+            "METRICS_TOKEN": METRICS,
+            "OPERATOR_TOKENS": (("alice", ALICE),),
+            "SECRET_KEY": "test-secret-key-of-length",
             "AUDIT_DB": str(tmp_path / "audit.sqlite3"),
         }
     )
@@ -25,6 +32,15 @@ def app(tmp_path):
 
 @pytest.fixture
 def client(app):
+    """A script logged in as the operator (a bearer token on every request)."""
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = BEARER["Authorization"]
+    return c
+
+
+@pytest.fixture
+def anon(app):
+    """A visitor who has not logged in."""
     return app.test_client()
 
 
@@ -65,8 +81,26 @@ def browser(tmp_path_factory):
     home = str(tmp_path_factory.mktemp("chromium-home"))
     with sync_playwright() as pw:
         b = launch(pw, home)
-        yield b
+        yield _TestBrowser(b)
         b.close()
+
+
+class _TestBrowser:
+    """Chromium whose contexts let the test's own helpers run under the page's CSP.
+
+    Playwright's wait_for_function evaluates its predicate with eval, which the
+    page's Content-Security-Policy (rightly) forbids. tests/test_access_live.py
+    checks the page under the real policy, with bypass_csp=False."""
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+
+    def new_context(self, **kwargs):
+        kwargs.setdefault("bypass_csp", True)
+        return self._browser.new_context(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
 
 
 @pytest.fixture

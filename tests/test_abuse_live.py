@@ -119,7 +119,8 @@ def test_slow_readers_are_dropped_and_others_see_no_added_delay(start_server):
     for _ in range(5):
         s = socket.create_connection(("127.0.0.1", server.port))
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+        s.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                  f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
         stalled.append(s)  # never read from again
     time.sleep(0.5)
     assert server.get("/healthz")[1]["subscribers"] == 15

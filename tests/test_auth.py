@@ -2,10 +2,16 @@
 
 import pytest
 
-from dashboard.web.auth import Tokens
-from tests.conftest import OBSERVER, TOKEN
+from dashboard.web.credentials import Tokens, fingerprint
+from tests.conftest import ALICE, METRICS, OBSERVER, TOKEN, VIEWER
 
 HERE = "http://localhost"
+
+
+@pytest.fixture
+def client(anon):
+    # These tests log in themselves (or must not be logged in).
+    return anon
 
 
 def login(client, token=TOKEN, name=None, origin=HERE):
@@ -21,7 +27,8 @@ def test_login_sets_a_strict_httponly_signed_cookie(client):
     assert cookie.startswith("dashboard_session=")
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
     assert TOKEN not in cookie
-    assert client.get("/api/session").json == {"authenticated": True, "operator": "alice", "role": "operator"}
+    assert client.get("/api/session").json == {"authenticated": True, "operator": "alice", "role": "operator",
+                                               "access": "login"}
 
 
 def test_observer_token_gets_the_observer_role(client):
@@ -32,7 +39,7 @@ def test_observer_token_gets_the_observer_role(client):
 def test_wrong_tokens_are_refused(client, token):
     r = client.post("/login", json={"token": token})
     assert r.status_code == 401 and r.json["error"]["code"] == "bad_token"
-    assert client.get("/api/session").json == {"authenticated": False}
+    assert client.get("/api/session").json == {"authenticated": False, "access": "login"}
 
 
 def test_login_refuses_forms_other_origins_and_bad_names(client):
@@ -50,7 +57,8 @@ def test_logout_revokes_the_session_even_if_the_cookie_is_replayed(client, svc):
     r = client.post("/logout", json={}, headers={"Origin": HERE})
     assert r.json["authenticated"] is False
     client.set_cookie("dashboard_session", stolen)
-    assert client.get("/api/session").json == {"authenticated": False}
+    assert client.get("/api/session").json["authenticated"] is False
+    assert client.get("/api/snapshot").status_code == 401
     assert svc.audit.is_revoked(svc.audit.revoked().pop())
 
 
@@ -61,12 +69,14 @@ def test_logout_from_another_origin_is_refused(client):
     assert client.get("/api/session").json["authenticated"] is True
 
 
-def test_login_and_logout_are_audited_without_the_token(client, svc):
-    login(client, "nope")
+def test_login_and_logout_are_audited_without_the_token_and_failures_only_counted(client, svc):
+    login(client, "nope-not-a-token")
     login(client, name="alice")
     client.post("/logout", json={}, headers={"Origin": HERE})
     rows = svc.audit.latest(10)
-    assert [(r["action"], r["outcome"]) for r in rows] == [("login", "bad_token"), ("login", "ok"), ("logout", "ok")]
+    # A failed login is counted (and logged per address), not written as a row each.
+    assert [(r["action"], r["outcome"]) for r in rows] == [("login", "ok"), ("logout", "ok")]
+    assert svc.throttle.failures_total == 1
     assert all(TOKEN not in str(r) and "nope" not in str(r) for r in rows)
 
 
@@ -86,13 +96,143 @@ def test_console_handshake_is_refused_before_the_upgrade(client):
     assert r.status_code == 400
 
 
-def test_tokens_compare_by_digest():
-    t = Tokens("abc", "obs")
-    assert t.role_for("abc") == "operator" and t.role_for("obs") == "observer"
-    assert t.role_for("ab") is None and t.role_for("") is None and t.role_for(None) is None
-    with pytest.raises(ValueError):
-        Tokens("")
+def test_tokens_compare_by_digest_and_know_their_names():
+    t = Tokens({"OPERATOR_TOKEN": "a" * 16, "OBSERVER_TOKEN": "o" * 16, "VIEWER_TOKEN": "v" * 16,
+                "OPERATOR_TOKENS": (("bob", "b" * 16),), "METRICS_TOKEN": "m" * 16})
+    assert [t.role_for(x * 16) for x in "aovbm"] == ["operator", "observer", "viewer", "operator", "metrics"]
+    assert t.match("b" * 16).name == "bob" and t.match("a" * 16).name is None
+    assert t.role_for("a" * 15) is None and t.role_for("") is None and t.role_for(None) is None
+    assert t.by_id(fingerprint("b" * 16)).name == "bob" and t.by_id(fingerprint("x" * 16)) is None
+    assert "b" * 16 not in fingerprint("b" * 16)
+    with pytest.raises(ValueError, match="operator token is required"):
+        Tokens({"VIEWER_TOKEN": "v" * 16})
+    with pytest.raises(ValueError, match="same token"):
+        Tokens({"OPERATOR_TOKEN": "a" * 16, "VIEWER_TOKENS": (("eve", "a" * 16),)})
 
 
 def test_pages_never_send_a_referrer(client):
     assert client.get("/").headers["Referrer-Policy"] == "no-referrer"
+
+
+# ---- who sees what ----------------------------------------------------------------
+
+ENDPOINTS = ["/events?probe=1", "/api/snapshot", "/api/hosts", "/api/history", "/metrics"]
+ANYONE = ["/", "/api/session", "/healthz", "/static/css/dashboard.css", "/favicon.ico"]
+
+
+def _status(client, path, headers):
+    if path.startswith("/events"):
+        r = client.get(path, headers=headers, buffered=False)
+        status = r.status_code
+        r.close()
+        return status
+    return client.get(path, headers=headers).status_code
+
+
+@pytest.mark.parametrize("who, headers, want", [
+    ("anonymous", {}, {"/metrics": 401, "*": 401}),
+    ("viewer bearer", {"Authorization": f"Bearer {VIEWER}"}, {"*": 200}),
+    ("observer bearer", {"Authorization": f"Bearer {OBSERVER}"}, {"*": 200}),
+    ("operator bearer", {"Authorization": f"Bearer {TOKEN}"}, {"*": 200}),
+    ("named operator bearer", {"Authorization": f"Bearer {ALICE}"}, {"*": 200}),
+    ("metrics token", {"Authorization": f"Bearer {METRICS}"}, {"/metrics": 200, "*": 403}),
+    ("wrong bearer", {"Authorization": "Bearer not-a-real-token-at-all"}, {"*": 401}),
+    ("not a bearer", {"Authorization": "Basic dXNlcjpwYXNz"}, {"*": 401}),
+])
+def test_access_matrix_by_bearer(svc, client, who, headers, want):
+    svc.sampler.tick()  # a sample to show
+    for path in ENDPOINTS:
+        expected = want.get(path.split("?")[0], want["*"])
+        assert _status(client, path, headers) == expected, (who, path)
+    for path in ANYONE:
+        assert client.get(path, headers=headers).status_code in (200, 204), (who, path)
+
+
+@pytest.mark.parametrize("token, role", [(VIEWER, "viewer"), (OBSERVER, "observer"), (TOKEN, "operator")])
+def test_access_matrix_by_cookie(svc, client, token, role):
+    svc.sampler.tick()
+    assert login(client, token).json["role"] == role
+    for path in ENDPOINTS:
+        assert _status(client, path, {}) == 200, (role, path)
+    page = client.get("/").get_data(as_text=True)
+    assert "data-locked" not in page
+    if role == "viewer":  # sees the dashboards, opens no console (the others: test_console_live)
+        console = client.get("/console", headers={"Origin": HERE, **UPGRADE})
+        assert console.status_code == 403 and "observer or operator" in console.json["error"]["message"]
+
+
+def test_metrics_token_cannot_log_in(client):
+    r = login(client, METRICS)
+    assert r.status_code == 403 and r.json["error"]["code"] == "forbidden"
+    assert client.get("/api/session").json["authenticated"] is False
+
+
+def test_anonymous_visitor_gets_the_login_form_and_nothing_of_the_host(client, svc):
+    r = client.get("/")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and 'data-locked="1"' in page and 'id="login-form"' in page
+    assert svc.host not in page
+    r = client.get("/api/snapshot")
+    assert r.status_code == 401 and r.json["error"]["code"] == "unauthorized"
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="dashboard"'
+    health = client.get("/healthz?details=1")
+    assert set(health.json) == {"status"}
+    assert set(client.get("/healthz", headers={"Authorization": f"Bearer {VIEWER}"}).json) > {"status", "sampler"}
+
+
+def test_public_access_opens_the_dashboard_but_not_the_console(tmp_path):
+    from dashboard import create_app
+
+    app = create_app({"TESTING": True, "DASHBOARD_ACCESS": "public", "OPERATOR_TOKEN": TOKEN,
+                      "SECRET_KEY": "test-secret-key-of-length", "AUDIT_DB": str(tmp_path / "a.sqlite3")})
+    try:
+        c = app.test_client()
+        assert c.get("/api/snapshot").status_code in (200, 503)  # 503: no sample yet
+        assert c.get("/api/hosts").status_code == 200
+        assert app.extensions["dashboard"].host in c.get("/").get_data(as_text=True)
+        r = c.get("/console", headers={"Origin": HERE, **UPGRADE})
+        assert r.status_code == 401
+    finally:
+        app.extensions["dashboard"].shutdown()
+
+
+def test_a_named_token_names_its_holder_whatever_is_claimed(client, svc):
+    assert login(client, ALICE, name="mallory").json == {"authenticated": True, "operator": "alice",
+                                                          "role": "operator"}
+    from dashboard.web.auth import bearer  # the same rule for scripts
+    with client.application.test_request_context(
+            "/api/hosts", headers={"Authorization": f"Bearer {ALICE}", "X-Operator-Name": "mallory"}):
+        op, refused = bearer()
+        assert refused is None and op.name == "alice"
+    with client.application.test_request_context(
+            "/api/hosts", headers={"Authorization": f"Bearer {TOKEN}", "X-Operator-Name": "carol"}):
+        assert bearer()[0].name == "carol"  # a shared token: the name is claimed
+
+
+def test_a_changed_token_ends_the_logins_made_with_the_old_one(client, svc):
+    login(client, OBSERVER)
+    assert client.get("/api/session").json["authenticated"] is True
+    svc.tokens = Tokens({**svc.config, "OBSERVER_TOKEN": "a-brand-new-observer-token"})
+    assert client.get("/api/session").json["authenticated"] is False
+    assert client.get("/api/hosts").status_code == 401
+
+
+def test_guessing_is_throttled_per_address_and_a_good_token_works_after_the_wait(client, svc):
+    allowed = svc.config["LOGIN_FAILURES_ALLOWED"]
+    clock = [1000.0]
+    svc.throttle.clock = lambda: clock[0]
+    for _ in range(allowed):
+        assert login(client, "wrong-token-guess-1").status_code == 401
+    assert login(client, "wrong-token-guess-2").status_code == 401  # this one starts the wait
+    r = login(client, TOKEN)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+    assert client.get("/api/hosts", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 429
+    # Another address is not locked out.
+    other = client.post("/login", json={"token": TOKEN}, environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    assert other.status_code == 200
+    clock[0] += 1.01
+    assert login(client, "wrong-token-guess-3").status_code == 401
+    assert login(client, TOKEN).headers["Retry-After"] == "2"  # the wait grows
+    clock[0] += 2.01
+    assert login(client, TOKEN).status_code == 200
+    assert login(client, "wrong-token-guess-4").status_code == 401  # counting starts over

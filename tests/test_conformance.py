@@ -4,7 +4,7 @@ import json
 import shlex
 
 from tests.support.sseclient import SSEClient
-from tests.support.wsclient import Console
+from tests.support.wsclient import TOKEN, Console
 
 TRICKY = [
     "line one\nline two",
@@ -23,6 +23,10 @@ def test_strict_parser_and_chromium_agree_and_user_text_cannot_forge_events(star
     context = browser.new_context()
     page = page_errors(context.new_page())
     page.goto(server.base + "/healthz")
+    # EventSource sends cookies, not headers: log this browser in first (a viewer would do).
+    page.evaluate("""(token) => fetch('/login', {method: 'POST', headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({token})}).then(r => { if (!r.ok) throw new Error('login ' + r.status); })""",
+                  TOKEN)
     page.evaluate("""() => {
         window.seen = []; window.opened = false;
         const es = new EventSource('/events');

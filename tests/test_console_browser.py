@@ -70,7 +70,7 @@ def test_login_link_logs_in_and_leaves_the_address_bar(start_server, browser, pa
 
 def test_broadcasts_show_as_text_not_html(start_server, browser, page_errors):
     server = start_server()
-    context, page = open_page(browser, server, page_errors)
+    context, page = open_page(browser, server, page_errors, path=f"/?token={TOKEN}")
     page.wait_for_function("document.querySelector('#sse-pill').dataset.state === 'open'")
     op = Console(server.port, name="mallory")
     op.ok('broadcast <img src=x onerror="window.pwned=1"> <b>bold</b>')

@@ -11,6 +11,8 @@ from tests.support.browser import run_command, wait_state
 from tests.support.server import REPO
 from tests.support.wsclient import TOKEN, Console
 
+VIEWER = "viewer-token-for-the-page"
+
 SHOTS = REPO / "artifacts" / "screenshots"
 
 
@@ -18,6 +20,9 @@ def new_page(browser, page_errors, url, **context_args):
     context = browser.new_context(**({"viewport": {"width": 1400, "height": 1000}} | context_args))
     page = page_errors(context.new_page())
     page.goto(url)
+    if "token=" in url:
+        # The login link logs in, then the page reloads with the host's data.
+        page.wait_for_selector("#cards", timeout=15000)
     return context, page
 
 
@@ -39,7 +44,7 @@ run = run_command
 
 def test_page_loads_clean_and_charts_move(start_server, browser, page_errors):
     server = start_server({"SAMPLE_INTERVAL": "0.25"})
-    context, page = new_page(browser, page_errors, server.base + "/")
+    context, page = new_page(browser, page_errors, f"{server.base}/?token={TOKEN}")
     wait_state(page, "sse-pill", "open")
     wait_more_samples(page, 4)
     assert page.locator('[data-v="cpu"]').inner_text().endswith("%")
@@ -67,9 +72,11 @@ def test_interval_changes_the_cadence_the_page_sees(start_server, browser, page_
 
 
 def test_a_broadcast_from_another_browser_appears_on_this_one(start_server, browser, page_errors):
-    server = start_server()
-    viewer_ctx, viewer = new_page(browser, page_errors, server.base + "/")
+    server = start_server({"VIEWER_TOKEN": VIEWER})
+    viewer_ctx, viewer = new_page(browser, page_errors, f"{server.base}/?token={VIEWER}")
     wait_state(viewer, "sse-pill", "open")
+    viewer.wait_for_function("document.querySelector('#whoami').textContent.endsWith('(viewer)')")
+    assert viewer.is_disabled("#term-input")  # a viewer sees the dashboard, opens no console
     op_ctx, op = new_page(browser, page_errors, f"{server.base}/?token={TOKEN}")
     wait_state(op, "ws-pill", "open")
     run(op, "broadcast Deploying v2 at 15:00")
@@ -152,7 +159,7 @@ def test_eight_tabs_share_one_stream_and_stay_live(start_server, browser, page_e
     pages = []
     for _ in range(8):
         page = page_errors(context.new_page())
-        page.goto(server.base + "/")
+        page.goto(f"{server.base}/?token={TOKEN}")  # the login link; the cookie serves the other tabs
         pages.append(page)
     for page in pages:
         wait_state(page, "sse-pill", "open")
@@ -178,7 +185,7 @@ def test_eight_tabs_share_one_stream_and_stay_live(start_server, browser, page_e
 
 def test_firing_alerts_show_in_a_banner_the_title_and_the_favicon(start_server, browser, page_errors):
     server = start_server({"SAMPLE_INTERVAL": "0.5"})
-    context, page = new_page(browser, page_errors, server.base + "/")
+    context, page = new_page(browser, page_errors, f"{server.base}/?token={TOKEN}")
     wait_state(page, "sse-pill", "open")
     plain_icon = page.get_attribute("#favicon", "href")
     op = Console(server.port)
@@ -195,7 +202,7 @@ def test_firing_alerts_show_in_a_banner_the_title_and_the_favicon(start_server, 
 
 def test_theme_toggle_is_remembered(start_server, browser, page_errors):
     server = start_server()
-    context, page = new_page(browser, page_errors, server.base + "/", color_scheme="light")
+    context, page = new_page(browser, page_errors, f"{server.base}/?token={TOKEN}", color_scheme="light")
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(244, 246, 249)"
     page.click("#theme-toggle")
     assert page.evaluate("document.documentElement.dataset.theme") == "dark"
@@ -216,7 +223,7 @@ def test_theme_toggle_is_remembered(start_server, browser, page_errors):
     ],
 )
 def test_screenshots(start_server, browser, page_errors, name, width, height, scheme):
-    server = start_server({"SAMPLE_INTERVAL": "0.5", "SECRET_KEY": "shots"})
+    server = start_server({"SAMPLE_INTERVAL": "0.5", "SECRET_KEY": "secret-key-for-screenshots"})
     context, page = new_page(browser, page_errors, f"{server.base}/?token={TOKEN}",
                              viewport={"width": width, "height": height}, color_scheme=scheme)
     wait_state(page, "ws-pill", "open")

@@ -11,11 +11,11 @@ import redis
 from tests.support.redis_server import RedisServer
 from tests.support.server import REPO
 from tests.support.sseclient import SSEClient
-from tests.support.wsclient import Console
+from tests.support.wsclient import TOKEN, Console
 
 
 def shared_env(redis_server, **extra):
-    env = {"REDIS_URL": redis_server.url, "SECRET_KEY": "shared-secret", "SAMPLE_INTERVAL": "0.5",
+    env = {"REDIS_URL": redis_server.url, "SECRET_KEY": "shared-secret-key-of-dynos", "SAMPLE_INTERVAL": "0.5",
            "SAMPLER_LEASE_SECONDS": "2", "HOST_STALE_SECONDS": "3"}
     env.update({k: str(v) for k, v in extra.items()})
     return env
@@ -177,7 +177,7 @@ def test_redis_lost_and_back_while_serving(start_server, redis_server):
 
 def test_redis_unreachable_at_start_then_appears(start_server, tmp_path):
     later = RedisServer(tmp_path / "later")
-    server = start_server({"REDIS_URL": later.url, "SECRET_KEY": "s", "SAMPLE_INTERVAL": "0.5",
+    server = start_server({"REDIS_URL": later.url, "SECRET_KEY": "secret-key-for-tests", "SAMPLE_INTERVAL": "0.5",
                            "HOST_NAME": "web-1"})
     assert "is unreachable" in server.log()
     with SSEClient(server.port) as viewer:
@@ -194,13 +194,13 @@ def test_redis_unreachable_at_start_then_appears(start_server, tmp_path):
 def test_rediss_tls_urls_work(start_server, tmp_path):
     tls = RedisServer(tmp_path / "tls", tls=True).start()
     try:
-        server = start_server({"REDIS_URL": tls.url, "REDIS_TLS_VERIFY": "0", "SECRET_KEY": "s",
+        server = start_server({"REDIS_URL": tls.url, "REDIS_TLS_VERIFY": "0", "SECRET_KEY": "secret-key-for-tests",
                                "SAMPLE_INTERVAL": "0.5", "HOST_NAME": "web-1"})
         assert wait_until(lambda: server.get("/healthz")[1]["redis"]["shared"])
         assert Console(server.port).ok("status")["mode"] == "shared through Redis"
         with SSEClient(server.port, path="/events?host=web-1") as viewer:
             assert viewer.read_events(2)
-        strict = start_server({"REDIS_URL": tls.url, "SECRET_KEY": "s", "HOST_NAME": "web-2"}, name="strict")
+        strict = start_server({"REDIS_URL": tls.url, "SECRET_KEY": "secret-key-for-tests", "HOST_NAME": "web-2"}, name="strict")
         # A self-signed certificate with verification on: refused, said so, served locally.
         time.sleep(1)
         health = strict.get("/healthz")[1]
@@ -233,7 +233,7 @@ def test_the_page_lists_hosts_and_follows_the_one_picked(start_server, redis_ser
         wait_until(lambda: "db-1" in str(server.get("/api/hosts")[1]))
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         page = page_errors(context.new_page())
-        page.goto(server.base + "/")
+        page.goto(f"{server.base}/?token={TOKEN}")
         page.wait_for_selector("#host-picker-label:not([hidden])", timeout=15000)
         options = page.locator("#host-picker option").all_inner_texts()
         assert options == ["web-1 (this server)", "db-1"]

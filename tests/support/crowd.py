@@ -74,7 +74,8 @@ class Crowd:
     async def _once(self, v: Viewer) -> float | None:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
         try:
-            head = f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAccept: text/event-stream\r\n"
+            head = (f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAccept: text/event-stream\r\n"
+                    "Authorization: Bearer operator-token-for-tests\r\n")
             if v.last_id:
                 head += f"Last-Event-ID: {v.last_id}\r\n"
             writer.write((head + "\r\n").encode())

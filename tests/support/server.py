@@ -16,6 +16,9 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parents[2]
+# Scripts log in with a bearer token (the server's OPERATOR_TOKEN); the
+# dashboard is private by default.
+TOKEN = "operator-token-for-tests"
 
 
 def free_port() -> int:
@@ -36,7 +39,7 @@ class Server:
             "PORT": str(self.port),
             "HOME": str(tmp_path),
             "PYTHONUNBUFFERED": "1",
-            "OPERATOR_TOKEN": "operator-token-for-tests",
+            "OPERATOR_TOKEN": TOKEN,
             "OBSERVER_TOKEN": "observer-token-for-tests",
             "AUDIT_DB": str(tmp_path / f"audit-{name}.sqlite3"),
             **{k: str(v) for k, v in (env or {}).items()},
@@ -68,16 +71,21 @@ class Server:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 status, body = self.get("/healthz", timeout=2)
-                if status == 200 and body.get("sampler", {}).get("seq", 0) >= 1:
+                # Without a token of ours the health check says only its status.
+                if status == 200 and (body.get("sampler", {}).get("seq", 0) >= 1
+                                      or (not self.env.get("OPERATOR_TOKEN") and body == {"status": "ok"})):
                     return
             except (OSError, ValueError):
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"server not ready in {timeout}s:\n{self.log()}")
 
-    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10.0):
+    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10.0, auth: bool = True):
+        """One request; as the operator's script (a bearer token) unless auth=False."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
+        token = self.env.get("OPERATOR_TOKEN")  # none when the test lets the server make one
+        headers = {**({"Authorization": f"Bearer {token}"} if auth and token else {}), **(headers or {})}
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
@@ -86,8 +94,8 @@ class Server:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.headers, exc.read()
 
-    def get(self, path: str, timeout: float = 10.0):
-        status, _headers, raw = self.request("GET", path, timeout=timeout)
+    def get(self, path: str, timeout: float = 10.0, auth: bool = True):
+        status, _headers, raw = self.request("GET", path, timeout=timeout, auth=auth)
         return status, json.loads(raw)
 
     def workers(self) -> list[psutil.Process]:

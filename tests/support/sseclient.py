@@ -151,12 +151,15 @@ class SSEClient:
         host: str = "127.0.0.1",
         http10: bool = False,
         timeout: float = 10.0,
+        auth: bool = True,
     ) -> None:
         self.started = time.monotonic()
         self.sock = socket.create_connection((host, port), timeout=timeout)
         version = "HTTP/1.0" if http10 else "HTTP/1.1"
         lines = [f"GET {path} {version}", f"Host: {host}:{port}", "Accept: text/event-stream"]
-        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        # As a script logged in with the operator's bearer token, unless auth=False.
+        headers = {**({"Authorization": "Bearer operator-token-for-tests"} if auth else {}), **(headers or {})}
+        lines += [f"{k}: {v}" for k, v in headers.items() if v is not None]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         self.parser = SSEParser()
         self.raw = b""  # body bytes as received, after de-chunking
