@@ -167,6 +167,10 @@ async function watchHosts() {
 // A private dashboard before login: only the way in. After a login the page
 // reloads, and the server sends it with the host's data.
 function locked() {
+  const pill = $("#sse-pill");
+  pill.dataset.state = "closed";
+  setText(pill, ".pill-state", "signed out");
+  setFact($("#sse-facts"), "state", "signed out: log in to see this host");
   const panel = new ConsolePanel($("#console"), base, { onLogin: () => { location.reload(); return false; } });
   panel.init();
   window.dashboard = { console: panel };
