@@ -35,6 +35,19 @@ def titles(receiver):
     return [p["json"]["title"] for p in receiver.posts]
 
 
+def delivered(receiver):
+    """Every transition the receiver was told of: one per message, or each line of a grouped one."""
+    out = []
+    for post in receiver.posts:
+        title, body = post["json"]["title"], post["json"]["message"]
+        if "CHANGES]" not in title:
+            out.append(title)
+            continue
+        for line in body.split("\n\n")[0].splitlines()[1:]:
+            out.append(line.split("  ", 1)[1])
+    return out
+
+
 @pytest.fixture
 def hook():
     receiver = JsonReceiver().start()
@@ -184,3 +197,30 @@ def test_no_secret_in_the_log_the_audit_or_notify_list(start_server, hook, tmp_p
         assert secret.encode() not in audit_db
         assert secret not in log
     assert f"notify add json://ops:****@127.0.0.1:{hook.port}/hook --name hook" in seen
+
+
+def test_two_dynos_on_redis_send_exactly_one_message_per_transition(start_server, redis_server, hook):
+    shared = {**FAST, "REDIS_URL": redis_server.url, "SECRET_KEY": "shared-secret", "SAMPLER_LEASE_SECONDS": "2",
+              "NOTIFY_URLS": hook.url()}
+    a = start_server({**shared, "HOST_NAME": "dyno-a", "WEB_CONCURRENCY": "2"}, name="a")
+    b = start_server({**shared, "HOST_NAME": "dyno-b", "WEB_CONCURRENCY": "2"}, name="b")
+    assert len(a.workers()) == 2 and len(b.workers()) == 2
+    wait_until(lambda: {h["name"] for h in api(a, "/api/hosts")["hosts"]} >= {"dyno-a", "dyno-b"})
+    op = Console(b.port)
+    rid = op.ok("alert set memory > 0")["id"]
+    wait_until(lambda: len(delivered(hook)) >= 2)
+    time.sleep(3.0)  # four processes, each with a delivery loop: a duplicate would show by now
+    # Both hosts fire (each by its own sampler); both may share one message when due together.
+    assert sorted(delivered(hook)) == ["[FIRING] memory > 0 % on dyno-a", "[FIRING] memory > 0 % on dyno-b"]
+    Console(a.port).ok(f"alert clear {rid}")
+    wait_until(lambda: len(delivered(hook)) >= 4)
+    time.sleep(3.0)
+    assert sorted(delivered(hook)) == ["[FIRING] memory > 0 % on dyno-a", "[FIRING] memory > 0 % on dyno-b",
+                                       "[RESOLVED] memory > 0 % on dyno-a", "[RESOLVED] memory > 0 % on dyno-b"]
+    # Every process reads the same history, with the evidence of the host that fired.
+    history = api(b, "/api/alerts")["transitions"]
+    assert sorted((t["host"], t["state"]) for t in history) == [
+        ("dyno-a", "firing"), ("dyno-a", "resolved"), ("dyno-b", "firing"), ("dyno-b", "resolved")]
+    assert all(len(t["evidence"]["top_cpu"]) == 5 for t in history if t["state"] == "firing")
+    [row] = Console(a.port).ok("notify list")["rows"]
+    assert row[5] == len(hook.posts)  # the channel's status is shared too
