@@ -169,11 +169,17 @@ class Notifier:
             self._greenlet = None
 
     def _run(self) -> None:
+        trouble = None  # said once when the store goes away, once when it is back
         while True:
             try:
                 self.step()
+                if trouble is not None:
+                    log.info("notification outbox reachable again")
+                    trouble = None
             except self.errors as exc:
-                log.warning("notification outbox unreachable: %s", exc)
+                if trouble is None:
+                    log.warning("notification outbox unreachable (%s); delivery waits for it", exc)
+                trouble = exc
             except Exception:
                 log.exception("notification delivery failed")
             self._wake.wait(self.tick)
