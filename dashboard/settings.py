@@ -230,7 +230,7 @@ SETTINGS: tuple[Setting, ...] = (
         "NOTIFY_GROUP_SECONDS",
         30.0,
         "Transitions within this many seconds of the first one go out as one message, so a "
-        "flapping rule cannot flood a phone (0: each at once).",
+        "flapping rule cannot flood a phone (0: send at once; what waits together goes as one).",
         _ranged(float, 0.0, 3600.0),
     ),
     Setting(
