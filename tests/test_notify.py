@@ -227,3 +227,29 @@ def test_api_alerts_lists_transitions_with_their_evidence(client, svc, ctx):
     assert body["rules"][0]["firing"] == [svc.host]
     assert client.get("/api/alerts?n=0", headers=headers).status_code == 400
     assert client.get("/api/alerts?n=x", headers=headers).get_json()["error"]["code"] == "bad_request"
+
+
+def test_the_redis_store_keeps_the_same_and_lets_one_process_deliver(store):
+    from dashboard.store.notify_store import RedisNotifyStore
+
+    one, two = RedisNotifyStore(store), RedisNotifyStore(store)
+    one.add_channel("hook", "json://127.0.0.1:9/x", "alice")
+    with pytest.raises(ValueError):
+        two.add_channel("hook", "json://127.0.0.1:9/y", "bob")
+    t = one.record({"ts": 5.0, "state": "firing", "rule": {"id": "a1"}}, ["hook"])
+    assert two.history(5)[0]["id"] == t["id"] and two.outbox()[0]["transition"]["id"] == t["id"]
+    assert one.claim_delivery("p1", 30) and one.claim_delivery("p1", 30)  # renews its own
+    assert not two.claim_delivery("p2", 30)
+    two.release_delivery("p2")  # not its lease: nothing happens
+    assert not two.claim_delivery("p2", 30)
+    one.release_delivery("p1")
+    assert two.claim_delivery("p2", 30)
+    [entry] = two.outbox()
+    two.reschedule([entry["id"]], 2, 50.0)
+    assert one.outbox()[0]["attempts"] == 2
+    two.note("hook", True)
+    assert one.status()["hook"]["sent"] == 1
+    s = one.add_silence({"rule": "all", "until": time.time() + 60})
+    assert [x["id"] for x in two.silences()] == [s["id"]]
+    assert two.clear_silence(s["id"])["rule"] == "all" and one.silences() == []
+    assert one.remove_channel("hook")["name"] == "hook" and two.outbox() == [] and two.channels() == []

@@ -35,7 +35,7 @@ log = logging.getLogger("dashboard.notify")
 logging.getLogger("apprise").propagate = False
 
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
-LEASE_SECONDS = 30.0
+LEASE_SECONDS = 30.0  # at least; renewed before each channel's attempt
 
 
 class Notifier:
@@ -47,6 +47,7 @@ class Notifier:
         self.group = group_seconds
         self.retry_seconds = retry_hours * 3600
         self.timeout = timeout
+        self.lease_seconds = max(LEASE_SECONDS, 3 * timeout)
         self.public_url = public_url
         self.tick = tick
         self.errors = errors  # the store's "unreachable" errors: logged as warnings, loop goes on
@@ -164,9 +165,16 @@ class Notifier:
             self._greenlet = gevent.spawn(self._run)
 
     def stop(self) -> None:
+        """End the loop; with Redis, hand the delivery over at once instead of when the lease expires."""
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
             self._greenlet = None
+            if self.delivering:
+                self.delivering = False
+                try:
+                    self.store.release_delivery(self.holder)
+                except self.errors:
+                    pass
 
     def _run(self) -> None:
         trouble = None  # said once when the store goes away, once when it is back
@@ -187,7 +195,7 @@ class Notifier:
 
     def step(self, now: float | None = None) -> None:
         """Send what is due; reschedule what failed; give up what is too old."""
-        self.delivering = self.store.claim_delivery(self.holder, LEASE_SECONDS)
+        self.delivering = self.store.claim_delivery(self.holder, self.lease_seconds)
         if not self.delivering:
             self.pending = 0
             return
@@ -220,6 +228,10 @@ class Notifier:
                 continue
             if now < min(e["created"] for e in rows) + self.group:
                 continue  # the group is still open
+            # Sends to slow channels add up: renew first, so no other process takes over mid-send.
+            if not self.store.claim_delivery(self.holder, self.lease_seconds):
+                self.delivering = False
+                return
             self._deliver(name, urls[name], rows, now)
 
     def _deliver(self, name: str, url: str, rows: list[dict], now: float) -> None:

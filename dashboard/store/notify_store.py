@@ -54,6 +54,7 @@ class NotifyStore(Protocol):
     def silences(self, now: float | None = None) -> list[dict]: ...
     def clear_silence(self, silence_id: str) -> dict | None: ...
     def claim_delivery(self, holder: str, seconds: float) -> bool: ...
+    def release_delivery(self, holder: str) -> None: ...
 
 
 def _status_update(old: dict | None, ok: bool, error: str | None, now: float) -> dict:
@@ -188,6 +189,9 @@ class SqliteNotifyStore:
     def claim_delivery(self, holder: str, seconds: float) -> bool:
         return True  # one process holds this file: it delivers
 
+    def release_delivery(self, holder: str) -> None:
+        pass
+
 
 # Take the lease if free, or renew it if ours.
 _CLAIM = """
@@ -197,6 +201,7 @@ if cur == false or cur == ARGV[1] then
 end
 return 0
 """
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
 class RedisNotifyStore:
@@ -209,6 +214,7 @@ class RedisNotifyStore:
         self.k_outbox, self.k_silences, self.k_ids, self.k_lease = (
             k("outbox"), k("silences"), k("ids"), k("lease"))
         self._claim = self.r.register_script(_CLAIM)
+        self._release = self.r.register_script(_RELEASE)
 
     def add_channel(self, name: str, url: str, by: str | None) -> dict:
         row = {"name": name, "url": url, "by": by, "created": time.time()}
@@ -300,3 +306,6 @@ class RedisNotifyStore:
 
     def claim_delivery(self, holder: str, seconds: float) -> bool:
         return bool(self._claim(keys=[self.k_lease], args=[holder, int(seconds * 1000)]))
+
+    def release_delivery(self, holder: str) -> None:
+        self._release(keys=[self.k_lease], args=[holder])
