@@ -224,3 +224,27 @@ def test_two_dynos_on_redis_send_exactly_one_message_per_transition(start_server
     assert all(len(t["evidence"]["top_cpu"]) == 5 for t in history if t["state"] == "firing")
     [row] = Console(a.port).ok("notify list")["rows"]
     assert row[5] == len(hook.posts)  # the channel's status is shared too
+
+
+def test_a_receiver_that_never_answers_times_out_and_holds_up_no_one(start_server, hook):
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts connections (the kernel does) and never answers
+    try:
+        port = silent.getsockname()[1]
+        server = start_server({**FAST, "NOTIFY_TIMEOUT": "1",
+                               "NOTIFY_URLS": f"json://127.0.0.1:{port}/hang {hook.url()}"})
+        op = Console(server.port)
+        started = time.monotonic()
+        op.ok("alert set memory > 0")
+        hook.wait(1)
+        assert titles(hook) == ["[FIRING] memory > 0 % on web-1"]
+        assert time.monotonic() - started < 8
+        rows = {row[0]: row for row in op.ok("notify list")["rows"]}
+        assert rows["env1"][4] == "timed out after 1 s" and rows["env1"][5] == 0
+        assert rows["env2"][5] == 1
+        assert op.ok("status")["uptime"] >= 0  # the server kept serving meanwhile
+    finally:
+        silent.close()
