@@ -22,7 +22,6 @@ import socket
 import time
 from typing import Callable
 
-import apprise
 import gevent
 from gevent.event import Event as _Flag
 from gevent.lock import Semaphore
@@ -257,6 +256,7 @@ class Notifier:
             why = notify.forbidden_address(host)
             if why:
                 return False, f"refused: {why}"
+        apprise = notify.apprise()
         with self._send_lock:
             target = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
             if not target.add(url):
