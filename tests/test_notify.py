@@ -84,6 +84,8 @@ def test_masking_hides_passwords_tokens_and_header_values():
     assert commands.masked(f"notify add {url} --name x") == f"notify add {shown} --name x"
     assert commands.masked("notify add bogus://tok-1234@h") == "notify add bogus://***"
     assert commands.masked("status") == "status"
+    assert "pw-Zq81xKp" not in commands.masked(f"NOTIFY add {url}")
+    assert "pw-Zq81xKp" not in commands.masked(f"notify ad {url}")
 
 
 def test_durations():

@@ -105,6 +105,9 @@ def masked(line: str) -> str:
     if not head:
         return line
     cmd = REGISTRY.get(" ".join(head[:2])) or REGISTRY.get(head[0])
+    if cmd is None:  # a misspelt one (`NOTIFY add ...`) is masked like the family it resembles
+        cmd = next((c for c in REGISTRY.values() if c.mask is not None and
+                    c.name.split()[0] == head[0].lower()), None)
     return cmd.mask(line) if cmd is not None and cmd.mask is not None else line
 
 
