@@ -25,10 +25,12 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
 from . import settings  # noqa: E402
+from .alerts.delivery import Notifier  # noqa: E402
 from .alerts.rules import Alerts  # noqa: E402
 from .sampling.cgroups import Container, discover  # noqa: E402
 from .sampling.collectors import SYSTEM_COLLECTORS, Collector  # noqa: E402
 from .stream.events import to_json  # noqa: E402
+from .store.notify_store import RedisNotifyStore  # noqa: E402
 from .fleet.sharing import ERRORS, HostSampling, publish_everywhere  # noqa: E402
 from .sampling.processes import ProcessTable  # noqa: E402
 from .store.redis_store import RedisStore, redacted  # noqa: E402
@@ -47,6 +49,9 @@ def build(cfg: dict, host: str) -> tuple[RedisStore, HostSampling]:
         Collector("container", Container.help, container),
     )
     holder: dict = {}
+    # The agent records its host's transitions in the shared outbox; web processes deliver them.
+    notifier = Notifier(RedisNotifyStore(store), env_urls=cfg["NOTIFY_URLS"],
+                        group_seconds=cfg["NOTIFY_GROUP_SECONDS"], public_url=cfg["PUBLIC_URL"])
 
     def on_sample(sample: dict) -> None:
         try:
@@ -59,6 +64,7 @@ def build(cfg: dict, host: str) -> tuple[RedisStore, HostSampling]:
         store, host, sampler, Alerts(), lease_seconds=cfg["SAMPLER_LEASE_SECONDS"], role="agent",
         table_rows=lambda: table.rows(table.latest),
         publish_event=lambda event: publish_everywhere(store, event, set(store.hosts()) | {host}),
+        on_transition=notifier.record,
     )
     holder["sampling"] = sampling
     return store, sampling

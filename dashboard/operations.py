@@ -12,6 +12,7 @@ import os
 import time
 
 from .alerts.rules import Rule, RuleState, alert_event, check
+from .store.audit import StoreUnavailable
 from .stream.events import Config, Notice
 from .stream.subscriber import Subscriber
 
@@ -165,6 +166,7 @@ class Operations:
         for host in (before or {}).get("firing", []):
             st = RuleState(**before["states"][host])
             node.publish(alert_event(rule, st, "resolved", host, "rule cleared"))
+            node.notify(rule, st, "resolved", host, None, "rule cleared")
         node.publish(self.config_event(f"alert clear {rule.id}", by))
         return rule
 
@@ -172,6 +174,46 @@ class Operations:
         event = Notice(message=message, by=by)
         self.node.publish(event)
         return event
+
+    # ---- notifications (alerts.delivery.Notifier over the store) ------------------------
+
+    def _notify_call(self, fn, *args):
+        """Run a notification store call; an unreachable store refuses the command."""
+        try:
+            return fn(*args)
+        except self.node.notify_errors as exc:
+            if self.node.fleet is not None:
+                self.node.fleet.trouble(exc)
+            raise StoreUnavailable(str(exc)) from exc
+
+    def notify_channels(self) -> list[dict]:
+        return self._notify_call(self.node.notifier.channels)
+
+    def notify_add(self, url: str, name: str | None, by: str | None) -> dict:
+        return self._notify_call(self.node.notifier.add_channel, url, name, by)
+
+    def notify_remove(self, name: str, by: str | None) -> dict:
+        return self._notify_call(self.node.notifier.remove_channel, name)
+
+    def notify_test(self, name: str | None, by: str | None) -> list[dict]:
+        return self._notify_call(self.node.notifier.test, name, by)
+
+    def alert_history(self, n: int) -> list[dict]:
+        return self._notify_call(self.node.notifier.history, n)
+
+    def silence_add(self, rule: str, seconds: float, reason: str | None, by: str | None) -> dict:
+        if rule != "all" and rule not in {r["id"] for r in self.alert_rules()}:
+            raise KeyError(rule)
+        return self._notify_call(self.node.notifier.add_silence, rule, seconds, reason, by)
+
+    def silences(self) -> list[dict]:
+        return self._notify_call(self.node.notifier.store.silences)
+
+    def silence_clear(self, silence_id: str, by: str | None) -> dict:
+        found = self._notify_call(self.node.notifier.store.clear_silence, silence_id)
+        if found is None:
+            raise KeyError(silence_id)
+        return found
 
     def drop_streams(self, name: str) -> int:
         subs = [(view.hub, s) for view in self.node.views for s in view.hub.subscribers

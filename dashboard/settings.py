@@ -35,6 +35,10 @@ def _list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.replace(",", " ").split())
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text.lower() not in options:
@@ -283,6 +287,41 @@ SETTINGS: tuple[Setting, ...] = (
         "normal",
         "normal: each record survives a killed server; full: also a power cut (waits for the disk).",
         _choice("normal", "full"),
+    ),
+    Setting("DATA_DIR", "var", "Folder for the embedded store's SQLite files (history, state, audit log). Created if missing."),
+    Setting(
+        "NOTIFY_URLS",
+        (),
+        "Apprise URLs that receive every alert (mailto://, slack://, ntfy://, tgram://, json://...), "
+        "separated by spaces or commas; operators add more with `notify add`.",
+        _words,
+        secret=True,
+    ),
+    Setting(
+        "NOTIFY_GROUP_SECONDS",
+        30.0,
+        "Transitions within this many seconds of the first one go out as one message, so a "
+        "flapping rule cannot flood a phone (0: send at once; what waits together goes as one).",
+        _ranged(float, 0.0, 3600.0),
+    ),
+    Setting(
+        "NOTIFY_RETRY_HOURS",
+        24.0,
+        "How long an undelivered message is retried (with backoff, from 1 s doubling to 5 min) "
+        "before it is given up.",
+        _ranged(float, 0.001, 24 * 30),
+    ),
+    Setting(
+        "NOTIFY_TIMEOUT",
+        10.0,
+        "Seconds one delivery attempt to one channel may take before it counts as failed.",
+        _ranged(float, 0.5, 300.0),
+    ),
+    Setting(
+        "PUBLIC_URL",
+        "",
+        "Address people reach the dashboard at (e.g. https://dash.example.com), for the link "
+        "in each notification. Empty: messages carry no link.",
     ),
     Setting("CONSOLE_RATE", 20.0, "Console requests per second per connection.", _ranged(float, 0.1, 100_000)),
     Setting("CONSOLE_BURST", 40, "Console requests a connection may send at once.", _ranged(int, 1, 100_000)),

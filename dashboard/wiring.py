@@ -19,11 +19,15 @@ import os
 import socket
 import time
 
+import sqlite3
+
 import gevent
 import greenlet
 import psutil
+import redis
 
 from . import __version__
+from .alerts.delivery import Notifier
 from .alerts.rules import Alerts, alert_event
 from .console import protocol
 from .console.sessions import GOING_AWAY, NORMAL, Consoles, Desk
@@ -35,6 +39,7 @@ from .sampling.collectors import SYSTEM_COLLECTORS, Collector
 from .sampling.processes import ProcessTable
 from .sampling.sampler import Sampler
 from .store.audit import AuditLog, Record, RedisAuditLog
+from .store.notify_store import RedisNotifyStore, SqliteNotifyStore
 from .stream.events import Event, to_json
 from .stream.hub import Hub
 from .stream.history import History
@@ -80,17 +85,26 @@ class Instance:
                 self.store, self.host, self.sampler, self.alerts,
                 lease_seconds=config["SAMPLER_LEASE_SECONDS"], role="web",
                 table_rows=lambda: self.processes.rows(self.processes.latest),
-                publish_event=lambda event: self.fleet.publish_event(event))
+                publish_event=lambda event: self.fleet.publish_event(event),
+                on_transition=self.notify)
             self.fleet = Fleet(self.store, self.views, sampling, on_push=self.consoles.broadcast,
                                stale_seconds=config["HOST_STALE_SECONDS"])
             self.views.remote = self.fleet
             self.audit = RedisAuditLog(self.store)
+            notify_store, notify_errors = RedisNotifyStore(self.store), (redis.RedisError, OSError)
             # Nothing is served from this host's view until it holds what Redis
             # has (or Redis proved unreachable): a viewer resuming right after a
             # restart must find its last event there.
             self.local.ready.clear()
         else:
             self.audit = AuditLog(config["AUDIT_DB"], config["AUDIT_SYNC"])
+            notify_store = SqliteNotifyStore(os.path.join(config["DATA_DIR"], "notify.sqlite3"))
+            notify_errors = (sqlite3.Error, OSError)
+        self.notifier = Notifier(
+            notify_store, env_urls=config["NOTIFY_URLS"], group_seconds=config["NOTIFY_GROUP_SECONDS"],
+            retry_hours=config["NOTIFY_RETRY_HOURS"], timeout=config["NOTIFY_TIMEOUT"],
+            public_url=config["PUBLIC_URL"], errors=notify_errors, fallback_sample=self._latest_of)
+        self.notify_errors = notify_errors
         self.command_counts: dict[tuple[str, str], int] = {}
         self.command_latency = None  # a histogram, once /metrics is installed
         self.started_at = time.time()
@@ -139,6 +153,7 @@ class Instance:
         else:
             self.fleet.start()
         self._ticker = gevent.spawn(self.views.heartbeats)
+        self.notifier.start()
         log.info(
             "sampling %s every %gs, keeping %ds of history (pid %d)%s",
             self.host,
@@ -156,6 +171,7 @@ class Instance:
         if self.fleet is not None:
             self.fleet.stop()
         self.sampler.stop()
+        self.notifier.stop()
         if self._ticker is not None:
             self._ticker.kill(block=False)
         closed = self.views.close_all(reason)
@@ -177,6 +193,20 @@ class Instance:
         self.views.ingest(self.host, "metrics", data, sample=sample)
         for rule, st, change in self.alerts.evaluate(sample, self.host):
             self.publish(alert_event(rule, st, change, self.host))
+            self.notify(rule, st, change, self.host, sample)
+
+    def notify(self, rule, st, change: str, host: str, sample: dict | None, why: str = "") -> None:
+        """Keep a transition with its evidence and queue it for every channel (nothing is sent here)."""
+        try:
+            self.notifier.record(rule, st, change, host, sample, why)
+        except self.notify_errors as exc:
+            log.error("could not record the alert transition %s %s on %s: %s", rule.id, change, host, exc)
+
+    def _latest_of(self, host: str) -> dict | None:
+        try:
+            return self.views.view(host).latest
+        except Exception:  # an unknown host, or Redis unreachable: no evidence then
+            return None
 
     def publish(self, event: Event) -> None:
         """To every dashboard (SSE) and every console (a push), here or everywhere."""

@@ -24,6 +24,7 @@ def app(tmp_path):
             "OPERATOR_TOKENS": (("alice", ALICE),),
             "SECRET_KEY": "test-secret-key-of-length",
             "AUDIT_DB": str(tmp_path / "audit.sqlite3"),
+            "DATA_DIR": str(tmp_path / "data"),
         }
     )
     yield app

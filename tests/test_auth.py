@@ -116,7 +116,7 @@ def test_pages_never_send_a_referrer(client):
 
 # ---- who sees what ----------------------------------------------------------------
 
-ENDPOINTS = ["/events?probe=1", "/api/snapshot", "/api/hosts", "/api/history", "/metrics"]
+ENDPOINTS = ["/events?probe=1", "/api/snapshot", "/api/hosts", "/api/history", "/api/alerts", "/metrics"]
 ANYONE = ["/", "/api/session", "/healthz", "/static/css/dashboard.css", "/favicon.ico"]
 
 

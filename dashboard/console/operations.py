@@ -39,3 +39,13 @@ class Operations(Protocol):
     def remove_alert(self, rule_id: str, by: str | None) -> Any: ...  # KeyError: unknown rule
     def broadcast(self, message: str, by: str | None) -> Any: ...
     def drop_streams(self, name: str) -> int: ...  # by client name, or "all"
+
+    # notifications (channels hold secrets: every URL returned is masked)
+    def notify_channels(self) -> list[dict]: ...
+    def notify_add(self, url: str, name: str | None, by: str | None) -> dict: ...  # ValueError: refused
+    def notify_remove(self, name: str, by: str | None) -> dict: ...  # KeyError, PermissionError
+    def notify_test(self, name: str | None, by: str | None) -> list[dict]: ...  # KeyError: no such channel
+    def alert_history(self, n: int) -> list[dict]: ...
+    def silence_add(self, rule: str, seconds: float, reason: str | None, by: str | None) -> dict: ...  # KeyError
+    def silences(self) -> list[dict]: ...
+    def silence_clear(self, silence_id: str, by: str | None) -> dict: ...  # KeyError

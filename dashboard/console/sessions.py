@@ -186,7 +186,7 @@ class ConsoleSession:
     def execute(self, rid, line: str) -> str:
         desk, op = self.desk, self.operator
         started = time.perf_counter()
-        record = Record(op.name, op.role, op.session[:12], op.addr, "?", line, "pending")
+        record = Record(op.name, op.role, op.session[:12], op.addr, "?", commands.masked(line), "pending")
         try:
             cmd, values = commands.resolve(line, op)
             record.action = cmd.name

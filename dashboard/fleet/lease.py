@@ -32,7 +32,8 @@ class HostSampling:
 
     def __init__(self, store: RedisStore, host: str, sampler: Sampler, alerts: Alerts, *,
                  lease_seconds: float, role: str, table_rows: Callable[[], list],
-                 publish_event: Callable[[Event], None]) -> None:
+                 publish_event: Callable[[Event], None],
+                 on_transition: Callable[..., None] = lambda rule, st, change, host, sample: None) -> None:
         self.store = store
         self.host = host
         self.sampler = sampler
@@ -41,6 +42,7 @@ class HostSampling:
         self.role = role
         self.table_rows = table_rows
         self.publish_event = publish_event
+        self.on_transition = on_transition  # records it for notifications (only the holder sees it)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.holding = False
 
@@ -96,6 +98,7 @@ class HostSampling:
         for rule, st, change in self.alerts.evaluate(sample, self.host):
             self.store.save_alert_state(rule.id, self.host, st.public())
             self.publish_event(alert_event(rule, st, change, self.host))
+            self.on_transition(rule, st, change, self.host, sample)
 
 
 def publish_everywhere(store: RedisStore, event: Event, hosts) -> dict[str, str]:

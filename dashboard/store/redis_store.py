@@ -14,6 +14,14 @@
     {p}:revoked          zset     logged-out session ids, scored by expiry
     {p}:control          pubsub   "state changed": samplers reload it
     {p}:pushes           pubsub   console pushes for every console everywhere
+    {p}:notify:channels  hash     notification channel name -> JSON (url, by, created)
+    {p}:notify:status    hash     channel name -> JSON (last success, last error, counts)
+    {p}:notify:history   list     alert transitions with their evidence, newest first
+    {p}:notify:outbox    hash     "transition:channel" -> JSON entry waiting to be sent
+    {p}:notify:silences  hash     silence id -> JSON (rule, until, reason, by)
+    {p}:notify:ids       counter  transition ids ({p}:notify:ids:silence for silences)
+    {p}:notify:lease     string   which process delivers notifications (expires)
+      (used by store/notify_store.py)
 
 Methods are thin and raise redis.RedisError when Redis is unreachable; the
 callers decide what that means (fall back, refuse, retry).

@@ -1,4 +1,4 @@
-"""JSON API: the latest sample, chart history and health."""
+"""JSON API: the latest sample, chart history, alert history with its evidence, and health."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 
 from flask import Blueprint, Response, jsonify, request
 
+from ..store.audit import StoreUnavailable
 from .auth import may_see_host
 from .common import error, host_view, services
 
@@ -50,6 +51,21 @@ def history():
                 f"not {raw[:32]!r}",
             )
     return jsonify({**view.history.columns(seconds), "host": view.name})
+
+
+@bp.get("/api/alerts")
+def alerts():
+    """Past alert transitions, newest first, each with the top processes when it happened."""
+    svc = services()
+    raw = request.args.get("n", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+        return error(400, "bad_request", f"n must be a whole number from 1 to 500, not {raw[:32]!r}")
+    try:
+        transitions = svc.ops.alert_history(int(raw))
+        rules = svc.ops.alert_rules()
+    except StoreUnavailable:
+        return error(503, "unavailable", "the alert history is kept in Redis, which is unreachable")
+    return jsonify({"transitions": transitions, "rules": rules})
 
 
 @bp.get("/healthz")

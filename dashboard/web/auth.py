@@ -161,6 +161,7 @@ NEEDS = {
     "api.snapshot": "viewer",
     "api.hosts": "viewer",
     "api.history": "viewer",
+    "api.alerts": "viewer",
     "metrics.metrics": METRICS,
 }
 

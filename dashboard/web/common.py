@@ -29,6 +29,8 @@ class Instance(Protocol):
     shared: bool
     command_counts: dict
     command_latency: Any
+    ops: Any  # console.operations.Operations: alert_history, alert_rules
+    notifier: Any  # alerts.delivery.Notifier: counters for /metrics
 
     def view(self, host: str | None = None) -> HostView: ...
     def hosts(self) -> list[dict]: ...

@@ -124,6 +124,17 @@ class DashboardCollector:
         for (name, outcome), n in list(svc.command_counts.items()):
             commands.add_metric([name, outcome], n)
         yield commands
+        notifier = svc.notifier
+        notes = CounterMetricFamily(P + "notifications", "alert notifications by outcome: recorded "
+                                    "(transitions kept), silenced, sent (messages), failed (attempts), given_up",
+                                    labels=["outcome"])
+        for outcome, n in notifier.counts.items():
+            notes.add_metric([outcome], n)
+        yield notes
+        yield GaugeMetricFamily(P + "notifications_pending", "outbox entries waiting (in the delivering process)",
+                                value=notifier.pending)
+        yield GaugeMetricFamily(P + "notifications_delivering", "1 when this process delivers notifications",
+                                value=1 if notifier.delivering else 0)
         if svc.fleet is not None:
             yield GaugeMetricFamily(P + "redis_shared", "1 while sharing through Redis",
                                     value=1 if svc.shared else 0)

@@ -10,6 +10,7 @@ export class Banners {
     this.firing = new Set();
     this.baseTitle = document.title;
     this.favicon = document.getElementById("favicon");
+    this.onEvidence = null; // ({rule, host}) => show the alert's evidence
     this.renderBadge();
   }
 
@@ -60,12 +61,22 @@ export class Banners {
   // One banner per rule and host: a rule can fire on several hosts at once.
   alert(a) {
     const key = `alert-${a.rule.id}@${a.host}`;
+    let node;
     if (a.state === "firing") {
       this.firing.add(key);
-      this.show(key, "alert", `Alert firing on ${a.host}`, a.message);
+      node = this.show(key, "alert", `Alert firing on ${a.host}`, a.message);
     } else {
       this.firing.delete(key);
-      this.show(key, "resolved", `Alert resolved on ${a.host}`, a.message, { timeout: 15000 });
+      node = this.show(key, "resolved", `Alert resolved on ${a.host}`, a.message, { timeout: 15000 });
+    }
+    // The banner opens what was running when the rule fired (kept with the alert).
+    if (this.onEvidence && !node.querySelector(".banner-evidence")) {
+      const open = document.createElement("button");
+      open.type = "button";
+      open.className = "small-button banner-evidence";
+      open.textContent = "What was running";
+      open.addEventListener("click", () => this.onEvidence({ rule: a.rule.id, host: a.host }));
+      node.insertBefore(open, node.querySelector(".banner-close"));
     }
     this.renderBadge();
   }

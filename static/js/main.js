@@ -4,6 +4,7 @@ import { Banners } from "./banners.js";
 import { updateCards, ProcessTable } from "./cards.js";
 import { Charts } from "./charts.js";
 import { ConsolePanel } from "./console.js";
+import { Evidence } from "./evidence.js";
 import { bytes, clock, count, ms } from "./format.js";
 import { MetricsStream } from "./stream.js";
 import { initTheme } from "./theme.js";
@@ -20,6 +21,8 @@ const hostQuery = `host=${encodeURIComponent(host)}`;
 const isLocked = !!document.body.dataset.locked;
 const charts = isLocked ? null : new Charts($("#charts"), { maxSeconds: Math.min(historySeconds, 3600) });
 const banners = new Banners($("#banners"));
+const evidence = new Evidence(base);
+banners.onEvidence = (query) => evidence.open(query);
 const procs = isLocked ? null : new ProcessTable($("#procs"), document.querySelectorAll("[data-sort]"));
 initTheme($("#theme-toggle"), () => charts && charts.restyle());
 
@@ -213,7 +216,10 @@ async function main() {
   watchConsole(panel, stream);
   panel.init();
   watchHosts();
-  window.dashboard = { stream, charts, console: panel, banners };
+  // A notification's link names the transition: open its evidence at once.
+  const alertId = new URLSearchParams(location.search).get("alert");
+  if (alertId) evidence.open({ id: alertId });
+  window.dashboard = { stream, charts, console: panel, banners, evidence };
 }
 
 main();

@@ -58,6 +58,7 @@ class Command:
     changes: bool = False  # changes shared state: audited as pending first, echoed to other consoles
     verbatim: bool = False  # the rest of the line is one argument, quotes optional
     audited: bool = True
+    mask: Callable[[str], str] | None = None  # how the line is written to the audit log (hides secrets)
 
     @property
     def usage(self) -> str:
@@ -71,9 +72,9 @@ REGISTRY: dict[str, Command] = {}
 
 
 def command(name: str, help: str, *args, role: str = "observer", changes: bool = False,
-            verbatim: bool = False, audited: bool = True):
+            verbatim: bool = False, audited: bool = True, mask: Callable[[str], str] | None = None):
     def register(fn):
-        REGISTRY[name] = Command(name, help, role, fn, tuple(args), changes, verbatim, audited)
+        REGISTRY[name] = Command(name, help, role, fn, tuple(args), changes, verbatim, audited, mask)
         return fn
 
     return register
@@ -95,6 +96,19 @@ def lookup(words: list[str]) -> tuple[Command, int]:
     close = difflib.get_close_matches(words[0], list(REGISTRY), n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "; type 'help'"
     raise CommandError("unknown_command", f"unknown command {words[0][:40]!r}{hint}", suggestions=close)
+
+
+def masked(line: str) -> str:
+    """The line as the audit log keeps it: a command that holds secrets masks them, even when the
+    line does not parse (the record of a refused `notify add` must not hold the URL either)."""
+    head = line.split(None, 2)
+    if not head:
+        return line
+    cmd = REGISTRY.get(" ".join(head[:2])) or REGISTRY.get(head[0])
+    if cmd is None:  # a misspelt one (`NOTIFY add ...`) is masked like the family it resembles
+        cmd = next((c for c in REGISTRY.values() if c.mask is not None and
+                    c.name.split()[0] == head[0].lower()), None)
+    return cmd.mask(line) if cmd is not None and cmd.mask is not None else line
 
 
 def resolve(line: str, operator: Operator) -> tuple[Command, dict]:

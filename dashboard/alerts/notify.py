@@ -1,0 +1,246 @@
+"""What a notification says, and which notification URLs may be used.
+
+`transition` turns one rule transition into the record kept with the alert:
+title, value, threshold, since when, the top five processes by CPU and by
+memory taken from the very sample that caused it (never a new scan), and a
+link to the dashboard. `compose` makes one message of one or several such
+records (a group). `check_url` refuses URLs Apprise does not know or that
+point at link-local or cloud metadata addresses; `mask` and `scrub` keep the
+secrets that Apprise URLs hold out of every listing, audit line and log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import time
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from .rules import Rule, RuleState, unit_of
+
+EVIDENCE_ROWS = 5
+METADATA_V6 = ipaddress.ip_address("fd00:ec2::254")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_SILENCE = 30 * 86400
+
+
+def apprise():
+    """The Apprise module, imported on first use: it costs about 19 MiB and 0.15 s per process,
+    which a dashboard without notification channels never pays."""
+    import apprise as module
+
+    return module
+
+
+# ---- the record of one transition ------------------------------------------------
+
+
+def _evidence(sample: dict | None) -> dict:
+    procs = (sample or {}).get("processes") or {}
+    keep = ("pid", "name", "user", "cpu", "rss")
+    pick = lambda rows: [{k: r.get(k) for k in keep} for r in (rows or [])[:EVIDENCE_ROWS]]  # noqa: E731
+    return {"sample_ts": (sample or {}).get("ts"), "seq": (sample or {}).get("seq"),
+            "count": procs.get("count"), "top_cpu": pick(procs.get("top_cpu")),
+            "top_mem": pick(procs.get("top_mem"))}
+
+
+def title(state: str, rule: dict, host: str) -> str:
+    """`[FIRING] cpu > 90 % for 30 s on web-1`."""
+    unit = rule.get("unit") or ""
+    hold = f" for {rule['hold']:g} s" if rule.get("hold") else ""
+    return f"[{state.upper()}] {rule['metric']} {rule['op']} {rule['threshold']:g}{' ' + unit if unit else ''}{hold} on {host}"
+
+
+def link(public_url: str, transition_id: str | None, ts: float) -> str | None:
+    if not public_url:
+        return None
+    query = f"?alert={quote(transition_id)}" if transition_id else ""
+    return f"{public_url.rstrip('/')}/{query}#t={int(ts)}"
+
+
+def transition(rule: Rule, st: RuleState, change: str, host: str, sample: dict | None,
+               why: str = "", now: float | None = None) -> dict:
+    """The record kept (and sent) for one transition; `id` and `link` come when it is stored."""
+    ts = (sample or {}).get("ts") or (time.time() if now is None else now)
+    r = {"id": rule.id, "metric": rule.metric, "op": rule.op, "threshold": rule.threshold,
+         "hold": rule.hold, "unit": unit_of(rule.metric)}
+    return {"ts": ts, "state": change, "host": host, "rule": r, "value": st.value,
+            "since": st.since, "why": why, "title": title(change, r, host),
+            "evidence": _evidence(sample), "silenced": None, "channels": []}
+
+
+# ---- the message ---------------------------------------------------------------------
+
+
+def _when(ts: float | None) -> str:
+    return "?" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def _num(value, unit: str) -> str:
+    return "?" if value is None else f"{value:g}{' ' + unit if unit else ''}"
+
+
+def _mib(rss) -> str:
+    return "?" if rss is None else f"{rss / 1048576:.0f} MiB"
+
+
+def _table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return ["  (no process table in that sample)"]
+    return [f"  {r.get('pid')!s:>7}  {str(r.get('name'))[:24]:<24} {str(r.get('user'))[:12]:<12}"
+            f" cpu {'-' if r.get('cpu') is None else format(r['cpu'], '.1f')}%  mem {_mib(r.get('rss'))}"
+            for r in rows]
+
+
+def details(t: dict) -> list[str]:
+    """The full account of one transition, as lines."""
+    rule, unit = t["rule"], t["rule"].get("unit") or ""
+    lines = [t["title"],
+             f"Value: {_num(t.get('value'), unit)} (threshold {rule['op']} {_num(rule['threshold'], unit)})"]
+    if t["state"] == "firing":
+        lines.append(f"Since: {_when(t.get('since'))}; firing at {_when(t['ts'])}")
+    else:
+        fired = t.get("fired") or {}
+        lines.append(f"Resolved at {_when(t['ts'])}" + (f" ({t['why']})" if t.get("why") else "")
+                     + (f"; it fired at {_when(fired.get('ts'))}" if fired else ""))
+    ev = (t.get("fired") or {}).get("evidence") if t["state"] == "resolved" else None
+    ev = ev or t.get("evidence") or {}
+    moment = "when it fired" if t["state"] == "firing" or t.get("fired") else "when it resolved"
+    lines.append(f"Top processes by CPU {moment}:")
+    lines += _table(ev.get("top_cpu") or [])
+    lines.append(f"Top processes by memory {moment}:")
+    lines += _table(ev.get("top_mem") or [])
+    if t.get("link"):
+        lines.append(f"Dashboard: {t['link']}")
+    return lines
+
+
+def compose(group: list[dict]) -> tuple[str, str]:
+    """(title, body) of one message for one or more transitions, oldest first."""
+    if len(group) == 1:
+        return group[0]["title"], "\n".join(details(group[0]))
+    firing = sum(1 for t in group if t["state"] == "firing")
+    hosts = sorted({t["host"] for t in group})
+    head = (f"[{len(group)} CHANGES] {firing} firing, {len(group) - firing} resolved on "
+            f"{', '.join(hosts[:3])}{' ...' if len(hosts) > 3 else ''}")
+    lines = [f"{len(group)} alert transitions, grouped into one message:"]
+    lines += [f"- {_when(t['ts'])}  {t['title']}" for t in group[:30]]
+    if len(group) > 30:
+        lines.append(f"- ... and {len(group) - 30} more")
+    latest: dict[tuple, dict] = {}
+    for t in group:
+        latest[(t["rule"]["id"], t["host"])] = t
+    for t in list(latest.values())[-5:]:
+        lines += ["", "Latest for this rule:"] + details(t)
+    return head, "\n".join(lines)
+
+
+# ---- URLs: which are allowed, and how they are shown --------------------------------------
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError("a channel name is 1 to 32 letters, digits, '.', '_' or '-'")
+    return name
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '15m', '2h', '1d' as seconds (at most 30 days)."""
+    m = _DURATION.match(text.strip().lower())
+    if not m:
+        raise ValueError(f"a duration looks like 90s, 15m, 2h or 1d, not {text[:20]!r}")
+    seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if not 0 < seconds <= MAX_SILENCE:
+        raise ValueError("a duration is more than 0 and at most 30 days")
+    return seconds
+
+
+def _hosts_of(url: str) -> list[str]:
+    """The hosts a URL may make the server connect to: its own, and an explicit SMTP server."""
+    parts = urlsplit(url)
+    out = []
+    try:
+        if parts.hostname:
+            out.append(parts.hostname)
+    except ValueError:
+        pass
+    for key, value in parse_qsl(parts.query):
+        if key.lower() in ("smtp", "host", "server") and value:
+            out.append(value)
+    return out
+
+
+def forbidden_address(host: str) -> str | None:
+    """Why connecting to host is refused (a link-local or metadata address), or None."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), None)
+    except (OSError, UnicodeError):
+        return None  # not resolvable: the send will fail on its own, and is checked again then
+    for info in infos:
+        try:
+            ip = ipaddress.ip_address(info[4][0].split("%")[0])
+        except ValueError:
+            continue
+        mapped = getattr(ip, "ipv4_mapped", None)
+        ip = mapped or ip
+        if ip.is_link_local or ip == METADATA_V6:
+            return f"{host[:60]} resolves to {ip}, a link-local or cloud metadata address"
+    return None
+
+
+def check_url(url: str) -> str:
+    """The URL if it may be used, else ValueError with the reason (never echoing the URL)."""
+    url = url.strip()
+    if not url or len(url) > 2000:
+        raise ValueError("a notification URL is 1 to 2000 characters")
+    if apprise().Apprise.instantiate(url) is None:
+        scheme = url.split("://", 1)[0][:20] if "://" in url else "?"
+        raise ValueError(f"not a notification URL Apprise knows (scheme {scheme!r}); "
+                         "see the Apprise wiki for the URL of each service")
+    for host in _hosts_of(url):
+        why = forbidden_address(host)
+        if why:
+            raise ValueError(f"refused: {why}")
+    return url
+
+
+def mask(url: str) -> str:
+    """The URL as it may be shown: Apprise's private form without its query (which can hold tokens)."""
+    scheme = url.split("://", 1)[0][:20] if "://" in url else "?"
+    try:
+        plugin = apprise().Apprise.instantiate(url)
+        shown = plugin.url(privacy=True) if plugin is not None else None
+    except Exception:
+        shown = None
+    if not shown:
+        return f"{scheme}://***"
+    return shown.split("?", 1)[0].split("#", 1)[0]
+
+
+_SPLIT = re.compile(r"[/:@?&=#,;+\s]+")
+
+
+def secrets_of(url: str) -> set[str]:
+    """The pieces of a URL that its masked form leaves out (tokens, passwords, header values)."""
+    shown = set(_SPLIT.split(mask(url)))
+    parts = urlsplit(url)
+    pieces = set(_SPLIT.split(parts.netloc + "/" + parts.path))
+    for _key, value in parse_qsl(parts.query):
+        pieces |= {value, *_SPLIT.split(value)}
+    return {p for p in pieces if len(p) >= 3 and p not in shown and p != parts.scheme}
+
+
+def scrub(text: str, urls) -> str:
+    """text with every secret of the given URLs replaced by ***."""
+    for url in urls:
+        for secret in sorted(secrets_of(url), key=len, reverse=True):
+            text = text.replace(secret, "***")
+    return text
+
+
+def mask_line(line: str) -> str:
+    """A command line with each URL in it masked (for the audit log)."""
+    return " ".join(mask(w) if "://" in w else w for w in line.split(" "))
