@@ -12,85 +12,14 @@ master process before the gevent worker patches the standard library.
 from __future__ import annotations
 
 import os
-import re
-import resource
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
+
+from . import setting_kinds as kinds
 
 
 class SettingError(ValueError):
     """A setting's value from the environment could not be used."""
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("expected 1/0, true/false, yes/no or on/off")
-
-
-def _list(text: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(text.replace(",", " ").split())
-
-
-def _choice(*options: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text.lower() not in options:
-            raise ValueError(f"must be one of {', '.join(options)}")
-        return text.lower()
-
-    return parse
-
-
-def _ranged(kind: Callable[[str], float], low: float, high: float) -> Callable[[str], Any]:
-    def parse(text: str):
-        value = kind(text)
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low:g} and {high:g}")
-        return value
-
-    return parse
-
-
-# A token or key shorter than this is refused at start: it could be guessed.
-MIN_SECRET_LENGTH = 16
-_LOGIN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,32}")
-
-
-def _secret(text: str) -> str:
-    if text and len(text) < MIN_SECRET_LENGTH:
-        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (it has {len(text)})")
-    return text
-
-
-def _named_tokens(text: str) -> tuple[tuple[str, str], ...]:
-    """name:token,name:token -> ((name, token), ...); names unique, tokens long enough."""
-    out: list[tuple[str, str]] = []
-    for i, item in enumerate(t for t in text.split(",") if t.strip()):
-        name, sep, token = item.strip().partition(":")
-        if not sep or not _LOGIN_NAME.fullmatch(name):
-            raise ValueError(f"entry {i + 1} must be name:token, the name 1 to 32 letters, digits or . _ @ -")
-        if len(token) < MIN_SECRET_LENGTH:
-            raise ValueError(f"the token of {name!r} must be at least {MIN_SECRET_LENGTH} characters")
-        if any(name == n for n, _ in out):
-            raise ValueError(f"the name {name!r} is given twice")
-        out.append((name, token))
-    return tuple(out)
-
-
-def _default_worker_connections() -> int:
-    # gevent hangs connection N+1 silently, so the cap must sit above any real
-    # load yet below the open-files limit (each connection is one descriptor).
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 65536
-    return max(100, min(soft - 256, 50000))
 
 
 @dataclass(frozen=True)
@@ -104,79 +33,79 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("HOST", "0.0.0.0", "Address gunicorn binds to. The run script uses 127.0.0.1."),
-    Setting("PORT", 8000, "TCP port to listen on; platforms set it.", _ranged(int, 1, 65535)),
+    Setting("PORT", 8000, "TCP port to listen on; platforms set it.", kinds.ranged(int, 1, 65535)),
     Setting(
         "WEB_CONCURRENCY",
         1,
         "gunicorn worker processes. Above 1 only with REDIS_URL (each would keep its own "
         "sampler, buffer and state otherwise); without it the app warns and runs one worker.",
-        _ranged(int, 1, 64),
+        kinds.ranged(int, 1, 64),
     ),
     Setting(
         "WORKER_CONNECTIONS",
-        _default_worker_connections(),
+        kinds.default_worker_connections(),
         "Open connections one gevent worker accepts (streams, sockets and plain requests "
         "together). Default: the open-files limit minus 256.",
-        _ranged(int, 10, 1_000_000),
+        kinds.ranged(int, 10, 1_000_000),
     ),
     Setting(
         "GRACEFUL_TIMEOUT",
         10,
         "Seconds a worker gets to finish after SIGTERM. Streams are ended at once; "
         "Heroku kills at 30 s.",
-        _ranged(int, 1, 300),
+        kinds.ranged(int, 1, 300),
     ),
     Setting(
         "SAMPLE_INTERVAL",
         1.0,
         "Seconds between samples at start (0.25 to 60). Operators change it at run time.",
-        _ranged(float, 0.25, 60.0),
+        kinds.ranged(float, 0.25, 60.0),
     ),
     Setting(
         "HISTORY_SECONDS",
         3600,
         "How much history the event buffer and charts keep. A reconnecting viewer "
         "resumes without a gap if its last event is younger than this.",
-        _ranged(int, 10, 7 * 24 * 3600),
+        kinds.ranged(int, 10, 7 * 24 * 3600),
     ),
     Setting(
         "HEARTBEAT_SECONDS",
         15.0,
         "Longest silence on an event stream before a heartbeat comment is sent "
         "(Heroku's router cuts connections idle for 55 s).",
-        _ranged(float, 0.05, 50.0),
+        kinds.ranged(float, 0.05, 50.0),
     ),
     Setting(
         "SSE_RETRY_MS",
         2000,
         "Reconnect delay the event stream asks browsers to use (the `retry:` field).",
-        _ranged(int, 100, 600_000),
+        kinds.ranged(int, 100, 600_000),
     ),
     Setting(
         "VIEWER_BACKLOG",
         64,
         "Events a slow viewer may fall behind before its stream is closed. Backlogs "
         "are positions in the shared buffer, never copies.",
-        _ranged(int, 1, 100_000),
+        kinds.ranged(int, 1, 100_000),
     ),
     Setting(
         "VIEWER_SEND_BUFFER",
         65536,
         "Kernel send buffer per event stream, in bytes (0: the system's autotuning, up to "
         "megabytes). Bounds what a stalled viewer holds before its backlog starts counting.",
-        _ranged(int, 0, 16 * 1024 * 1024),
+        kinds.ranged(int, 0, 16 * 1024 * 1024),
     ),
     Setting(
         "VIEWER_WRITE_TIMEOUT",
         10.0,
         "Seconds a stalled viewer may block one write before its stream is closed.",
-        _ranged(float, 0.1, 600.0),
+        kinds.ranged(float, 0.1, 600.0),
     ),
     Setting(
         "TOP_PROCESSES",
         10,
         "Processes listed in each sample's top-by-CPU and top-by-memory tables.",
-        _ranged(int, 1, 100),
+        kinds.ranged(int, 1, 100),
     ),
     Setting(
         "HOST_NAME",
@@ -188,7 +117,7 @@ SETTINGS: tuple[Setting, ...] = (
         "LOG_FORMAT",
         "json",
         "json: one JSON object per line (request id, fields), for log tools; text: for a terminal.",
-        _choice("json", "text"),
+        kinds.choice("json", "text"),
     ),
     Setting(
         "ALLOWED_HOSTS",
@@ -196,7 +125,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Comma-separated Host names the app answers to (\".example.com\" allows subdomains; "
         "\"*\" any). Empty: only loopback names when bound to loopback (defeats DNS "
         "rebinding), any host otherwise.",
-        _list,
+        kinds.list,
     ),
     Setting(
         "FORWARDED_ALLOW_IPS",
@@ -210,28 +139,28 @@ SETTINGS: tuple[Setting, ...] = (
         "login: nothing about the host without a login (page, /events, /api/*, /metrics); public: "
         "anyone who reaches the port sees the dashboard (logged as a warning at start). The "
         "console always needs a login.",
-        _choice("login", "public"),
+        kinds.choice("login", "public"),
     ),
     Setting(
         "OPERATOR_TOKEN",
         "",
         "Token that logs an operator in (all commands; at least 16 characters). Unset, and no "
         "OPERATOR_TOKENS: one is generated at start and a login URL printed once.",
-        _secret,
+        kinds.secret,
         secret=True,
     ),
     Setting(
         "OBSERVER_TOKEN",
         "",
         "Optional token for observers: the dashboard and read-only console commands (status, top, ps, audit...).",
-        _secret,
+        kinds.secret,
         secret=True,
     ),
     Setting(
         "VIEWER_TOKEN",
         "",
         "Optional token for viewers: every dashboard, no console.",
-        _secret,
+        kinds.secret,
         secret=True,
     ),
     Setting(
@@ -239,17 +168,17 @@ SETTINGS: tuple[Setting, ...] = (
         (),
         "Named operator logins, `alice:<token>,bob:<token>`: the audit log names whoever logged in "
         "with a token, and a claimed name cannot change it.",
-        _named_tokens,
+        kinds.named_tokens,
         secret=True,
     ),
-    Setting("OBSERVER_TOKENS", (), "Named observer logins, as OPERATOR_TOKENS.", _named_tokens, secret=True),
-    Setting("VIEWER_TOKENS", (), "Named viewer logins, as OPERATOR_TOKENS.", _named_tokens, secret=True),
+    Setting("OBSERVER_TOKENS", (), "Named observer logins, as OPERATOR_TOKENS.", kinds.named_tokens, secret=True),
+    Setting("VIEWER_TOKENS", (), "Named viewer logins, as OPERATOR_TOKENS.", kinds.named_tokens, secret=True),
     Setting(
         "METRICS_TOKEN",
         "",
         "Bearer token that opens /metrics and nothing else (for Prometheus: "
         "`authorization: {credentials: <token>}`).",
-        _secret,
+        kinds.secret,
         secret=True,
     ),
     Setting(
@@ -257,36 +186,36 @@ SETTINGS: tuple[Setting, ...] = (
         5,
         "Failed logins (wrong token on POST /login, a bearer header or a console handshake) one "
         "address may make before it must wait: 429 with Retry-After, 1 s and doubling up to 5 min.",
-        _ranged(int, 1, 1000),
+        kinds.ranged(int, 1, 1000),
     ),
     Setting(
         "SECRET_KEY",
         "",
         "Key that signs session cookies (at least 16 characters). Unset: generated at start, so "
         "logins end at restart.",
-        _secret,
+        kinds.secret,
         secret=True,
     ),
-    Setting("SESSION_HOURS", 12.0, "How long a login lasts.", _ranged(float, 0.05, 24 * 30)),
+    Setting("SESSION_HOURS", 12.0, "How long a login lasts.", kinds.ranged(float, 0.05, 24 * 30)),
     Setting(
         "ALLOWED_ORIGINS",
         (),
         "Comma-separated origins, besides the app's own, whose pages may open the console "
         "(exact match, e.g. https://ops.example.com).",
-        _list,
+        kinds.list,
     ),
     Setting(
         "ALLOW_PROCESS_CONTROL",
         False,
         "1 enables the `kill` command (still confirmed and audited).",
-        _bool,
+        kinds.bool,
     ),
     Setting("AUDIT_DB", "var/audit.sqlite3", "SQLite file of the audit log (WAL mode)."),
     Setting(
         "AUDIT_SYNC",
         "normal",
         "normal: each record survives a killed server; full: also a power cut (waits for the disk).",
-        _choice("normal", "full"),
+        kinds.choice("normal", "full"),
     ),
     Setting("DATA_DIR", "var", "Folder for the embedded store's SQLite files (history, state, audit log). Created if missing."),
     Setting(
@@ -294,7 +223,7 @@ SETTINGS: tuple[Setting, ...] = (
         (),
         "Apprise URLs that receive every alert (mailto://, slack://, ntfy://, tgram://, json://...), "
         "separated by spaces or commas; operators add more with `notify add`.",
-        _words,
+        kinds.words,
         secret=True,
     ),
     Setting(
@@ -302,20 +231,20 @@ SETTINGS: tuple[Setting, ...] = (
         30.0,
         "Transitions within this many seconds of the first one go out as one message, so a "
         "flapping rule cannot flood a phone (0: send at once; what waits together goes as one).",
-        _ranged(float, 0.0, 3600.0),
+        kinds.ranged(float, 0.0, 3600.0),
     ),
     Setting(
         "NOTIFY_RETRY_HOURS",
         24.0,
         "How long an undelivered message is retried (with backoff, from 1 s doubling to 5 min) "
         "before it is given up.",
-        _ranged(float, 0.001, 24 * 30),
+        kinds.ranged(float, 0.001, 24 * 30),
     ),
     Setting(
         "NOTIFY_TIMEOUT",
         10.0,
         "Seconds one delivery attempt to one channel may take before it counts as failed.",
-        _ranged(float, 0.5, 300.0),
+        kinds.ranged(float, 0.5, 300.0),
     ),
     Setting(
         "PUBLIC_URL",
@@ -323,19 +252,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Address people reach the dashboard at (e.g. https://dash.example.com), for the link "
         "in each notification. Empty: messages carry no link.",
     ),
-    Setting("CONSOLE_RATE", 20.0, "Console requests per second per connection.", _ranged(float, 0.1, 100_000)),
-    Setting("CONSOLE_BURST", 40, "Console requests a connection may send at once.", _ranged(int, 1, 100_000)),
+    Setting("CONSOLE_RATE", 20.0, "Console requests per second per connection.", kinds.ranged(float, 0.1, 100_000)),
+    Setting("CONSOLE_BURST", 40, "Console requests a connection may send at once.", kinds.ranged(int, 1, 100_000)),
     Setting(
         "CONSOLE_OUTBOX",
         256,
         "Frames queued for one console before it counts as not reading and is closed (1008).",
-        _ranged(int, 8, 100_000),
+        kinds.ranged(int, 8, 100_000),
     ),
     Setting(
         "CONSOLE_MAX_MESSAGE",
         65536,
         "Largest console message in bytes; bigger ones close the socket with 1009.",
-        _ranged(int, 1024, 16 * 1024 * 1024),
+        kinds.ranged(int, 1024, 16 * 1024 * 1024),
     ),
     Setting(
         "REDIS_URL",
@@ -350,27 +279,27 @@ SETTINGS: tuple[Setting, ...] = (
         "REDIS_TLS_VERIFY",
         True,
         "0 accepts a rediss:// server's self-signed certificate (Heroku's Redis add-on needs it).",
-        _bool,
+        kinds.bool,
     ),
     Setting(
         "SAMPLER_LEASE_SECONDS",
         5.0,
         "With Redis, one process per host samples it, under a lease this long; when that "
         "process dies another takes over within about this time.",
-        _ranged(float, 1.0, 120.0),
+        kinds.ranged(float, 1.0, 120.0),
     ),
     Setting(
         "HOST_STALE_SECONDS",
         15.0,
         "A host not heard from for this long (or three of its intervals) is shown as stale.",
-        _ranged(float, 1.0, 86400.0),
+        kinds.ranged(float, 1.0, 86400.0),
     ),
     Setting(
         "CONSOLE_PING_SECONDS",
         25.0,
         "WebSocket ping interval (Heroku's router drops sockets idle for 55 s); a missed "
         "pong closes the socket with 1008.",
-        _ranged(float, 0.5, 50.0),
+        kinds.ranged(float, 0.5, 50.0),
     ),
 )
 

@@ -1,0 +1,82 @@
+"""How a setting's text becomes a value: the parsers settings.py declares each setting with.
+
+Each takes the environment variable's text and returns the value, or raises
+ValueError with a message fit for the one line printed at start (the setting's
+name and value are added by settings.from_environ).
+"""
+
+from __future__ import annotations
+
+import re
+import resource
+from typing import Any, Callable
+
+def bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
+def list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def words(text: str) -> tuple[str, ...]:
+    return tuple(text.replace(",", " ").split())
+
+
+def choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.lower() not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return text.lower()
+
+    return parse
+
+
+def ranged(kind: Callable[[str], float], low: float, high: float) -> Callable[[str], Any]:
+    def parse(text: str):
+        value = kind(text)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+# A token or key shorter than this is refused at start: it could be guessed.
+MIN_SECRET_LENGTH = 16
+LOGIN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,32}")
+
+
+def secret(text: str) -> str:
+    if text and len(text) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (it has {len(text)})")
+    return text
+
+
+def named_tokens(text: str) -> tuple[tuple[str, str], ...]:
+    """name:token,name:token -> ((name, token), ...); names unique, tokens long enough."""
+    out: list[tuple[str, str]] = []
+    for i, item in enumerate(t for t in text.split(",") if t.strip()):
+        name, sep, token = item.strip().partition(":")
+        if not sep or not LOGIN_NAME.fullmatch(name):
+            raise ValueError(f"entry {i + 1} must be name:token, the name 1 to 32 letters, digits or . _ @ -")
+        if len(token) < MIN_SECRET_LENGTH:
+            raise ValueError(f"the token of {name!r} must be at least {MIN_SECRET_LENGTH} characters")
+        if any(name == n for n, _ in out):
+            raise ValueError(f"the name {name!r} is given twice")
+        out.append((name, token))
+    return tuple(out)
+
+
+def default_worker_connections() -> int:
+    # gevent hangs connection N+1 silently, so the cap must sit above any real
+    # load yet below the open-files limit (each connection is one descriptor).
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 65536
+    return max(100, min(soft - 256, 50000))
