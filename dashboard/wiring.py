@@ -24,9 +24,10 @@ import greenlet
 import psutil
 
 from . import __version__
+from .logs import Refusals
 from .alerts.rules import Alerts, alert_event
 from .console import protocol
-from .console.sessions import GOING_AWAY, NORMAL, Consoles, Desk
+from .console.sessions import GOING_AWAY, NORMAL, Consoles, Desk, Logins
 from .fleet.lease import HostSampling
 from .fleet.sharing import Fleet
 from .operations import Operations
@@ -94,9 +95,14 @@ class Instance:
         self.started_at = time.time()
         self.shutting_down = False
         self.ops = Operations(self)
+        self.refusals = Refusals()
+        self.body_limits = None  # web.body_limits.BodyLimits, installed by create_app
         self.desk = Desk(self.ops, self.audit, self.consoles, rate=config["CONSOLE_RATE"],
                          burst=config["CONSOLE_BURST"], outbox=config["CONSOLE_OUTBOX"],
-                         on_done=self.command_done)
+                         on_done=self.command_done,
+                         logins=Logins(config["CONSOLE_LOGIN_RATE"], config["CONSOLE_LOGIN_BURST"],
+                                       config["MAX_CONSOLES_PER_LOGIN"]),
+                         on_refused=self.refusals.note)
         self._pid: int | None = None
         self._ticker: gevent.Greenlet | None = None
 
@@ -151,6 +157,8 @@ class Instance:
         if self.shutting_down:
             return 0
         self.shutting_down = True
+        if self.body_limits is not None:
+            self.body_limits.stop()  # bodies still arriving are given up now
         if self.fleet is not None:
             self.fleet.stop()
         self.sampler.stop()

@@ -28,6 +28,8 @@ class Instance(Protocol):
     shared: bool
     command_counts: dict
     command_latency: Any
+    refusals: Any  # logs.Refusals: clients turned away, by reason
+    body_limits: Any  # web.body_limits.BodyLimits
 
     def view(self, host: str | None = None) -> HostView: ...
     def hosts(self) -> list[dict]: ...
