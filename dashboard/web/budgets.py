@@ -85,7 +85,8 @@ class _Released:
         self._release = release
 
     def __iter__(self):
-        return iter(self._inner)
+        yield from self._inner
+        self._release()  # all sent; close() follows (and some callers never call it)
 
     def close(self) -> None:
         try:
