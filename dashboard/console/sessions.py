@@ -110,6 +110,16 @@ class Desk:
     logins: Logins = field(default_factory=lambda: Logins(50.0, 100, 10))
     # (reason, client address, message): counted for /metrics, logged once per window
     on_refused: Callable[[str, str, str], None] = lambda reason, addr, message: None
+    # Failed and repeated read-only requests are counted (store.audit_summary);
+    # without one, each is its own record.
+    summary: Any = None
+
+    def note(self, record: Record) -> None:
+        """Record a request that changed nothing (StoreUnavailable when it cannot be)."""
+        if self.summary is not None:
+            self.summary.record(record)
+        else:
+            self.audit.append(record)
 
     def admit(self, operator: Operator) -> float:
         """0 when this login may open one more console, else seconds to wait."""
@@ -269,9 +279,9 @@ class ConsoleSession:
         try:
             if not audited:
                 pass
-            elif record.id is None:
+            elif record.id is None:  # changed nothing: counted, maybe folded into a summary
                 record.outcome = outcome
-                desk.audit.append(record)
+                desk.note(record)
             else:
                 desk.audit.settle(record, outcome)
         except StoreUnavailable:

@@ -30,6 +30,7 @@ class Instance(Protocol):
     command_latency: Any
     refusals: Any  # logs.Refusals: clients turned away, by reason
     body_limits: Any  # web.body_limits.BodyLimits
+    audit_summary: Any  # store.audit_summary.AuditSummary
 
     def view(self, host: str | None = None) -> HostView: ...
     def hosts(self) -> list[dict]: ...

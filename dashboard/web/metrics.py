@@ -126,6 +126,9 @@ class DashboardCollector:
         for reason in sorted(set(REFUSAL_REASONS) | set(counts)):
             refused.add_metric([reason], counts.get(reason, 0))
         yield refused
+        yield CounterMetricFamily(P + "audit_folded", "console requests counted into a summarising "
+                                  "audit record instead of a record of their own",
+                                  value=svc.audit_summary.folded)
         commands = CounterMetricFamily(P + "commands", "console commands run", labels=["command", "outcome"])
         for (name, outcome), n in list(svc.command_counts.items()):
             commands.add_metric([name, outcome], n)
