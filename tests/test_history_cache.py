@@ -92,3 +92,63 @@ def test_many_history_callers_leave_the_worker_and_health_checks_alone(start_ser
           f"{health[len(health) // 2] * 1000:.1f} ms, max {health[-1] * 1000:.1f} ms")
     assert health[-1] < 0.5, health[-5:]
     assert per_request_ms < 3, per_request_ms
+
+
+def test_a_full_hour_polled_by_six_clients_costs_one_encode_per_sample(start_server, redis_server):
+    """An hour of 1 Hz history (backfilled from Redis, as after any restart), six
+    clients asking for all of it as fast as they can: cached, against the same
+    load with a different window on every call (each one a fresh encode)."""
+    from dashboard.store.redis_store import RedisStore
+
+    store = RedisStore(redis_server.url, "dash")
+    now_ms = int(time.time() * 1000)
+    pipe = store.r.pipeline(transaction=False)
+    for i in range(3590):
+        ts_ms = now_ms - (3590 - i) * 1000
+        pipe.xadd(store.stream("web-1"), {"t": "metrics", "d": json.dumps(sample(i + 1, ts_ms / 1000))},
+                  id=f"{ts_ms}-0")
+    pipe.execute()
+    store.close()
+    server = start_server({"REDIS_URL": redis_server.url, "HOST_NAME": "web-1", "SAMPLE_INTERVAL": "1"})
+    count = json.loads(urllib.request.urlopen(urllib.request.Request(
+        server.base + "/api/history?seconds=3600", headers=AUTH), timeout=10).read())["count"]
+    assert count >= 3590
+    worker = server.worker()
+
+    def load(windows) -> dict:
+        stop = time.monotonic() + 5
+        done = [0]
+
+        def caller(k):
+            n = 0
+            while time.monotonic() < stop:
+                window = windows(k, n)
+                with urllib.request.urlopen(urllib.request.Request(
+                        f"{server.base}/api/history?seconds={window}", headers=AUTH), timeout=10) as resp:
+                    resp.read()
+                n += 1
+                done[0] += 1
+
+        cpu0, t0 = sum(worker.cpu_times()[:2]), time.monotonic()
+        threads = [threading.Thread(target=caller, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        health = []
+        while time.monotonic() < stop:
+            started = time.monotonic()
+            assert server.get("/healthz", timeout=10)[0] == 200
+            health.append(time.monotonic() - started)
+            time.sleep(0.1)
+        for t in threads:
+            t.join(15)
+        cpu, wall = sum(worker.cpu_times()[:2]) - cpu0, time.monotonic() - t0
+        health.sort()
+        return {"answers": done[0], "per_second": done[0] / wall, "cpu_share": cpu / wall,
+                "cpu_ms_per_answer": cpu / done[0] * 1000, "health_p50_ms": health[len(health) // 2] * 1000,
+                "health_max_ms": health[-1] * 1000}
+
+    cached = load(lambda k, n: 3600)
+    fresh = load(lambda k, n: 3600 - (k * 100_000 + n + 1) / 1e6)  # never the same window twice
+    print(f"\ncached: {cached}\nfresh encodes: {fresh}")
+    assert cached["cpu_ms_per_answer"] < fresh["cpu_ms_per_answer"] / 3
+    assert cached["health_max_ms"] < 500

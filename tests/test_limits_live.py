@@ -201,3 +201,26 @@ def test_sigterm_with_slow_bodies_open_exits_at_once(start_server):
     assert server.proc.returncode == 0
     assert took < 5, f"exit took {took:.1f}s"
     assert [(a[0], json.loads(a[2])["error"]["code"]) for a in answers] == [(503, "shutting_down")] * 20
+
+
+def test_huge_bodies_do_not_grow_the_worker(start_server):
+    server = start_server({"MAX_BODY_BYTES": "16384"})
+    worker = server.worker()
+    get(server.port, "/healthz")
+    before = worker.memory_info().rss
+    chunk = b"x" * (1 << 20)
+    for declared, chunked in ((200 * 1024 * 1024, False), (None, True), (None, True)):
+        s = head(server.port, "/login", length=declared, chunked=chunked)
+        sent = 0
+        try:
+            while sent < 200 * (1 << 20):  # as much of 200 MB as the server lets in
+                s.sendall((b"100000\r\n" + chunk + b"\r\n") if chunked else chunk)
+                sent += len(chunk)
+        except OSError:
+            pass  # answered and closed: the rest is refused
+        s.close()
+        assert sent < 50 * (1 << 20), sent
+    time.sleep(0.5)
+    grew = worker.memory_info().rss - before
+    print(f"worker RSS grew by {grew / 1024:.0f} KiB over three 200 MB bodies")
+    assert grew < 20 * 1024 * 1024, grew
