@@ -32,6 +32,7 @@ log = logging.getLogger("dashboard.web")
 
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 1 << 20
+LINGER_IDLE = 0.1
 
 
 class BodyRefused(HTTPException):
@@ -64,7 +65,10 @@ def force_close(start_response) -> None:
 
 
 def linger(environ, budget: float = LINGER_SECONDS) -> None:
-    """FIN after the answer, then drop what the client still sends, briefly."""
+    """FIN after the answer, then drop what the client still sends, briefly: at
+    most `budget` seconds and LINGER_BYTES, and only while bytes keep coming (a
+    client silent for LINGER_IDLE is let go at once, so lingering cannot be
+    used to hold the worker's connections)."""
     sock = environ.get("gunicorn.socket")
     if sock is None:
         return
@@ -76,12 +80,12 @@ def linger(environ, budget: float = LINGER_SECONDS) -> None:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            sock.settimeout(left)
+            sock.settimeout(min(left, LINGER_IDLE))
             data = sock.recv(65536)
             if not data:
                 break
             drained += len(data)
-    except OSError:
+    except OSError:  # timed out (silent), reset, gone
         pass
 
 
