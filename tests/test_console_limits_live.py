@@ -166,3 +166,21 @@ def test_the_cli_gives_up_when_the_server_accepts_and_never_answers():
     listener.close()
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert 9 < took < 20, took
+
+
+def test_console_sockets_count_against_the_address_budget(start_server):
+    server = start_server({"MAX_CONNECTIONS_PER_CLIENT": "3"})
+    held = [Console(server.port, token=OBSERVER), Console(server.port)]
+    viewer = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    viewer.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                   f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
+    assert viewer.recv(100).startswith(b"HTTP/1.1 200")
+    try:
+        Console(server.port)
+        raise AssertionError("a fourth connection of one address was accepted")
+    except websocket.WebSocketBadStatusException as exc:
+        assert exc.status_code == 429
+        assert json.loads(exc.resp_body)["error"]["code"] == "too_many_connections"
+    viewer.close()
+    for c in held:
+        c.close()
