@@ -92,8 +92,11 @@ def linger(environ, budget: float = LINGER_SECONDS) -> None:
 class GuardedInput:
     """wsgi.input with a byte cap and one deadline; see the module docstring."""
 
-    def __init__(self, raw, guard: "BodyLimits", declared: int | None, deadline: float, addr: str) -> None:
+    def __init__(self, raw, guard: "BodyLimits", declared: int | None, deadline: float, addr: str,
+                 sock=None) -> None:
         self._raw = raw
+        self._sock = sock  # the client socket, to end a read at once on shutdown
+        self._reader = None  # the greenlet waiting in a read, if any
         self.addr = addr
         self._guard = guard
         self.declared = declared
@@ -135,25 +138,30 @@ class GuardedInput:
     def _guarded(self, read, size) -> bytes:
         if self.failed is not None:
             raise self.failed
-        if self.finished:
+        if self.finished or size == 0:
             return b""
         if self._guard.stopping:
-            raise self._fail(BodyInterrupted("the server is shutting down; send it again in a moment"))
+            raise self._fail(_interrupted())
         room = self._guard.max_bytes - self.received
         want = room + 1 if size is None or size < 0 else min(size, room + 1)
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise self._fail(self._late())
-        me = gevent.getcurrent()
-        self._guard.reading.add(me)
+        self._reader = gevent.getcurrent()
+        self._guard.reading.add(self)
         data = None
         try:
             with gevent.Timeout(left, False):
                 data = read(want)
-        except BodyInterrupted as exc:
-            raise self._fail(exc) from None
+        except Exception:
+            if self._guard.stopping:  # the read was ended by interrupt(): EOF or an error
+                raise self._fail(_interrupted()) from None
+            raise
         finally:
-            self._guard.reading.discard(me)
+            self._guard.reading.discard(self)
+            self._reader = None
+        if self._guard.stopping:
+            raise self._fail(_interrupted())
         if data is None:
             raise self._fail(self._late())
         self.received += len(data)
@@ -164,9 +172,26 @@ class GuardedInput:
             self.ended = True  # a short read is the end of the body
         return data
 
+    def interrupt(self) -> None:
+        """Shutdown: end the read under way now. Shutting the socket's read side
+        makes the pending recv return at once; without a socket (another server),
+        the waiting greenlet gets the exception thrown in."""
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RD)
+                return
+            except OSError:
+                pass
+        if self._reader is not None:
+            gevent.kill(self._reader, _interrupted())
+
     def _late(self) -> BodyTimeout:
         return BodyTimeout(
             f"the request body did not arrive within {self._guard.timeout:g} s (BODY_TIMEOUT_SECONDS)")
+
+
+def _interrupted() -> BodyInterrupted:
+    return BodyInterrupted("the server is shutting down; send it again in a moment")
 
 
 class _Closing:
@@ -202,8 +227,8 @@ class BodyLimits:
         """Shutdown: every body still being waited for is given up now."""
         self.stopping = True
         waiting = list(self.reading)
-        for glet in waiting:  # raised inside each one's read, without waiting for it
-            gevent.kill(glet, BodyInterrupted("the server is shutting down; send it again in a moment"))
+        for body in waiting:
+            body.interrupt()
         return len(waiting)
 
     def __call__(self, environ, start_response):
@@ -222,7 +247,8 @@ class BodyLimits:
                                 f"request bodies are limited to {self.max_bytes} bytes (MAX_BODY_BYTES); "
                                 f"this one declares {declared}")
         body = GuardedInput(environ["wsgi.input"], self, None if chunked else declared,
-                            started + self.timeout, environ.get("REMOTE_ADDR") or "?")
+                            started + self.timeout, environ.get("REMOTE_ADDR") or "?",
+                            sock=environ.get("gunicorn.socket"))
         environ["wsgi.input"] = body
         closing = []
 
