@@ -143,3 +143,18 @@ def test_the_summary_window_runs_by_itself(tmp_path):
     details = [r["detail"] for r in log.latest(10)]
     assert len(details) == 4 and details[0] is None and details[2] is None
     assert details[1].startswith("repeated 9 more") and details[3].startswith("repeated 2 more")
+
+
+def test_login_buckets_outlive_sessions_and_are_forgotten_once_full_again():
+    from dashboard.console.sessions import Logins
+
+    logins = Logins(rate=100.0, burst=5, max_consoles=3)
+    bucket = logins.limit("bearer:operator:10.0.0.1")
+    for _ in range(5):
+        assert bucket.take() == 0
+    assert logins.limit("bearer:operator:10.0.0.1").take() > 0  # the same bucket, still empty
+    logins.forget_idle()
+    assert len(logins) == 1  # not idle yet
+    bucket.stamp -= 11  # as if untouched for 11 s: full again, refusals too old to count
+    logins.forget_idle()
+    assert len(logins) == 0

@@ -69,7 +69,9 @@ class RateLimit:
 class Logins:
     """Budgets kept per login, so they survive reconnects: a token bucket of
     requests across all the login's sockets, and how many sockets it may hold.
-    A bucket is forgotten once its login has no socket left and it is full again."""
+    Sessions look their bucket up on every request; a bucket untouched long
+    enough to be full again, with no refusal that still counts, is the same as
+    a new one, so it is forgotten (memory stays bounded by the active logins)."""
 
     def __init__(self, rate: float, burst: int, max_consoles: int) -> None:
         self.rate = rate
@@ -83,11 +85,11 @@ class Logins:
             bucket = self._limits[login] = RateLimit(self.rate, self.burst)
         return bucket
 
-    def forget_idle(self, open_logins: set[str]) -> None:
+    def forget_idle(self) -> None:
         now = time.monotonic()
         idle = max(self.burst / self.rate, 10.0)  # refilled, and its refusals too old to count
         for login, bucket in list(self._limits.items()):
-            if login not in open_logins and now - bucket.stamp > idle:
+            if now - bucket.stamp > idle:
                 del self._limits[login]
 
     def __len__(self) -> int:
@@ -123,9 +125,8 @@ class Desk:
 
     def admit(self, operator: Operator) -> float:
         """0 when this login may open one more console, else seconds to wait."""
-        sessions = self.consoles.sessions()
-        self.logins.forget_idle({s.operator.login for s in sessions})
-        held = sum(1 for s in sessions if s.operator.login == operator.login)
+        self.logins.forget_idle()
+        held = sum(1 for s in self.consoles.sessions() if s.operator.login == operator.login)
         if held < self.logins.max_consoles:
             return 0.0
         self.on_refused("consoles", operator.addr, f"login already holds {held} consoles")
@@ -144,7 +145,6 @@ class ConsoleSession:
         self.closed = False
         self.close_code: int | None = None
         self.limit = RateLimit(desk.rate, desk.burst)
-        self.login_limit = desk.logins.limit(operator.login)
         self.context = Context(operator, desk.ops, connection=self.id)
         self.outbox: Queue = Queue(maxsize=desk.outbox)
         self.writer = gevent.spawn(self._write_loop)
@@ -220,7 +220,7 @@ class ConsoleSession:
         limit = self.limit
         wait = limit.take()
         if not wait:
-            limit = self.login_limit  # shared by the login's sockets, kept across reconnects
+            limit = self.desk.logins.limit(self.operator.login)  # shared, kept across reconnects
             wait = limit.take()
         if wait:
             whose = "this connection" if limit is self.limit else "this login"
