@@ -66,7 +66,8 @@ def test_a_sigkill_leaves_pending_records_that_the_restart_settles_and_old_ones_
     assert (old, recent) == (0, 1)
     # The console shows the settled records too.
     rows = Console(again.port).ok("audit 500")["rows"]
-    assert "interrupted" in {row[5] for row in rows}
+    shown = [row for row in rows if row[5] == "interrupted"]
+    assert shown and all("settled at the restart" in row[6] for row in shown)
     def upkeep(server) -> str:
         return next(json.loads(line)["msg"] for line in server.log().splitlines() if "audit upkeep" in line)
 
