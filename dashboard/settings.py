@@ -213,6 +213,26 @@ SETTINGS: tuple[Setting, ...] = (
         "normal: each record survives a killed server; full: also a power cut (waits for the disk).",
         _choice("normal", "full"),
     ),
+    Setting("DATA_DIR", "var", "Folder for the embedded store's SQLite files (history, state, audit log). Created if missing."),
+    Setting(
+        "HISTORY_STORE",
+        True,
+        "1 keeps chart roll-ups, the event buffer, the interval, pause and alert rules in "
+        "DATA_DIR/history.sqlite3 (or Redis), so they survive restarts; 0 keeps them in memory only.",
+        _bool,
+    ),
+    Setting(
+        "MINUTE_HISTORY_DAYS",
+        30.0,
+        "Days of per-minute roll-ups (min, mean, max of each chart series) kept.",
+        _ranged(float, 0.01, 3650),
+    ),
+    Setting(
+        "HOUR_HISTORY_DAYS",
+        365.0,
+        "Days of per-hour roll-ups kept.",
+        _ranged(float, 0.1, 36500),
+    ),
     Setting("CONSOLE_RATE", 20.0, "Console requests per second per connection.", _ranged(float, 0.1, 100_000)),
     Setting("CONSOLE_BURST", 40, "Console requests a connection may send at once.", _ranged(int, 1, 100_000)),
     Setting(

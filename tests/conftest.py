@@ -17,6 +17,7 @@ def app(tmp_path):
             "OBSERVER_TOKEN": OBSERVER,
             "SECRET_KEY": "test-secret",
             "AUDIT_DB": str(tmp_path / "audit.sqlite3"),
+            "DATA_DIR": str(tmp_path / "data"),
         }
     )
     yield app

@@ -6,6 +6,7 @@ import math
 
 from flask import Blueprint, Response, jsonify, request
 
+from ..stream.windows import NoHistory
 from .common import error, host_view, services
 
 bp = Blueprint("api", __name__)
@@ -27,28 +28,39 @@ def hosts():
     return jsonify({"hosts": services().hosts()})
 
 
+def _number(name: str, low: float, high: float, what: str):
+    """(value or None, None) for ?name=, or (None, an error response)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None, None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not low < value <= high:  # NaN fails too
+        return None, error(400, "bad_request", f"{name} must be {what}, not {raw[:32]!r}")
+    return value, None
+
+
 @bp.get("/api/history")
 def history():
     svc = services()
     view, problem = host_view()
     if problem:
         return problem
-    limit = svc.config["HISTORY_SECONDS"]
-    raw = request.args.get("seconds")
-    seconds = None
-    if raw is not None:
-        try:
-            seconds = float(raw)
-        except ValueError:
-            seconds = math.nan
-        if not 0 < seconds <= limit:  # NaN fails too
-            return error(
-                400,
-                "bad_request",
-                f"seconds must be a number above 0 and at most {limit} (HISTORY_SECONDS), "
-                f"not {raw[:32]!r}",
-            )
-    return jsonify({**view.history.columns(seconds), "host": view.name})
+    windows = svc.windows
+    limit = windows.longest
+    why = "HISTORY_SECONDS" if limit == svc.config["HISTORY_SECONDS"] else "the longest retention"
+    seconds, problem = _number("seconds", 0, limit, f"a number above 0 and at most {limit:g} ({why})")
+    if problem:
+        return problem
+    until, problem = _number("until", 0, 1e11, "an epoch time in seconds")
+    if problem:
+        return problem
+    try:
+        return jsonify(windows.window(view, seconds, until))
+    except NoHistory as exc:
+        return error(503, "no_history", str(exc))
 
 
 @bp.get("/healthz")

@@ -39,6 +39,8 @@ class Server:
             "OPERATOR_TOKEN": "operator-token-for-tests",
             "OBSERVER_TOKEN": "observer-token-for-tests",
             "AUDIT_DB": str(tmp_path / f"audit-{name}.sqlite3"),
+            # Servers of the same name share one store, as one app restarted would.
+            "DATA_DIR": str(tmp_path / f"data-{name}"),
             **{k: str(v) for k, v in (env or {}).items()},
         }
         self.proc: subprocess.Popen | None = None
