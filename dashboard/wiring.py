@@ -231,12 +231,15 @@ class Instance:
         self.sampler.stop()
         if self._ticker is not None:
             self._ticker.kill(block=False)
-        closed = self.views.close_all(reason)
-        consoles = self.consoles.close_all(GOING_AWAY, reason)
+        # Everything is written while the streams still hold the worker open:
+        # once they close, gunicorn may end the process at any moment.
         if self.rollups is not None:
             self.rollups.close()
         if self.lasting is not None:
+            self.local.keep = None
             self.lasting.close()
+        closed = self.views.close_all(reason)
+        consoles = self.consoles.close_all(GOING_AWAY, reason)
         log.info("shutting down: closed %d event streams and %d consoles", closed, consoles)
         return closed
 
