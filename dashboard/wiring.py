@@ -114,7 +114,11 @@ class Instance:
         self.lasting = None
         self.lasting_error: str | None = None
         names = tuple(s.name for s in SERIES)
-        if config["HISTORY_STORE"] and self.store is None:
+        if config["HISTORY_STORE"] and self.store is not None:
+            from .store.redis_tiers import RedisTiers
+
+            self.lasting = RedisTiers(self.store, self.tiers, names)
+        elif config["HISTORY_STORE"]:
             try:
                 self.lasting = HistoryStore(config["DATA_DIR"], self.tiers, names, config["HISTORY_SECONDS"])
             except StoreBroken as exc:
@@ -170,7 +174,7 @@ class Instance:
         if self.lasting is None:
             if self.lasting_error:
                 return {"state": "unavailable", "error": self.lasting_error}
-            return {"state": "off" if not self.config["HISTORY_STORE"] else "redis-pending"}
+            return {"state": "off"}
         return self.lasting.health()
 
     # The local host's parts, for the many places that only ever serve it.

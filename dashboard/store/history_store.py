@@ -26,6 +26,7 @@ import gevent
 from gevent.event import Event as _Flag
 from gevent.lock import Semaphore
 
+from .audit import StoreUnavailable
 from .tiers import Codec, Point, Tier, block
 
 log = logging.getLogger("dashboard.history")
@@ -119,9 +120,12 @@ class HistoryStore:
         return [unpack(ts, blob) for ts, blob in rows if len(blob) == self.codec.size]
 
     def block(self, tier: Tier, host: str, since: float, until: float) -> tuple:
-        rows = self.reader.execute(
-            "SELECT ts, data FROM points WHERE host = ? AND step = ? AND ts >= ? AND ts < ? ORDER BY ts",
-            (host, tier.step, int(since), int(until) + 1)).fetchall()
+        try:
+            rows = self.reader.execute(
+                "SELECT ts, data FROM points WHERE host = ? AND step = ? AND ts >= ? AND ts < ? ORDER BY ts",
+                (host, tier.step, int(since), int(until) + 1)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{self.path}: {exc}") from exc
         return block(self.codec, rows)
 
     def last_point(self, tier: Tier, host: str) -> Point | None:
@@ -241,7 +245,9 @@ class HistoryStore:
                 pass
 
     def write_points(self, items: Iterable[tuple[Tier, str, Point]]) -> None:
-        """Queue many points and write them now (tools and tests filling history)."""
-        for tier, host, point in items:
+        """Queue many points and write them now, in chunks (tools and tests filling history)."""
+        for i, (tier, host, point) in enumerate(items, 1):
             self.add_point(tier, host, point)
+            if i % 5000 == 0:
+                self.flush()
         self.flush()

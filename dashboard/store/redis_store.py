@@ -12,6 +12,9 @@
     {p}:alert-state      hash     "rule|host" -> JSON (state, since, value)
     {p}:audit            stream   audit records (trimmed to AUDIT_KEEP)
     {p}:revoked          zset     logged-out session ids, scored by expiry
+    {p}:tier:{step}:{name} zset   one host's roll-ups of one tier (store/redis_tiers.py):
+                                  score = start of the step, member = 8-byte time + packed
+                                  point; trimmed to the tier's retention
     {p}:control          pubsub   "state changed": samplers reload it
     {p}:pushes           pubsub   console pushes for every console everywhere
 
@@ -58,6 +61,8 @@ class RedisStore:
         self.r = redis.Redis.from_url(url, **options)
         # Blocking reads get their own connection pool, so they never hold up commands.
         self.reader = redis.Redis.from_url(url, **{**options, "socket_timeout": timeout + 10})
+        # Packed roll-up points are bytes: their own pool, without decoding.
+        self.binary = redis.Redis.from_url(url, **{**options, "decode_responses": False})
         self._renew = self.r.register_script(_RENEW)
         self._release = self.r.register_script(_RELEASE)
 
@@ -73,9 +78,13 @@ class RedisStore:
     def ping(self) -> bool:
         return bool(self.r.ping())
 
+    def tier_key(self, step: int, host: str) -> str:
+        return self.key("tier", str(step), host)
+
     def close(self) -> None:
         self.r.close()
         self.reader.close()
+        self.binary.close()
 
     # ---- streams ---------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import math
 
 from flask import Blueprint, Response, jsonify, request
 
+from ..store.audit import StoreUnavailable
 from ..stream.windows import NoHistory
 from .common import error, host_view, services
 
@@ -61,6 +62,8 @@ def history():
         return jsonify(windows.window(view, seconds, until))
     except NoHistory as exc:
         return error(503, "no_history", str(exc))
+    except StoreUnavailable as exc:
+        return error(503, "unavailable", f"the history store cannot be read: {exc}")
 
 
 @bp.get("/healthz")
