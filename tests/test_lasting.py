@@ -84,7 +84,7 @@ def month_of_points(now, hole):
                 continue
             hour = (ts // 3600) % 24
             values = [None] * len(NAMES)
-            values[NAMES.index("cpu")] = (hour - 0.5, float(hour), hour + 0.5)
+            values[NAMES.index("cpu")] = (hour * 0.5, float(hour), hour * 2 + 5.0)
             values[NAMES.index("memory")] = (10.0, 20.0, 30.0)
             items.append((tier, "web-1", Point(ts, 60 if tier is MINUTE else 3600, tuple(values))))
     return items

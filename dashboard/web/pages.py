@@ -17,6 +17,7 @@ def index():
         host=svc.host,
         version=svc.version,
         history_seconds=svc.config["HISTORY_SECONDS"],
+        longest_seconds=int(svc.windows.longest),
     )
 
 
