@@ -108,6 +108,7 @@ class Server:
             "OPERATOR_TOKEN": self.token,
             "SECRET_KEY": secrets.token_urlsafe(16),
             "AUDIT_DB": str(self.home / f"audit-{self.port}.sqlite3"),
+            "DATA_DIR": str(self.home / f"data-{self.port}"),
             **self.env,
         }
         self._log = open(self.log_path, "ab")
