@@ -51,6 +51,14 @@ def test_the_30_day_window_shows_roll_ups_with_bands_and_a_gap(start_server, bro
     page.wait_for_timeout(300)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("#charts").screenshot(path=str(SHOTS / "history-30-days.png"))
+    # More than a month of data: the year is offered; a fresh server offers up to 30 days.
+    assert page.locator('#window option[value="31536000"]').count() == 1
+    fresh = start_server({"SAMPLE_INTERVAL": "0.5"}, name="fresh")
+    other = context.new_page()
+    other.goto(fresh.base + "/")
+    values = other.eval_on_selector_all("#window option", "els => els.map((e) => Number(e.value))")
+    assert values == [300, 900, 3600, 21600, 86400, 604800, 2592000]
+    other.close()
     # Back to a short window: the charts follow the stream again.
     page.select_option("#window", "300")
     page.wait_for_function("window.dashboard.charts.fixed === null")

@@ -135,6 +135,13 @@ def test_a_month_reads_back_at_each_window(month, seconds, tier, step):
         assert down and all(cols["cpu"][i] is None for i in down)
 
 
+def test_reach_is_how_far_back_the_data_goes(month, tmp_path):
+    store, now, hole = month
+    assert abs(Windows(3600, TIERS, store).reach("web-1", now) - 30 * DAY) < 3600
+    assert Windows(3600, TIERS, store).reach("nobody", now) == 3600
+    assert Windows(3600, TIERS, None).reach("web-1", now) == 3600
+
+
 def test_until_pans_back_in_time(month):
     store, now, hole = month
     out = Windows(3600, TIERS, store).window(FakeView(), 6 * 3600, until=hole[1] + 3600, now=now)

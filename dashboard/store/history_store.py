@@ -132,6 +132,15 @@ class HistoryStore:
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
         return block(self.codec, rows)
 
+    def oldest(self, tier: Tier, host: str) -> int | None:
+        """Start of the oldest stored point of host's tier (None if there is none)."""
+        try:
+            row = self.reader.execute("SELECT MIN(ts) FROM points WHERE host = ? AND step = ?",
+                                      (host, tier.step)).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+        return row[0] if row else None
+
     def last_point(self, tier: Tier, host: str) -> Point | None:
         row = self.reader.execute(
             "SELECT ts, data FROM points WHERE host = ? AND step = ? ORDER BY ts DESC LIMIT 1",

@@ -74,6 +74,13 @@ class RedisTiers:
         return [self.codec.unpack(t, blob) for t, blob in self._range(tier, host, since, until)
                 if len(blob) == self.codec.size]
 
+    def oldest(self, tier: Tier, host: str) -> int | None:
+        try:
+            first = self.store.binary.zrange(self.store.tier_key(tier.step, host), 0, 0, withscores=True)
+        except (redis.RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+        return int(first[0][1]) if first else None
+
     def last_point(self, tier: Tier, host: str) -> Point | None:
         members = self.store.binary.zrevrange(self.store.tier_key(tier.step, host), 0, 0)
         rows = [r for r in self._rows(members) if len(r[1]) == self.codec.size]

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from ..sampling.series import SERIES
+from ..store.audit import StoreUnavailable
 from ..store.tiers import Point, Tier, TierStore
 from .views import HostView
 
@@ -52,6 +53,18 @@ class Windows:
         if self.store is None:
             return self.history_seconds
         return max([self.history_seconds] + [t.retention for t in self.tiers])
+
+    def reach(self, host: str, now: float | None = None) -> float:
+        """Seconds back to the oldest data kept for host (at least HISTORY_SECONDS)."""
+        now = time.time() if now is None else now
+        oldest = None
+        if self.store is not None:
+            try:
+                oldest = min((t for t in (self.store.oldest(tier, host) for tier in self.tiers) if t is not None),
+                             default=None)
+            except StoreUnavailable:
+                oldest = None
+        return max(self.history_seconds, 0 if oldest is None else now - oldest)
 
     def choose(self, seconds: float, until: float, now: float, interval: float) -> tuple[Tier | None, int]:
         """(tier, merge factor); tier None means raw samples."""

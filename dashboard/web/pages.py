@@ -18,6 +18,7 @@ def index():
         version=svc.version,
         history_seconds=svc.config["HISTORY_SECONDS"],
         longest_seconds=int(svc.windows.longest),
+        reach_seconds=int(svc.windows.reach(svc.host)),
     )
 
 

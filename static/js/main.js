@@ -25,9 +25,12 @@ const procs = new ProcessTable($("#procs"), document.querySelectorAll("[data-sor
 initTheme($("#theme-toggle"), () => charts.restyle());
 
 const windowSelect = $("#window");
-for (const option of windowSelect.options) {
+// How far back this host's data goes: the year shows once there is more than a month.
+const reachSeconds = Number(document.body.dataset.reachSeconds) || historySeconds;
+for (const option of [...windowSelect.options]) {
   // Windows the server cannot answer (no lasting store, shorter retention) are not offered.
-  if (Number(option.value) > longestSeconds) option.remove();
+  const seconds = Number(option.value);
+  if (seconds > longestSeconds || (seconds > 30 * 86400 && reachSeconds <= 30 * 86400)) option.remove();
 }
 let refreshTimer = null;
 let fetchSerial = 0;
