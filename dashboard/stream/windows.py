@@ -142,7 +142,9 @@ class Windows:
 
 def _column(values) -> list:
     """Rounded floats, None for NaN (JSON has no NaN)."""
-    return [None if v != v else v for v in np.round(values, 3).tolist()]
+    rounded = np.round(values, 3).astype(object)
+    rounded[np.isnan(values)] = None
+    return rounded.tolist()
 
 
 def _append(ts, n, values, point: Point) -> tuple:
