@@ -74,11 +74,11 @@ def test_values_of_skips_what_is_missing_or_not_a_number():
 
 # ---- a month through the store's own API, read back at each window ---------------------
 
-def month_of_points(now, hole):
-    """Per-minute and per-hour points for 30 days; cpu is the hour of the day, memory a ramp."""
+def month_of_points(now, hole, days=30):
+    """Per-minute and per-hour points for `days` days; cpu is the hour of the day, memory a ramp."""
     items = []
     for tier in TIERS:
-        start = (int(now) - 30 * DAY) // tier.step * tier.step
+        start = (int(now) - days * DAY) // tier.step * tier.step
         for ts in range(start, int(now) // tier.step * tier.step + 1, tier.step):
             if hole[0] <= ts < hole[1]:
                 continue

@@ -20,21 +20,24 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def test_a_month_in_redis_reads_back_exactly_as_from_sqlite(redis_server, tmp_path):
     now = (int(time.time()) // 3600) * 3600 + 1800
     hole = (now - 2 * DAY, now - 2 * DAY + 3 * 3600)
-    items = month_of_points(now, hole)
-    sqlite = HistoryStore(str(tmp_path), TIERS, NAMES, 3600)
+    # A day more retention than the data spans: the two stores trim at slightly
+    # different moments, which must not cut a point from one and not the other.
+    kept = default_tiers(31, 365)
+    items = [(kept[TIERS.index(t)], h, p) for t, h, p in month_of_points(now, hole)]
+    sqlite = HistoryStore(str(tmp_path), kept, NAMES, 3600)
     sqlite.write_points(items)
     store = RedisStore(redis_server.url, "t")
-    tiers = RedisTiers(store, TIERS, NAMES)
+    tiers = RedisTiers(store, kept, NAMES)
     tiers.write_points(items)
     assert tiers.health()["pending"] == 0
     for seconds in (6 * 3600, DAY, 7 * DAY, 30 * DAY):
-        a = Windows(3600, TIERS, sqlite).window(FakeView(), seconds, now=now)
-        b = Windows(3600, TIERS, tiers).window(FakeView(), seconds, now=now)
+        a = Windows(3600, kept, sqlite).window(FakeView(), seconds, now=now)
+        b = Windows(3600, kept, tiers).window(FakeView(), seconds, now=now)
         assert a == b and a["tier"] != "raw", seconds
     # Writing the same step again replaces it; nothing is duplicated.
     tiers.add_point(*items[-1])
     tiers.flush()
-    minute = TIERS[0]
+    minute = kept[0]
     assert store.binary.zcard(store.tier_key(minute.step, "web-1")) == sum(1 for t, _h, _p in items if t is minute)
     memory = store.binary.memory_usage(store.tier_key(minute.step, "web-1"))
     print(f"redis: minute tier, 30 days, one host: {memory / 1e6:.1f} MB "
@@ -57,7 +60,8 @@ def test_two_dynos_serve_the_same_months_written_once(start_server, redis_server
     store = RedisStore(redis_server.url, "dash")
     tiers = RedisTiers(store, TIERS, NAMES)
     now = time.time()
-    tiers.write_points(month_of_points(now - DAY, (0, 0)))
+    # 28 days, ending a day ago: clear of the 30-day trim, whoever runs it and when.
+    tiers.write_points(month_of_points(now - DAY, (0, 0), days=28))
 
     def history(server, query):
         status, _h, raw = server.request("GET", f"/api/history?host=web-1&{query}", headers=AUTH)
