@@ -181,7 +181,8 @@ class Instance:
             if state.get("paused"):
                 self.sampler.pause()
             if isinstance(state.get("alerts"), dict):
-                self.alerts.restore(state["alerts"]["rules"], state["alerts"]["next_id"])
+                saved = state["alerts"]
+                self.alerts.restore(saved["rules"], saved["next_id"], saved.get("states"))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("lasting state not usable, starting from the settings: %s", exc)
         self.local.keep = lasting.add_event
@@ -193,8 +194,7 @@ class Instance:
         if isinstance(self.lasting, HistoryStore):
             self.lasting.save_state("interval", self.sampler.interval)
             self.lasting.save_state("paused", self.sampler.paused)
-            self.lasting.save_state("alerts", {"rules": [r.public() for r in self.alerts.rules.values()],
-                                               "next_id": self.alerts.next_id})
+            self.lasting.save_state("alerts", self.alerts.saved())
 
     def lasting_health(self) -> dict:
         if self.lasting is None:
@@ -298,9 +298,12 @@ class Instance:
                 self.fleet.trouble(exc)
                 log.warning("could not share a sample (%s); showing it locally", exc)
         self.views.ingest(self.host, "metrics", data, sample=sample)
-        for rule, st, change in self.alerts.evaluate(sample, self.host):
+        changes = self.alerts.evaluate(sample, self.host)
+        for rule, st, change in changes:
             self.publish(alert_event(rule, st, change, self.host))
             self.notify(rule, st, change, self.host, sample)
+        if changes:
+            self._save_state()  # a restart must not announce a firing rule again
 
     def notify(self, rule, st, change: str, host: str, sample: dict | None, why: str = "") -> None:
         """Keep a transition with its evidence and queue it for every channel (nothing is sent here)."""

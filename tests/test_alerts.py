@@ -68,3 +68,19 @@ def test_ids_removal_and_replacing_the_rule_set():
         a.remove("a1")
     a.replace({"a7": Rule("a7", "swap", ">", 50, 0, "bob").public()})
     assert list(a.rules) == ["a7"] and a.rules["a7"].describe() == "swap > 50"
+
+
+def test_a_firing_rule_kept_across_a_restart_is_not_announced_again():
+    before = Alerts()
+    rule = before.add("cpu", ">", 50, 0, "ops")
+    before.add("memory", ">", 10, 30, "ops")  # pending when the process stops
+    assert [c for _, _, c in before.evaluate({"ts": 1.0, "cpu": {"percent": 90}, "memory": {"percent": 20}},
+                                             "web-1")] == ["firing"]
+    after = Alerts()
+    after.restore(**before.saved())
+    assert after.next_id == before.next_id and set(after.rules) == set(before.rules)
+    assert after.states[(rule.id, "web-1")].state == "firing"
+    assert len(after.states) == 1  # the pending one counts its hold time again
+    assert after.evaluate({"ts": 2.0, "cpu": {"percent": 95}, "memory": {"percent": 20}}, "web-1") == []
+    (change,) = after.evaluate({"ts": 3.0, "cpu": {"percent": 5}, "memory": {"percent": 20}}, "web-1")
+    assert change[2] == "resolved"

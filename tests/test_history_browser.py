@@ -3,7 +3,8 @@ double-click back, and one cursor across every chart."""
 
 import time
 
-from tests.support.browser import wait_state
+from tests.support.browser import open_with_login_link, wait_state
+from tests.support.wsclient import TOKEN
 from tests.support.server import REPO
 from tests.test_lasting import NAMES, TIERS, month_of_points
 from tests.test_page_browser import new_page
@@ -33,7 +34,7 @@ def pick(page, seconds, tier):
 
 def test_the_30_day_window_shows_roll_ups_with_bands_and_a_gap(start_server, browser, page_errors, tmp_path):
     server = filled_server(start_server, tmp_path)
-    context, page = new_page(browser, page_errors, server.base + "/")
+    context, page = new_page(browser, page_errors, f"{server.base}/?token={TOKEN}")
     wait_state(page, "sse-pill", "open")
     pick(page, 30 * DAY, "hour")
     info = page.evaluate("""() => {
@@ -54,11 +55,12 @@ def test_the_30_day_window_shows_roll_ups_with_bands_and_a_gap(start_server, bro
     # More than a month of data: the year is offered; a fresh server offers up to 30 days.
     assert page.locator('#window option[value="31536000"]').count() == 1
     fresh = start_server({"SAMPLE_INTERVAL": "0.5"}, name="fresh")
-    other = context.new_page()
-    other.goto(fresh.base + "/")
+    other_context = browser.new_context()  # its own cookie jar: cookies ignore ports
+    other = other_context.new_page()
+    open_with_login_link(other, f"{fresh.base}/?token={TOKEN}")
     values = other.eval_on_selector_all("#window option", "els => els.map((e) => Number(e.value))")
     assert values == [300, 900, 3600, 21600, 86400, 604800, 2592000]
-    other.close()
+    other_context.close()
     # Back to a short window: the charts follow the stream again.
     page.select_option("#window", "300")
     page.wait_for_function("window.dashboard.charts.fixed === null")
@@ -68,7 +70,7 @@ def test_the_30_day_window_shows_roll_ups_with_bands_and_a_gap(start_server, bro
 
 def test_drag_zooms_every_chart_and_double_click_goes_back(start_server, browser, page_errors, tmp_path):
     server = filled_server(start_server, tmp_path)
-    context, page = new_page(browser, page_errors, server.base + "/")
+    context, page = new_page(browser, page_errors, f"{server.base}/?token={TOKEN}")
     wait_state(page, "sse-pill", "open")
     pick(page, 30 * DAY, "hour")
     over = page.locator("[data-chart=cpu] .u-over")
@@ -95,7 +97,7 @@ def test_drag_zooms_every_chart_and_double_click_goes_back(start_server, browser
 
 def test_one_cursor_moves_on_every_chart(start_server, browser, page_errors, tmp_path):
     server = filled_server(start_server, tmp_path)
-    context, page = new_page(browser, page_errors, server.base + "/")
+    context, page = new_page(browser, page_errors, f"{server.base}/?token={TOKEN}")
     wait_state(page, "sse-pill", "open")
     pick(page, 7 * DAY, "minute")
     box = page.locator("[data-chart=load] .u-over").bounding_box()

@@ -96,11 +96,19 @@ class Alerts:
         self.states: dict[tuple[str, str], RuleState] = {}  # (rule id, host)
         self.next_id = 1
 
-    def restore(self, rules: list[dict], next_id: int) -> None:
-        """Take up rules kept across a restart (their state starts again at ok)."""
+    def restore(self, rules: list[dict], next_id: int, states: list | None = None) -> None:
+        """Take up rules kept across a restart, with each one's state per host, so a
+        rule that was firing is still firing (and is not announced again)."""
         self.rules = {d["id"]: Rule.from_dict(d) for d in rules}
-        self.states = {}
+        # Firing states only: a pending one starts counting its hold time again.
+        self.states = {(rid, host): RuleState(**st) for rid, host, st in states or ()
+                       if rid in self.rules and st.get("state") == "firing"}
         self.next_id = max(int(next_id), 1)
+
+    def saved(self) -> dict:
+        """What restore() takes back: rules, the next id and the states."""
+        return {"rules": [r.public() for r in self.rules.values()], "next_id": self.next_id,
+                "states": [[rid, host, st.public()] for (rid, host), st in self.states.items()]}
 
     def add(self, metric: str, op: str, threshold: float, hold: float, by: str | None) -> Rule:
         check(metric, op)

@@ -60,3 +60,5 @@ def open_with_login_link(page, url: str, timeout: float = 15000) -> None:
     the host's data. Waiting for the cards means waiting for that second load."""
     page.goto(url)
     page.wait_for_selector("#cards", timeout=timeout)
+    # The cards come with the HTML; the page's module script runs before "load".
+    page.wait_for_load_state("load", timeout=timeout)
