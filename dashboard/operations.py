@@ -12,6 +12,8 @@ import os
 import time
 
 from .alerts.rules import Rule, RuleState, alert_event, check
+from .sampling import process_details
+from .sampling.trails import summary
 from .store.audit import StoreUnavailable
 from .stream.events import Config, Notice
 from .stream.subscriber import Subscriber
@@ -90,6 +92,23 @@ class Operations:
         if rows is None:
             raise KeyError(host)
         return rows
+
+    def process_details(self, pid: int) -> dict:
+        """One process of this host looked into now (psutil, that pid only), with its CPU and memory
+        over the samples that showed it; from now on its trail is kept while it lives. LookupError
+        when there is no such process. Never its environment."""
+        table = self.node.processes
+        key, details = process_details.read(pid)
+        table.trails.ask(key)
+        latest = next((p for p in table.latest if (p.pid, p.created) == key), None)
+        trail = table.trails.of(key)
+        details.update({
+            "cpu": None if latest is None else latest.cpu,
+            "rss": None if latest is None else latest.rss,
+            "watched": summary(trail),
+            "history": {"columns": ["ts", "cpu", "rss"], "rows": [list(point) for point in trail]},
+        })
+        return details
 
     def alert_rules(self) -> list[dict]:
         """Rules with the hosts where they fire."""
