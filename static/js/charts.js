@@ -93,7 +93,7 @@ function cssVar(name) {
 }
 
 function axisValues(unit) {
-  if (unit === "B/s") return (u, splits) => splits.map((v) => (v == null ? "" : bytes(v, 0)));
+  if (unit === "B/s") return (u, splits) => splits.map((v) => (v == null ? "" : bytes(v, 0) + "/s"));
   if (unit === "%") return (u, splits) => splits.map((v) => (v == null ? "" : v + "%"));
   return (u, splits) => splits.map((v) => (v == null ? "" : num(v, v < 10 ? 1 : 0)));
 }
