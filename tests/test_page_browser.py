@@ -75,9 +75,8 @@ def test_a_broadcast_from_another_browser_appears_on_this_one(start_server, brow
     server = start_server({"VIEWER_TOKEN": VIEWER})
     viewer_ctx, viewer = new_page(browser, page_errors, f"{server.base}/?token={VIEWER}")
     wait_state(viewer, "sse-pill", "open")
-    # "viewer" alone when the login's name is the role's own, never "viewer (viewer)".
-    viewer.wait_for_function("['viewer', 'viewer (viewer)'].includes(document.querySelector('#whoami').textContent)"
-                             " && document.querySelector('#whoami').textContent !== 'viewer (viewer)'")
+    # A login without a name is named after its role: "viewer", not "viewer (viewer)".
+    viewer.wait_for_function("document.querySelector('#whoami').textContent === 'viewer'")
     assert viewer.is_disabled("#term-input")  # a viewer sees the dashboard, opens no console
     op_ctx, op = new_page(browser, page_errors, f"{server.base}/?token={TOKEN}")
     wait_state(op, "ws-pill", "open")
