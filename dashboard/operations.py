@@ -159,8 +159,9 @@ class Operations:
 
     def add_alert(self, metric: str, op: str, value: float, hold: float, by: str | None) -> Rule:
         node = self.node
+        check(metric, op, value)
+        self._check_mount(metric)
         if node.shared:
-            check(metric, op)
             raw = node.fleet.call(node.store.add_rule, {
                 "metric": metric, "op": op, "threshold": value, "hold": hold, "by": by,
                 "created": time.time()})
@@ -170,6 +171,16 @@ class Operations:
             rule = node.alerts.add(metric, op, value, hold, by)
         node.publish(self.config_event(f"alert set {rule.id}: {rule.describe()}", by))
         return rule
+
+    def _check_mount(self, metric: str) -> None:
+        """A disk rule must name a mount some host reports (once any host has reported)."""
+        if not metric.startswith("disk:"):
+            return
+        samples = [view.latest for view in self.node.views if view.latest is not None]
+        mounts = sorted({d.get("mount") for s in samples for d in s.get("disks") or () if d.get("mount")})
+        if samples and metric[5:] not in mounts:
+            raise ValueError(f"no host reports a disk mounted at {metric[5:][:60]!r}; "
+                             f"mounts: {', '.join(mounts) or 'none'}")
 
     def remove_alert(self, rule_id: str, by: str | None) -> Rule:
         node = self.node
