@@ -22,7 +22,8 @@ function mainDisk(disks) {
 export function updateCards(root, s) {
   const cpu = s.cpu || {};
   setText(root, "cpu", percent(cpu.percent));
-  setText(root, "cpu-sub", cpu.count ? `${cpu.count} cores · user ${percent(cpu.user, 0)} · sys ${percent(cpu.system, 0)}` : "—");
+  // Non-breaking spaces inside each "label value" group: a narrow card wraps between groups only.
+  setText(root, "cpu-sub", cpu.count ? `${cpu.count}\u00a0cores · user\u00a0${percent(cpu.user, 0)} · sys\u00a0${percent(cpu.system, 0)}` : "—");
   setBar(root, "cpu", cpu.percent);
 
   const mem = s.memory || {};
@@ -37,7 +38,7 @@ export function updateCards(root, s) {
 
   const load = s.load || {};
   setText(root, "load", num(load.load1));
-  setText(root, "load-sub", `5 min ${num(load.load5)} · 15 min ${num(load.load15)}`);
+  setText(root, "load-sub", `5\u00a0min\u00a0${num(load.load5)} · 15\u00a0min\u00a0${num(load.load15)}`);
 
   const disk = mainDisk(s.disks);
   setText(root, "disk-mount", disk ? disk.mount : "");

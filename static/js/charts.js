@@ -207,7 +207,7 @@ export class Charts {
         axes: [
           { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid },
             values: (u, splits) => splits.map((v) => timeOfDay(v, u.scales.x.max - u.scales.x.min > 600)) },
-          { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, values: axisValues(def.unit), size: 68 },
+          { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, values: axisValues(def.unit), size: def.unit === "B/s" ? 80 : 68 },
         ],
       };
       const plot = new uPlot(opts, this.dataFor(def, cols), figure);
