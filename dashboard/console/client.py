@@ -25,20 +25,7 @@ from simple_websocket import ConnectionError as HandshakeRefused
 
 EXIT_ERROR = 1
 EXIT_CONNECTION = 2
-
-
-class _Client(Client):
-    """simple-websocket's client, minus a lost first message.
-
-    Its handshake takes only the 101 from what one recv() returned; frames that
-    came in the same segment (the server's welcome, sent at once) stay parsed
-    but unseen until more bytes arrive, which may be the next ping, 25 s later.
-    Here they are handled before the reader thread starts (so no two threads
-    ever touch the parser)."""
-
-    def handshake(self):
-        super().handshake()
-        self.connected = self._handle_events()
+WELCOME_SECONDS = 10.0  # how long to wait for the server's welcome before giving up (exit 2)
 
 
 def socket_url(url: str) -> str:
@@ -145,6 +132,45 @@ def render_push(message: dict) -> str:
     return f"[{kind}] {json.dumps(message, ensure_ascii=False)}"
 
 
+class _Client(Client):
+    """simple-websocket's client, minus a race: frames that arrive in the same read
+    as the server's 101 (our welcome, sent right after it) stay queued inside
+    wsproto until more data comes, so the welcome could be missed. They are
+    taken out here, before the library's reader thread starts."""
+
+    def handshake(self):
+        super().handshake()
+        self.connected = self._handle_events()
+
+
+def connect(url: str, headers: dict, seconds: float):
+    """(socket, welcome text) within `seconds` of starting, whatever the server
+    does: a server that accepts and never answers, or answers the upgrade and
+    stays silent, must not hang a script (the library's handshake has no timeout
+    of its own, so it runs in a helper thread that is abandoned on time out)."""
+    deadline = time.monotonic() + seconds
+    box: queue.Queue = queue.Queue(maxsize=1)
+
+    def attempt() -> None:
+        try:
+            ws = _Client.connect(url, headers=headers)
+            box.put((ws, ws.receive(timeout=max(0.01, deadline - time.monotonic())), None))
+        except BaseException as exc:  # handed to the caller
+            box.put((None, None, exc))
+
+    threading.Thread(target=attempt, daemon=True).start()
+    try:
+        ws, greeting, exc = box.get(timeout=seconds)
+    except queue.Empty:
+        raise ConnectionError(f"no welcome from the server within {seconds:g} s") from None
+    if exc is not None:
+        raise exc
+    if greeting is None:
+        ws.close()
+        raise ConnectionError(f"no welcome from the server within {seconds:g} s")
+    return ws, greeting
+
+
 class Session:
     """A connection with replies matched to requests by id; pushes go to a callback."""
 
@@ -152,12 +178,12 @@ class Session:
         headers = {"Authorization": f"Bearer {token}"}
         if name:
             headers["X-Operator-Name"] = name
-        self.ws = _Client.connect(socket_url(url), headers=headers)
+        self.ws, greeting = connect(socket_url(url), headers, WELCOME_SECONDS)
         self.on_push = on_push
         self.ids = itertools.count(1)
         self.waiting: dict[int, queue.Queue] = {}
         self.lock = threading.Lock()
-        self.welcome = json.loads(self.ws.receive(timeout=10) or "{}")
+        self.welcome = json.loads(greeting)
         if self.welcome.get("type") != "welcome":
             raise ConnectionError(f"unexpected greeting: {self.welcome}")
         self.reader = threading.Thread(target=self._read, daemon=True)
