@@ -5,13 +5,14 @@ import secrets
 import sys
 
 from dashboard import logs as _logs
+from dashboard import preflight as _preflight
 from dashboard import settings as _settings
 from dashboard import serving as _serving
 from dashboard.web import credentials as _credentials
 
 try:
     _cfg = _settings.load()
-    _settings.check_paths(_cfg)
+    _preflight.check_paths(_cfg)
 except _settings.SettingError as _exc:
     # One line naming the setting, the value and what is allowed; no traceback.
     sys.stderr.write(f"error: {_exc}\n")
