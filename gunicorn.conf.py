@@ -1,17 +1,18 @@
 # gunicorn settings. Values come from the environment through dashboard.settings
 # (one place for names, defaults and help); see the README's settings table.
-import logging
 import os
 import secrets
 import sys
 
 from dashboard import logs as _logs
+from dashboard import preflight as _preflight
 from dashboard import settings as _settings
 from dashboard import serving as _serving
 from dashboard.web import credentials as _credentials
 
 try:
     _cfg = _settings.load()
+    _preflight.check_paths(_cfg)
 except _settings.SettingError as _exc:
     # One line naming the setting, the value and what is allowed; no traceback.
     sys.stderr.write(f"error: {_exc}\n")
@@ -52,16 +53,16 @@ control_socket_disable = True
 # process, so more workers would each show their own copy. With REDIS_URL they
 # share everything through Redis and WEB_CONCURRENCY applies.
 workers = _cfg["WEB_CONCURRENCY"] if _cfg["REDIS_URL"] else 1
+# Said once gunicorn's logging is set up (when_ready), so they come out in LOG_FORMAT like every line.
+_warnings = []
 if _cfg["WEB_CONCURRENCY"] > 1 and not _cfg["REDIS_URL"]:
-    logging.getLogger("gunicorn.error").warning(
+    _warnings.append(
         "WEB_CONCURRENCY=%d ignored: without a shared store (REDIS_URL) every worker would keep "
-        "its own sampler, buffer and console state; running 1 worker",
-        _cfg["WEB_CONCURRENCY"],
-    )
+        "its own sampler, buffer and console state; running 1 worker" % _cfg["WEB_CONCURRENCY"])
 if _cfg["REDIS_URL"] and _generated:
-    logging.getLogger("gunicorn.error").warning(
+    _warnings.append(
         "REDIS_URL is set but %s generated here: each dyno or host makes its own, so logins do "
-        "not carry over between them; set them in the environment", " and ".join(_generated))
+        "not carry over between them; set them in the environment" % " and ".join(_generated))
 
 # Logs to stdout, where platforms collect them, as one JSON object per line
 # (LOG_FORMAT). The app logs every request itself, with its request id and
@@ -74,6 +75,8 @@ forwarded_allow_ips = _cfg["FORWARDED_ALLOW_IPS"]
 
 
 def when_ready(server):
+    for _warning in _warnings:
+        server.log.warning(_warning)
     if _generated_token:
         from dashboard import login_url
 

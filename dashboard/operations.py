@@ -12,6 +12,8 @@ import os
 import time
 
 from .alerts.rules import Rule, RuleState, alert_event, check
+from .sampling import process_details
+from .sampling.trails import summary
 from .store.audit import StoreUnavailable
 from .stream.events import Config, Notice
 from .stream.subscriber import Subscriber
@@ -91,6 +93,23 @@ class Operations:
             raise KeyError(host)
         return rows
 
+    def process_details(self, pid: int) -> dict:
+        """One process of this host looked into now (psutil, that pid only), with its CPU and memory
+        over the samples that showed it; from now on its trail is kept while it lives. LookupError
+        when there is no such process. Never its environment."""
+        table = self.node.processes
+        key, details = process_details.read(pid)
+        table.trails.ask(key)
+        latest = next((p for p in table.latest if (p.pid, p.created) == key), None)
+        trail = table.trails.of(key)
+        details.update({
+            "cpu": None if latest is None else latest.cpu,
+            "rss": None if latest is None else latest.rss,
+            "watched": summary(trail),
+            "history": {"columns": ["ts", "cpu", "rss"], "rows": [list(point) for point in trail]},
+        })
+        return details
+
     def alert_rules(self) -> list[dict]:
         """Rules with the hosts where they fire."""
         node = self.node
@@ -144,8 +163,9 @@ class Operations:
         limit = node.config["MAX_ALERT_RULES"]
         full = ValueError(f"there are already {limit} alert rules (MAX_ALERT_RULES); "
                           "clear one first (alert list, alert clear <id>)")
+        check(metric, op, value)  # malformed, or a rule that could never fire
+        self._check_mount(metric)
         if node.shared:
-            check(metric, op)
             # Checked and added in one step in Redis, so workers racing cannot pass the limit.
             raw = node.fleet.call(node.store.add_rule, {
                 "metric": metric, "op": op, "threshold": value, "hold": hold, "by": by,
@@ -155,12 +175,21 @@ class Operations:
             node.alerts.replace(node.fleet.call(node.store.rules))
             rule = node.alerts.rules[raw["id"]]
         else:
-            check(metric, op)
             if len(node.alerts.rules) >= limit:
                 raise full
             rule = node.alerts.add(metric, op, value, hold, by)
         node.publish(self.config_event(f"alert set {rule.id}: {rule.describe()}", by))
         return rule
+
+    def _check_mount(self, metric: str) -> None:
+        """A disk rule must name a mount some host reports (once any host has reported)."""
+        if not metric.startswith("disk:"):
+            return
+        samples = [view.latest for view in self.node.views if view.latest is not None]
+        mounts = sorted({d.get("mount") for s in samples for d in s.get("disks") or () if d.get("mount")})
+        if samples and metric[5:] not in mounts:
+            raise ValueError(f"no host reports a disk mounted at {metric[5:][:60]!r}; "
+                             f"mounts: {', '.join(mounts) or 'none'}")
 
     def remove_alert(self, rule_id: str, by: str | None) -> Rule:
         node = self.node

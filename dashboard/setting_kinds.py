@@ -38,9 +38,14 @@ def choice(*options: str) -> Callable[[str], str]:
 
 
 def ranged(kind: Callable[[str], float], low: float, high: float) -> Callable[[str], Any]:
+    what = "a whole number" if kind is int else "a number"
+
     def parse(text: str):
-        value = kind(text)
-        if not low <= value <= high:
+        try:
+            value = kind(text.strip())
+        except ValueError:
+            raise ValueError(f"must be {what} between {low:g} and {high:g}") from None
+        if value != value or not low <= value <= high:  # value != value: NaN
             raise ValueError(f"must be between {low:g} and {high:g}")
         return value
 

@@ -75,7 +75,8 @@ def test_a_broadcast_from_another_browser_appears_on_this_one(start_server, brow
     server = start_server({"VIEWER_TOKEN": VIEWER})
     viewer_ctx, viewer = new_page(browser, page_errors, f"{server.base}/?token={VIEWER}")
     wait_state(viewer, "sse-pill", "open")
-    viewer.wait_for_function("document.querySelector('#whoami').textContent.endsWith('(viewer)')")
+    # A login without a name is named after its role: "viewer", not "viewer (viewer)".
+    viewer.wait_for_function("document.querySelector('#whoami').textContent === 'viewer'")
     assert viewer.is_disabled("#term-input")  # a viewer sees the dashboard, opens no console
     op_ctx, op = new_page(browser, page_errors, f"{server.base}/?token={TOKEN}")
     wait_state(op, "ws-pill", "open")

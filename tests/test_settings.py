@@ -29,7 +29,7 @@ def test_environment_overrides_defaults_and_test_config_overrides_both(monkeypat
     "name, value, message",
     [
         ("SAMPLE_INTERVAL", "0.1", "between 0.25 and 60"),
-        ("SAMPLE_INTERVAL", "fast", "could not convert"),
+        ("SAMPLE_INTERVAL", "fast", "must be a number between 0.25 and 60"),
         ("PORT", "70000", "between 1 and 65535"),
         ("HISTORY_SECONDS", "-5", "between"),
     ],

@@ -84,10 +84,20 @@ class RuleState:
         return asdict(self)
 
 
-def check(metric: str, op: str) -> None:
+def check(metric: str, op: str, threshold: float | None = None) -> None:
+    """ValueError for a rule that is malformed or could never fire: percentages live in 0..100
+    and every metric here is at least 0, so `cpu > 1000` or `load1 < 0` would wait forever."""
     metric_getter(metric)
     if op not in OPS:
         raise ValueError(f"operator must be one of {' '.join(OPS)}")
+    if threshold is None:
+        return
+    percent = unit_of(metric) == "%"
+    if threshold < 0 or (op == "<" and threshold == 0):
+        raise ValueError(f"{metric} is never below 0, so '{metric} {op} {threshold:g}' could never fire")
+    if percent and (threshold > 100 or (op == ">" and threshold == 100)):
+        raise ValueError(f"{metric} is a percentage (0 to 100), so '{metric} {op} {threshold:g}' "
+                         "could never fire")
 
 
 class Alerts:
@@ -111,7 +121,7 @@ class Alerts:
                 "states": [[rid, host, st.public()] for (rid, host), st in self.states.items()]}
 
     def add(self, metric: str, op: str, threshold: float, hold: float, by: str | None) -> Rule:
-        check(metric, op)
+        check(metric, op, threshold)
         rule = Rule(f"a{self.next_id}", metric, op, threshold, hold, by)
         self.next_id += 1
         self.rules[rule.id] = rule

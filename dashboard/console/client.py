@@ -21,6 +21,7 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 from simple_websocket import Client, ConnectionClosed
+from simple_websocket import ConnectionError as HandshakeRefused
 
 EXIT_ERROR = 1
 EXIT_CONNECTION = 2
@@ -50,20 +51,30 @@ def human_bytes(n) -> str:
 def cell(column: str, value) -> str:
     if value is None:
         return "-"
-    if column in ("rss", "bytes"):
+    if column in ("rss", "bytes") or column.startswith("rss_"):
         return human_bytes(value)
     if column in ("ts", "since") and isinstance(value, (int, float)):
         return time.strftime("%H:%M:%S", time.localtime(value))
+    if column == "started" and isinstance(value, (int, float)):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
     if column == "cpu" and isinstance(value, (int, float)):
         return f"{value:.1f}%"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, dict):  # e.g. a rule's value per host: "web-1=93.2, web-2=12"
+        return ", ".join(f"{k}={cell(column, v)}" for k, v in value.items()) or "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(cell(column, v) for v in value) or "-"
     return str(value).replace("\n", " ")
 
 
+def is_table(value) -> bool:
+    return isinstance(value, dict) and "columns" in value and "rows" in value
+
+
 def render(result) -> str:
-    """Tables for tabular results, indented JSON for the rest."""
-    if isinstance(result, dict) and "columns" in result and "rows" in result:
+    """Tables for tabular results, aligned `key: value` lines for the rest (nested tables indented)."""
+    if is_table(result):
         cols = result["columns"]
         rows = [[cell(c, v) for c, v in zip(cols, row)] for row in result["rows"]]
         widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
@@ -71,11 +82,40 @@ def render(result) -> str:
         lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
         extra = {k: v for k, v in result.items() if k not in ("columns", "rows")}
         if extra:
-            lines.append("  ".join(f"{k}: {v}" for k, v in extra.items()))
+            lines.append("  ".join(f"{k}: {cell(k, v)}" for k, v in extra.items()))
         if not rows:
             lines.append("(none)")
         return "\n".join(lines)
+    if isinstance(result, dict):
+        flat: list[tuple[str, object]] = []
+        for key, value in result.items():
+            if isinstance(value, dict) and not is_table(value) and value:
+                flat += [(f"{key}.{k}", v) for k, v in value.items()]  # sampler.interval
+            else:
+                flat.append((key, value))
+        width = max((len(k) for k, v in flat if not is_table(v)), default=0)
+        lines = []
+        for key, value in flat:
+            if is_table(value) and len(value["rows"]) > 20:
+                lines.append(f"{key}: {len(value['rows'])} rows (--json shows them)")
+            elif is_table(value):
+                lines.append(f"{key}:")
+                lines += ["  " + line for line in render(value).splitlines()]
+            else:
+                lines.append(f"{key.ljust(width)}  {cell(key.rsplit('.', 1)[-1], value)}")
+        return "\n".join(lines)
     return json.dumps(result, indent=2, ensure_ascii=False)
+
+
+def refused(exc: Exception) -> str:
+    """Why the server refused the handshake, in words (simple-websocket says only the status)."""
+    status = getattr(exc, "status_code", None)
+    why = {
+        401: "the token was not accepted (401): check --token or $OPERATOR_TOKEN",
+        403: "this login may not open the console (403): it needs an observer or operator token",
+        429: "too many failed logins from this address (429): wait a while, then try again",
+    }
+    return why.get(status, f"the server refused the connection (HTTP {status})")
 
 
 def render_push(message: dict) -> str:
@@ -198,7 +238,26 @@ def one_shot(session: Session, line: str, as_json: bool) -> int:
     return EXIT_ERROR
 
 
-def interactive(session: Session) -> int:
+class Prompt:
+    """Where pushes go in the interactive client: above the line being typed, which is redrawn."""
+
+    def __init__(self, readline=None) -> None:
+        self.readline = readline
+        self.text: str | None = None  # the prompt on screen, while input() waits
+        self.lock = threading.Lock()
+
+    def show(self, message: str) -> None:
+        with self.lock:
+            if self.text is None or not sys.stdout.isatty():
+                print(message, flush=True)
+                return
+            typed = self.readline.get_line_buffer() if self.readline is not None else ""
+            # Back to the start of the line, clear it, print the push, then the prompt again.
+            sys.stdout.write(f"\r\x1b[K{message}\n{self.text}{typed}")
+            sys.stdout.flush()
+
+
+def interactive(session: Session, prompt_line: "Prompt | None" = None) -> int:
     try:
         import readline
     except ImportError:  # pragma: no cover (not on every platform)
@@ -222,14 +281,21 @@ def interactive(session: Session) -> int:
     print(f"connected to {w.get('server')} (v{w.get('version')}) as {w.get('operator')} [{w.get('role')}]; "
           "'help' lists commands, Ctrl-D quits")
     prompt = f"{w.get('operator')}@{w.get('server')}> "
+    if prompt_line is not None:
+        prompt_line.readline = readline
     status = 0
     try:
         while True:
             try:
+                if prompt_line is not None:
+                    prompt_line.text = prompt
                 line = input(prompt)
             except EOFError:
                 print()
                 break
+            finally:
+                if prompt_line is not None:
+                    prompt_line.text = None
             if not line.strip():
                 continue
             if line.strip() in ("quit", "exit"):
@@ -267,12 +333,20 @@ def main(argv: list[str] | None = None) -> int:
     if not args.token:
         parser.error("a token is needed: --token or OPERATOR_TOKEN")
 
+    prompt = Prompt()
+
     def show_push(message: dict) -> None:
-        print(render_push(message), file=sys.stderr if args.command else sys.stdout, flush=True)
+        if args.command:
+            print(render_push(message), file=sys.stderr, flush=True)
+        else:
+            prompt.show(render_push(message))
 
     try:
         session = Session(args.url, args.token, args.name, on_push=show_push)
-    except Exception as exc:  # refused handshake (401/403), DNS, TCP...
+    except HandshakeRefused as exc:
+        print(f"cannot connect to {socket_url(args.url)}: {refused(exc)}", file=sys.stderr)
+        return EXIT_CONNECTION
+    except Exception as exc:  # DNS, TCP...
         print(f"cannot connect to {socket_url(args.url)}: {exc}", file=sys.stderr)
         return EXIT_CONNECTION
     try:
@@ -282,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             except (ConnectionError, TimeoutError) as exc:
                 print(str(exc), file=sys.stderr)
                 return EXIT_CONNECTION
-        return interactive(session)
+        return interactive(session, prompt)
     finally:
         session.close()
 

@@ -8,6 +8,7 @@ positionals and options. Errors say which argument and why.
 
 from __future__ import annotations
 
+import difflib
 import shlex
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -84,7 +85,9 @@ def parse(spec: Spec, words: Sequence[str]) -> dict[str, Any]:
             option = options.get(name)
             if option is None:
                 known = ", ".join("--" + o for o in options) or "none"
-                raise ArgError(f"unknown option --{name} (options: {known})")
+                close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+                hint = f"; did you mean --{close[0]}?" if close else ""
+                raise ArgError(f"unknown option --{name[:40]} (options: {known}){hint}")
             if not eq:
                 if i >= len(words):
                     raise ArgError(f"--{name} needs a value")
@@ -151,7 +154,9 @@ def choice(*options: str) -> Callable[[str], str]:
     def parse_choice(text: str) -> str:
         value = text.lower()
         if value not in options:
-            raise ValueError(f"must be one of {', '.join(options)}, got {text[:40]!r}")
+            close = difflib.get_close_matches(value, list(options), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"must be one of {', '.join(options)}, got {text[:40]!r}{hint}")
         return value
 
     return parse_choice

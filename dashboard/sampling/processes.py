@@ -4,17 +4,20 @@ This is the most expensive collector (one /proc read per process), so it does
 the least it can per process: CPU times and RSS inside psutil's oneshot(). The
 name is read once per process lifetime and the owner only for processes that
 are shown. The latest table stays in memory so console commands such as `top`
-and `ps` answer from it instead of scanning again.
+and `ps` answer from it instead of scanning again, and the trails of the
+processes shown (sampling/trails.py) give `proc <pid>` their recent past.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 
 import psutil
 
 from .rates import Rates
+from .trails import Trails
 
 
 @dataclass(slots=True)
@@ -24,6 +27,7 @@ class Proc:
     cpu: float | None  # percent of one core over the last interval; None when new
     rss: int
     proc: psutil.Process = field(repr=False)
+    created: float = 0.0
 
     def row(self, owners: "Owners") -> dict:
         return {
@@ -77,6 +81,7 @@ class ProcessTable:
         self.owners = Owners()
         self._names: dict[tuple[int, float], str] = {}
         self.latest: list[Proc] = []
+        self.trails = Trails()
 
     def __call__(self, rates: Rates) -> dict:
         rows: list[Proc] = []
@@ -96,14 +101,19 @@ class ProcessTable:
             alive.add(key)
             cpu_rate = rates.per_second(_cpu_key(*key), times.user + times.system)
             cpu = None if cpu_rate is None else round(100.0 * cpu_rate, 1)
-            rows.append(Proc(proc.pid, name, cpu, rss, proc))
+            rows.append(Proc(proc.pid, name, cpu, rss, proc, created))
         self._names = {k: v for k, v in self._names.items() if k in alive}
         self.owners.keep(alive)
         self.latest = rows
+        top_cpu, top_mem = top(rows, self.top_n, "cpu"), top(rows, self.top_n, "mem")
+        asked = self.trails.asked
+        shown = {(p.pid, p.created): (p.cpu, p.rss) for p in rows if (p.pid, p.created) in asked}
+        shown.update({(p.pid, p.created): (p.cpu, p.rss) for p in top_cpu + top_mem})
+        self.trails.feed(time.time(), shown, alive)
         return {
             "count": len(rows),
-            "top_cpu": [p.row(self.owners) for p in top(rows, self.top_n, "cpu")],
-            "top_mem": [p.row(self.owners) for p in top(rows, self.top_n, "mem")],
+            "top_cpu": [p.row(self.owners) for p in top_cpu],
+            "top_mem": [p.row(self.owners) for p in top_mem],
         }
 
     def rows(self, procs: list[Proc]) -> list[dict]:
@@ -128,7 +138,9 @@ def top(rows: list, n: int, sort: str = "cpu") -> list:
 
 
 def matching(rows: list, pattern: str) -> list:
-    """Processes whose name contains pattern (case-insensitive), or whose pid is pattern."""
+    """The process with that pid when pattern is a number, else those whose name contains it
+    (case-insensitive): `ps 1` is pid 1, not every name with a 1 in it."""
+    if re.fullmatch(r"\d+", pattern):
+        return [p for p in rows if _get(p, "pid") == int(pattern)]
     needle = pattern.casefold()
-    pid = int(pattern) if re.fullmatch(r"\d+", pattern) else None
-    return [p for p in rows if _get(p, "pid") == pid or needle in _get(p, "name").casefold()]
+    return [p for p in rows if needle in _get(p, "name").casefold()]

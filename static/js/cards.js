@@ -22,7 +22,8 @@ function mainDisk(disks) {
 export function updateCards(root, s) {
   const cpu = s.cpu || {};
   setText(root, "cpu", percent(cpu.percent));
-  setText(root, "cpu-sub", cpu.count ? `${cpu.count} cores · user ${percent(cpu.user, 0)} · sys ${percent(cpu.system, 0)}` : "—");
+  // Non-breaking spaces inside each "label value" group: a narrow card wraps between groups only.
+  setText(root, "cpu-sub", cpu.count ? `${cpu.count}\u00a0cores · user\u00a0${percent(cpu.user, 0)} · sys\u00a0${percent(cpu.system, 0)}` : "—");
   setBar(root, "cpu", cpu.percent);
 
   const mem = s.memory || {};
@@ -37,7 +38,7 @@ export function updateCards(root, s) {
 
   const load = s.load || {};
   setText(root, "load", num(load.load1));
-  setText(root, "load-sub", `5 min ${num(load.load5)} · 15 min ${num(load.load15)}`);
+  setText(root, "load-sub", `5\u00a0min\u00a0${num(load.load5)} · 15\u00a0min\u00a0${num(load.load15)}`);
 
   const disk = mainDisk(s.disks);
   setText(root, "disk-mount", disk ? disk.mount : "");
@@ -65,10 +66,25 @@ export function updateCards(root, s) {
 }
 
 export class ProcessTable {
-  constructor(table, tabs) {
+  // onPick(pid): a row was clicked (or Enter pressed on it): the page looks into that process.
+  constructor(table, tabs, onPick = null) {
     this.tbody = table.querySelector("tbody");
     this.sort = "cpu";
     this.last = null;
+    this.onPick = onPick;
+    const pick = (ev) => {
+      const tr = ev.target.closest("tr[data-pid]");
+      if (tr && this.onPick) this.onPick(Number(tr.dataset.pid));
+    };
+    this.tbody.addEventListener("click", pick);
+    // While a mouse points at the rows they hold still, so the row clicked is the one aimed at.
+    this.holding = false;
+    this.tbody.addEventListener("pointerenter", (ev) => { if (ev.pointerType === "mouse") this.holding = true; });
+    this.tbody.addEventListener("pointerleave", () => {
+      this.holding = false;
+      if (this.last) this.update(this.last);
+    });
+    this.tbody.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); pick(ev); } });
     for (const tab of tabs) {
       tab.addEventListener("click", () => {
         this.sort = tab.dataset.sort;
@@ -78,21 +94,33 @@ export class ProcessTable {
     }
   }
 
+  // Rows are updated in place, so a row being clicked or holding the keyboard's
+  // focus is still there after the next sample.
   update(sample) {
     this.last = sample;
+    if (this.holding) return;
     const procs = sample.processes || {};
     const rows = (this.sort === "mem" ? procs.top_mem : procs.top_cpu) || [];
-    const trs = rows.map((p) => {
-      const tr = document.createElement("tr");
-      for (const [text, cls] of [[String(p.pid), "num mono"], [p.name, "name"], [p.user, ""],
-        [p.cpu == null ? "—" : p.cpu.toFixed(1) + " %", "num"], [bytes(p.rss), "num"]]) {
-        const td = document.createElement("td");
-        td.textContent = text; // never innerHTML: process names are arbitrary text
-        if (cls) td.className = cls;
-        tr.append(td);
+    rows.forEach((p, i) => {
+      let tr = this.tbody.children[i];
+      if (!tr) {
+        tr = document.createElement("tr");
+        tr.tabIndex = 0;
+        for (const cls of ["num mono", "name", "", "num", "num"]) {
+          const td = document.createElement("td");
+          if (cls) td.className = cls;
+          tr.append(td);
+        }
+        this.tbody.append(tr);
       }
-      return tr;
+      tr.dataset.pid = String(p.pid);
+      tr.title = `Look into ${p.name} (proc ${p.pid})`;
+      const texts = [String(p.pid), p.name, p.user, p.cpu == null ? "—" : p.cpu.toFixed(1) + " %", bytes(p.rss)];
+      texts.forEach((text, j) => {
+        const td = tr.children[j];
+        if (td.textContent !== text) td.textContent = text; // never innerHTML: names are arbitrary text
+      });
     });
-    this.tbody.replaceChildren(...trs);
+    while (this.tbody.children.length > rows.length) this.tbody.lastElementChild.remove();
   }
 }

@@ -118,7 +118,7 @@ function cssVar(name) {
 }
 
 function axisValues(unit) {
-  if (unit === "B/s") return (u, splits) => splits.map((v) => (v == null ? "" : bytes(v, 0)));
+  if (unit === "B/s") return (u, splits) => splits.map((v) => (v == null ? "" : bytes(v, 0) + "/s"));
   if (unit === "%") return (u, splits) => splits.map((v) => (v == null ? "" : v + "%"));
   return (u, splits) => splits.map((v) => (v == null ? "" : num(v, v < 10 ? 1 : 0)));
 }
@@ -295,7 +295,7 @@ export class Charts {
         axes: [
           { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid },
             values: (u, splits) => splits.map((v) => axisTime(v, u.scales.x.max - u.scales.x.min)) },
-          { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, values: axisValues(def.unit), size: 68 },
+          { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, values: axisValues(def.unit), size: def.unit === "B/s" ? 80 : 68 },
         ],
       };
       const plot = new uPlot(opts, this.dataFor(def, cols), figure);

@@ -4,6 +4,7 @@
 // text (textContent), never as HTML.
 
 import { bytes, clock } from "./format.js";
+import { isProcess, renderProcess } from "./procview.js";
 import { ConsoleSocket } from "./socket.js";
 
 const HISTORY_KEY = "console-history";
@@ -25,7 +26,13 @@ function cellText(column, value) {
   return String(value);
 }
 
+// "dana (operator)", but "operator" alone when the name is the role's own default.
+function signedInAs(name, role) {
+  return name === role ? role : `${name} (${role})`;
+}
+
 function renderResult(result) {
+  if (isProcess(result)) return renderProcess(result);
   if (result && Array.isArray(result.columns) && Array.isArray(result.rows)) {
     const wrap = el("div", "term-table-wrap");
     const table = el("table", "term-table");
@@ -177,7 +184,7 @@ export class ConsolePanel extends EventTarget {
     this.$("#terminal").hidden = false;
     if (this.who && this.who.role === "viewer") {
       // A viewer sees every dashboard but opens no console.
-      this.$("#whoami").textContent = `${this.who.operator} (viewer)`;
+      this.$("#whoami").textContent = signedInAs(this.who.operator, "viewer");
       this.line("system", "signed in as a viewer: the dashboards are yours; the console needs an observer or operator token");
       this.input.disabled = true;
       this.setState("viewer");
@@ -192,7 +199,7 @@ export class ConsolePanel extends EventTarget {
     this.socket.addEventListener("welcome", (ev) => {
       const w = ev.detail;
       this.commands = w.commands.map((c) => c.name);
-      this.$("#whoami").textContent = `${w.operator} (${w.role})`;
+      this.$("#whoami").textContent = signedInAs(w.operator, w.role);
       this.line("system", `connected to ${w.server} as ${w.operator} [${w.role}] — type help, Tab completes, ↑↓ history`);
     });
     this.socket.addEventListener("push", (ev) => this.push(ev.detail));
@@ -269,6 +276,14 @@ export class ConsolePanel extends EventTarget {
       }
       this.append(node, "error");
     }
+  }
+
+  // A process row of the page was clicked: ask about it here, and bring the answer into view.
+  async inspect(pid) {
+    const done = this.run(`proc ${pid}`);
+    const box = this.output.getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) this.output.scrollIntoView({ block: "nearest" });
+    await done;
   }
 
   push(msg) {

@@ -2,6 +2,8 @@
 // kernel reports them; tabular digits in CSS keep widths steady as values change.
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+// A number and its unit never part at a line break ("11" on one line, "%" on the next).
+const NBSP = "\u00a0";
 
 export function bytes(n, digits = 1) {
   if (n === null || n === undefined || Number.isNaN(n)) return "—";
@@ -9,7 +11,7 @@ export function bytes(n, digits = 1) {
   let v = Math.abs(n);
   while (v >= 1024 && i < UNITS.length - 1) { v /= 1024; i++; }
   const shown = i === 0 ? String(Math.round(v)) : v.toFixed(v >= 100 ? 0 : digits);
-  return (n < 0 ? "-" : "") + shown + " " + UNITS[i];
+  return (n < 0 ? "-" : "") + shown + NBSP + UNITS[i];
 }
 
 export function rate(n) {
@@ -17,7 +19,7 @@ export function rate(n) {
 }
 
 export function percent(n, digits = 1) {
-  return n === null || n === undefined ? "—" : n.toFixed(digits) + " %";
+  return n === null || n === undefined ? "—" : n.toFixed(digits) + NBSP + "%";
 }
 
 export function num(n, digits = 2) {

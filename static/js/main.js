@@ -26,7 +26,10 @@ const charts = isLocked ? null : new Charts($("#charts"), { maxSeconds: liveSeco
 const banners = new Banners($("#banners"));
 const evidence = new Evidence(base);
 banners.onEvidence = (query) => evidence.open(query);
-const procs = isLocked ? null : new ProcessTable($("#procs"), document.querySelectorAll("[data-sort]"));
+// Clicking a process row asks the console about it (`proc <pid>`), once the console exists.
+let inspect = null;
+const procs = isLocked ? null : new ProcessTable($("#procs"), document.querySelectorAll("[data-sort]"),
+  (pid) => inspect && inspect(pid));
 initTheme($("#theme-toggle"), () => charts && charts.restyle());
 
 const windowSelect = $("#window");
@@ -280,6 +283,7 @@ async function main() {
     onLogout: async () => { if (await privatePage()) location.reload(); },
   });
   watchConsole(panel, stream);
+  inspect = (pid) => panel.inspect(pid);
   panel.init();
   watchHosts();
   // A notification's link names the transition: open its evidence at once.

@@ -41,8 +41,9 @@ def cleanup(home: str) -> None:
 
 
 def wait_state(page, pill: str, state: str, timeout: float = 15000) -> None:
-    """Wait until a transport pill (sse-pill, ws-pill) shows state."""
-    page.wait_for_function(f"document.querySelector('#{pill}').dataset.state === '{state}'", timeout=timeout)
+    """Wait until a transport pill (sse-pill, ws-pill) shows state. While the page reloads (a login
+    on a private page does) the pill is briefly not there: that is "not yet", not an error."""
+    page.wait_for_function(f"document.querySelector('#{pill}')?.dataset.state === '{state}'", timeout=timeout)
 
 
 def run_command(page, line: str) -> str:

@@ -88,6 +88,8 @@ def cmd_drop(ctx: Context, a: dict) -> Any:
     name = a["name"]
     if a["kind"] == "sse":
         dropped = ctx.ops.drop_streams(name)
+        if not dropped and name == "all":
+            return {"dropped": 0, "kind": "sse", "note": "no event stream is open"}
         if not dropped:
             raise CommandError("not_found", f"no event stream named {name[:40]!r}; see 'clients'")
         return {"dropped": dropped, "kind": "sse"}

@@ -87,15 +87,28 @@ def lookup(words: list[str]) -> tuple[Command, int]:
     if words[0] in REGISTRY:
         return REGISTRY[words[0]], 1
     subs = sorted(n for n in REGISTRY if n.startswith(words[0] + " "))
-    if subs:
+    if subs:  # a family's name with a wrong second word: `alert lst`
+        close = _closest(f"{words[0]} {words[1]}", subs) if len(words) > 1 else []
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"try: {', '.join(subs)}"
         raise CommandError(
-            "unknown_command",
-            f"{' '.join(words[:2])[:60]!r} is not a command; try: {', '.join(subs)}",
-            suggestions=subs,
-        )
-    close = difflib.get_close_matches(words[0], list(REGISTRY), n=3, cutoff=0.6)
+            "unknown_command", f"{' '.join(words[:2])[:60]!r} is not a command; {hint}",
+            suggestions=close or subs)
+    # A misspelt first word, of a command or of a family (`alrt list` is `alert list`).
+    close = []
+    for near in difflib.get_close_matches(words[0], sorted({n.split()[0] for n in REGISTRY}), n=3, cutoff=0.6):
+        family = sorted(n for n in REGISTRY if n.startswith(near + " "))
+        sub = _closest(f"{near} {words[1]}", family) if len(words) > 1 and family else []
+        close += sub or ([near] if near in REGISTRY else family)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "; type 'help'"
-    raise CommandError("unknown_command", f"unknown command {words[0][:40]!r}{hint}", suggestions=close)
+    typed = " ".join(words[:2]) if any(" " in c for c in close) and len(words) > 1 else words[0]
+    raise CommandError("unknown_command", f"unknown command {typed[:60]!r}{hint}", suggestions=close)
+
+
+def _closest(name: str, names: list[str]) -> list[str]:
+    """The subcommand whose second word is nearest the one typed (the first words are the same)."""
+    second = {n.split(" ", 1)[1]: n for n in names}
+    near = difflib.get_close_matches(name.split(" ", 1)[1], list(second), n=1, cutoff=0.6)
+    return [second[near[0]]] if near else []
 
 
 def masked(line: str) -> str:
