@@ -192,6 +192,10 @@ class ConsoleSession:
             return
         self.commands += 1
         self.send(self.execute(rid, line))
+        then = self.context.after_reply
+        self.context.after_reply = []
+        for action in then:
+            action()
 
     def execute(self, rid, line: str) -> str:
         desk, op = self.desk, self.operator
