@@ -166,6 +166,8 @@ def test_redis_lost_and_back_while_serving(start_server, redis_server):
         err = op.error("broadcast during the outage")
         assert err["code"] == "unavailable"
         assert server.get("/healthz")[0] == 200
+        status, body = server.get("/api/alerts")  # its history lives in Redis
+        assert status == 503 and body["error"]["code"] == "unavailable", body
         redis_server.start()  # same port, empty (persistence is off)
         assert wait_until(lambda: server.get("/healthz")[1]["redis"]["shared"], timeout=40)
         op2 = Console(server.port)
