@@ -71,8 +71,11 @@ def test_log_format_text_writes_plain_lines(start_server):
 def test_log_format_json_is_one_object_per_line(start_server):
     server = start_server({})
     assert server.get("/api/snapshot")[0] == 200
+    Console(server.port).ok("status")
     lines = [line for line in server.log().splitlines() if "/api/snapshot" in line]
     assert lines and all(json.loads(line)["request_id"] for line in lines)
+    assert any(json.loads(line).get("audit", {}).get("line") == "status" for line in server.log().splitlines()
+               if line.startswith("{"))  # the audit record
 
 
 def test_redis_prefix_names_every_key(start_server, redis_server):
@@ -126,3 +129,43 @@ def test_graceful_timeout_bounds_how_long_a_worker_waits_after_sigterm(start_ser
         took = server.stop(signal.SIGTERM)
     assert server.proc.returncode == 0
     assert 2.5 < took < 8, f"exit took {took:.1f}s"
+
+
+def test_sse_retry_ms_is_the_retry_field_of_every_stream(start_server):
+    server = start_server({"SSE_RETRY_MS": "4321", "SAMPLE_INTERVAL": "60"})
+    with SSEClient(server.port) as c:
+        assert c.wait_for(lambda c: c.parser.retry is not None, timeout=3)
+    assert c.parser.retry == 4321 and c.raw.startswith(b"retry: 4321\n")
+
+
+def test_top_processes_is_the_length_of_each_top_table(start_server):
+    server = start_server({"TOP_PROCESSES": "3", "SAMPLE_INTERVAL": "0.5"})
+    with SSEClient(server.port) as c:
+        sample = c.read_events(2)[-1].json
+    assert len(sample["processes"]["top_cpu"]) == len(sample["processes"]["top_mem"]) == 3
+
+
+def test_history_seconds_bounds_what_history_serves(start_server):
+    server = start_server({"HISTORY_SECONDS": "120"})
+    assert server.get("/api/history?seconds=120")[0] == 200
+    status, body = server.get("/api/history?seconds=121")
+    assert status == 400 and "at most 120 (HISTORY_SECONDS)" in body["error"]["message"]
+
+
+def test_log_level_warning_leaves_out_the_apps_info_lines(start_server):
+    server = start_server({"LOG_LEVEL": "warning"})
+    assert server.get("/api/snapshot")[0] == 200  # at info this is a line (test_log_format_json_...)
+    Console(server.port).ok("status")  # and so is the audit record of a command
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    assert lines  # gunicorn's own lifecycle lines stay at info
+    assert [line for line in lines if not line["logger"].startswith("gunicorn.")
+            and line["level"] in {"debug", "info"}] == []
+    assert "/api/snapshot" not in server.log() and '"audit"' not in server.log()
+
+
+def test_observer_tokens_log_in_named_observers(start_server):
+    server = start_server({"OBSERVER_TOKENS": "olga:olga-observer-token-1,oscar:oscar-observer-token-2"})
+    olga = Console(server.port, token="olga-observer-token-1", name="someone-else")
+    assert (olga.welcome["operator"], olga.welcome["role"]) == ("olga", "observer")
+    assert olga.error("pause")["code"] == "forbidden"
+    assert Console(server.port, token="oscar-observer-token-2").ok("whoami")["operator"] == "oscar"
