@@ -18,7 +18,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from tests.support.sseclient import SSEClient
 from tests.support.system import require
-from tests.support.wsclient import Console, login_cookie
+from tests.support.wsclient import Console, handshake_status
 
 SECRET = "settings-secret-key-of-tests"
 
@@ -169,3 +169,20 @@ def test_observer_tokens_log_in_named_observers(start_server):
     assert (olga.welcome["operator"], olga.welcome["role"]) == ("olga", "observer")
     assert olga.error("pause")["code"] == "forbidden"
     assert Console(server.port, token="oscar-observer-token-2").ok("whoami")["operator"] == "oscar"
+
+
+def test_viewer_tokens_open_the_dashboards_and_not_the_console(start_server):
+    server = start_server({"VIEWER_TOKENS": "vera:vera-viewer-token-01"})
+    bearer = {"Authorization": "Bearer vera-viewer-token-01"}
+    assert server.request("GET", "/api/snapshot", headers=bearer, auth=False)[0] == 200
+    assert handshake_status(server.port, token="vera-viewer-token-01") == 403
+
+
+def test_sample_interval_is_the_cadence_at_start(start_server):
+    server = start_server({"SAMPLE_INTERVAL": "0.5"})
+    with SSEClient(server.port) as c:
+        events = c.read_events(7)
+    assert {e.json["interval"] for e in events} == {0.5}
+    ts = [e.json["ts"] for e in events]  # the server's own clock, not ours
+    gaps = sorted(b - a for a, b in zip(ts, ts[1:]))
+    assert 0.4 < gaps[len(gaps) // 2] < 0.6, gaps
