@@ -1,7 +1,7 @@
 """The README's promise tables name their tests, and those tests exist.
 
 Every table in README.md whose last column is `test` (error codes, close
-codes, endpoints, faults and abuse) must name, on each row, at least one test
+codes, endpoints, faults and abuse, settings) must name, on each row, at least one test
 as `test_file::test_name` (or `same`, for the row above's), and each named
 test must be a function in that file under tests/."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent
 README = TESTS.parent / "README.md"
 REF = re.compile(r"`(test_\w+)(?:::(test_\w+))?`")
-EXPECTED = {"error code", "close code", "endpoint", "case"}
+EXPECTED = {"error code", "close code", "endpoint", "case", "name"}
 
 
 def _tables() -> dict[str, list[tuple[int, list[str]]]]:
