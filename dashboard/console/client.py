@@ -91,6 +91,18 @@ def render_push(message: dict) -> str:
     return f"[{kind}] {json.dumps(message, ensure_ascii=False)}"
 
 
+class _Client(Client):
+    """simple-websocket's client without its one race (1.1.0): when the server's
+    first message arrives in the same read as the handshake's answer, the
+    library has parsed it but hands it over only after the next read, which may
+    be a ping 25 s later. Handing it over here, before the reader thread starts,
+    is what that next read would have done."""
+
+    def handshake(self) -> None:
+        super().handshake()
+        self.connected = self._handle_events()
+
+
 class Session:
     """A connection with replies matched to requests by id; pushes go to a callback."""
 
@@ -98,13 +110,14 @@ class Session:
         headers = {"Authorization": f"Bearer {token}"}
         if name:
             headers["X-Operator-Name"] = name
-        self.ws = Client.connect(socket_url(url), headers=headers)
+        self.ws = _Client.connect(socket_url(url), headers=headers)
         self.on_push = on_push
         self.ids = itertools.count(1)
         self.waiting: dict[int, queue.Queue] = {}
         self.lock = threading.Lock()
         self.welcome = json.loads(self.ws.receive(timeout=10) or "{}")
         if self.welcome.get("type") != "welcome":
+            self.close()
             raise ConnectionError(f"unexpected greeting: {self.welcome}")
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
