@@ -1,4 +1,4 @@
-"""The console's limits over real TCP against gunicorn + gevent: a console that
+"""Console operations over real TCP against gunicorn + gevent: a console that
 stops reading, CONSOLE_MAX_MESSAGE, and the `clients`, `hosts` and `drop`
 commands on live connections."""
 
