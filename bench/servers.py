@@ -115,6 +115,13 @@ class Server:
             "VIEWER_TOKEN": VIEWER_TOKEN,
             "SECRET_KEY": secrets.token_urlsafe(16),
             "AUDIT_DB": str(self.home / f"audit-{self.port}.sqlite3"),
+            # Every load client comes from 127.0.0.1 with one token: the
+            # per-address and per-login budgets are lifted for the benchmark
+            # (the per-socket CONSOLE_RATE still applies unless a run sets it).
+            "MAX_CONNECTIONS_PER_CLIENT": "1000000",
+            "MAX_CONSOLES_PER_LOGIN": "1000000",
+            "CONSOLE_LOGIN_RATE": "1000000",
+            "CONSOLE_LOGIN_BURST": "1000000",
             **self.env,
         }
         self._log = open(self.log_path, "ab")

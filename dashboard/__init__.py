@@ -26,7 +26,7 @@ def create_app(test_config: dict | None = None):
     from datetime import timedelta
 
     from . import logs, settings
-    from .web import api, auth, console_socket, metrics, pages, proxy, request_log
+    from .web import api, auth, body_limits, budgets, console_socket, metrics, pages, proxy, request_log
     from .web import events as stream
     from .web.common import error
     from .wiring import Instance
@@ -55,7 +55,17 @@ def create_app(test_config: dict | None = None):
     app.session_interface = auth.SessionInterface()
 
     logs.configure(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
-    app.wsgi_app = proxy.TrustedProxyFix(app.wsgi_app, app.config["FORWARDED_ALLOW_IPS"])
+    svc = Instance(app.config)
+    # Outermost first: the trusted-proxy fix (so REMOTE_ADDR is the client's),
+    # the body guard (size and deadline), the per-address budget, then Flask.
+    refused = svc.refusals.note
+    app.wsgi_app = budgets.ClientBudget(app.wsgi_app, app.config["MAX_CONNECTIONS_PER_CLIENT"],
+                                        on_refused=lambda reason, addr: refused(
+                                            reason, addr, "too many connections open at once"))
+    svc.body_limits = body_limits.BodyLimits(
+        app.wsgi_app, app.config["MAX_BODY_BYTES"], app.config["BODY_TIMEOUT_SECONDS"],
+        on_refused=lambda reason, addr: refused(reason, addr, "request body refused"))
+    app.wsgi_app = proxy.TrustedProxyFix(svc.body_limits, app.config["FORWARDED_ALLOW_IPS"])
     hosts = proxy.allowed_hosts(app.config["ALLOWED_HOSTS"], app.config["HOST"])
 
     @app.before_request
@@ -70,7 +80,6 @@ def create_app(test_config: dict | None = None):
 
     request_log.install(app)
 
-    svc = Instance(app.config)
     app.extensions["dashboard"] = svc
     app.extensions["dashboard.metrics"] = metrics.install(svc)
     # The sampler starts in the process that serves, never at import: gunicorn
@@ -100,7 +109,7 @@ def create_app(test_config: dict | None = None):
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        code = (exc.name or "error").lower().replace(" ", "_")
+        code = getattr(exc, "error_code", None) or (exc.name or "error").lower().replace(" ", "_")
         return error(exc.code or 500, code, exc.description or exc.name)
 
     return app

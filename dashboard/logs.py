@@ -103,3 +103,36 @@ def gunicorn_config(level: str, kind: str) -> dict:
             "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
         },
     }
+
+
+class Refusals:
+    """Clients turned away (over a budget, a body too slow or too big): counted by
+    reason for /metrics, and logged once per client, reason and window, so a
+    flood costs one log line a minute instead of one per refusal."""
+
+    def __init__(self, window: float = 60.0, logger: logging.Logger | None = None,
+                 max_tracked: int = 10_000) -> None:
+        self.window = window
+        self.log = logger or logging.getLogger("dashboard.refusals")
+        self.max_tracked = max_tracked
+        self.counts: dict[str, int] = {}
+        self._seen: dict[tuple[str, str], list] = {}  # (reason, client) -> [logged at, refused since]
+
+    def note(self, reason: str, client: str, message: str = "") -> bool:
+        """Count one refusal; True when it was logged (the first of its window)."""
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        now = time.monotonic()
+        key = (reason, client)
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.window:
+            seen[1] += 1
+            return False
+        if len(self._seen) >= self.max_tracked:
+            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window}
+            if len(self._seen) >= self.max_tracked:  # bounded, even under a flood of addresses
+                self._seen.clear()
+        self.log.warning("refused %s: %s", client, message or reason, extra={"fields": {
+            "client": client, "reason": reason,
+            "refused_since_last_line": 0 if seen is None else seen[1]}})
+        self._seen[key] = [now, 0]
+        return True

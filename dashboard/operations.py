@@ -139,15 +139,25 @@ class Operations:
         return changed, event
 
     def add_alert(self, metric: str, op: str, value: float, hold: float, by: str | None) -> Rule:
+        """ValueError (a bad_args reply) for a bad rule, or one past MAX_ALERT_RULES."""
         node = self.node
+        limit = node.config["MAX_ALERT_RULES"]
+        full = ValueError(f"there are already {limit} alert rules (MAX_ALERT_RULES); "
+                          "clear one first (alert list, alert clear <id>)")
         if node.shared:
             check(metric, op)
+            # Checked and added in one step in Redis, so workers racing cannot pass the limit.
             raw = node.fleet.call(node.store.add_rule, {
                 "metric": metric, "op": op, "threshold": value, "hold": hold, "by": by,
-                "created": time.time()})
+                "created": time.time()}, limit)
+            if raw is None:
+                raise full
             node.alerts.replace(node.fleet.call(node.store.rules))
             rule = node.alerts.rules[raw["id"]]
         else:
+            check(metric, op)
+            if len(node.alerts.rules) >= limit:
+                raise full
             rule = node.alerts.add(metric, op, value, hold, by)
         node.publish(self.config_event(f"alert set {rule.id}: {rule.describe()}", by))
         return rule

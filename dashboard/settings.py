@@ -295,6 +295,65 @@ SETTINGS: tuple[Setting, ...] = (
         kinds.ranged(float, 1.0, 86400.0),
     ),
     Setting(
+        "MAX_BODY_BYTES",
+        16384,
+        "Largest request body accepted, in bytes (the app takes only small JSON bodies); a "
+        "larger declared or received body gets 413 and the connection is closed.",
+        kinds.ranged(int, 1024, 64 * 1024 * 1024),
+    ),
+    Setting(
+        "BODY_TIMEOUT_SECONDS",
+        10.0,
+        "Seconds a request body may take to arrive in full after its headers; slower bodies get "
+        "408 and the connection is closed.",
+        kinds.ranged(float, 0.1, 600.0),
+    ),
+    Setting(
+        "MAX_CONNECTIONS_PER_CLIENT",
+        100,
+        "Requests, event streams and console sockets one client address (after the trusted "
+        "proxies) may have open at once; more get 429 with Retry-After.",
+        kinds.ranged(int, 1, 1_000_000),
+    ),
+    Setting(
+        "MAX_CONSOLES_PER_LOGIN",
+        10,
+        "Console sockets one login may have open at once (a cookie session, or a bearer token "
+        "from one address); more get 429 with Retry-After before the upgrade.",
+        kinds.ranged(int, 1, 1_000_000),
+    ),
+    Setting(
+        "CONSOLE_LOGIN_RATE",
+        50.0,
+        "Console requests per second per login, across all its sockets and reconnects.",
+        kinds.ranged(float, 0.1, 1_000_000),
+    ),
+    Setting(
+        "CONSOLE_LOGIN_BURST",
+        100,
+        "Console requests one login may send at once, across all its sockets and reconnects.",
+        kinds.ranged(int, 1, 1_000_000),
+    ),
+    Setting(
+        "MAX_ALERT_RULES",
+        100,
+        "Alert rules that may exist at once; `alert set` past it answers bad_args.",
+        kinds.ranged(int, 1, 100_000),
+    ),
+    Setting(
+        "AUDIT_RETENTION_DAYS",
+        90.0,
+        "Days of audit records kept; older ones are trimmed in the background (SQLite and Redis).",
+        kinds.ranged(float, 0.0001, 36500),
+    ),
+    Setting(
+        "AUDIT_SUMMARY_SECONDS",
+        60.0,
+        "Window over which failed and repeated read-only console requests are counted and "
+        "written as one summarising audit record per login, command and outcome.",
+        kinds.ranged(float, 0.1, 86400),
+    ),
+    Setting(
         "CONSOLE_PING_SECONDS",
         25.0,
         "WebSocket ping interval (Heroku's router drops sockets idle for 55 s); a missed "

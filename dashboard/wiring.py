@@ -28,9 +28,10 @@ import redis
 
 from . import __version__
 from .alerts.delivery import Notifier
+from .logs import Refusals
 from .alerts.rules import Alerts, alert_event
 from .console import protocol
-from .console.sessions import GOING_AWAY, NORMAL, Consoles, Desk
+from .console.sessions import GOING_AWAY, NORMAL, Consoles, Desk, Logins
 from .fleet.lease import HostSampling
 from .fleet.sharing import Fleet
 from .operations import Operations
@@ -40,6 +41,7 @@ from .sampling.processes import ProcessTable
 from .sampling.sampler import Sampler
 from .store.audit import AuditLog, Record, RedisAuditLog
 from .store.notify_store import RedisNotifyStore, SqliteNotifyStore
+from .store.audit_summary import AuditSummary
 from .stream.events import Event, to_json
 from .stream.hub import Hub
 from .stream.history import History
@@ -48,6 +50,9 @@ from .web.credentials import Tokens
 from .web.throttle import Throttle
 
 log = logging.getLogger("dashboard.wiring")
+
+# A record pending this long belongs to a process that died (commands take milliseconds).
+PENDING_GRACE_SECONDS = 60.0
 
 
 class Instance:
@@ -110,11 +115,18 @@ class Instance:
         self.started_at = time.time()
         self.shutting_down = False
         self.ops = Operations(self)
+        self.refusals = Refusals()
+        self.audit_summary = AuditSummary(self.audit, config["AUDIT_SUMMARY_SECONDS"])
+        self.body_limits = None  # web.body_limits.BodyLimits, installed by create_app
         self.desk = Desk(self.ops, self.audit, self.consoles, rate=config["CONSOLE_RATE"],
                          burst=config["CONSOLE_BURST"], outbox=config["CONSOLE_OUTBOX"],
-                         on_done=self.command_done)
+                         on_done=self.command_done,
+                         logins=Logins(config["CONSOLE_LOGIN_RATE"], config["CONSOLE_LOGIN_BURST"],
+                                       config["MAX_CONSOLES_PER_LOGIN"]),
+                         on_refused=self.refusals.note, summary=self.audit_summary)
         self._pid: int | None = None
         self._ticker: gevent.Greenlet | None = None
+        self._upkeep: list[gevent.Greenlet] = []
 
     # The local host's parts, for the many places that only ever serve it.
     @property
@@ -154,6 +166,7 @@ class Instance:
             self.fleet.start()
         self._ticker = gevent.spawn(self.views.heartbeats)
         self.notifier.start()
+        self._upkeep = [gevent.spawn(self._audit_upkeep), gevent.spawn(self.audit_summary.run)]
         log.info(
             "sampling %s every %gs, keeping %ds of history (pid %d)%s",
             self.host,
@@ -168,12 +181,20 @@ class Instance:
         if self.shutting_down:
             return 0
         self.shutting_down = True
+        if self.body_limits is not None:
+            self.body_limits.stop()  # bodies still arriving are given up now
         if self.fleet is not None:
             self.fleet.stop()
         self.sampler.stop()
         self.notifier.stop()
         if self._ticker is not None:
             self._ticker.kill(block=False)
+        for greenlet_ in self._upkeep:
+            greenlet_.kill(block=False)
+        try:
+            self.audit_summary.flush()  # the window's counts, before the process goes
+        except Exception as exc:
+            log.warning("could not write the audit summary at shutdown: %s", exc)
         closed = self.views.close_all(reason)
         consoles = self.consoles.close_all(GOING_AWAY, reason)
         log.info("shutting down: closed %d event streams and %d consoles", closed, consoles)
@@ -236,6 +257,29 @@ class Instance:
         self.command_counts[key] = self.command_counts.get(key, 0) + 1
         if self.command_latency is not None:
             self.command_latency.labels(name).observe(seconds)
+
+    def _audit_upkeep(self) -> None:
+        """Forever, from the start: settle records a dead process left pending, and
+        trim records older than AUDIT_RETENTION_DAYS; hourly (a minute after a failure)."""
+        first = True
+        while True:
+            now = time.time()
+            # SQLite serves this process alone: every record left pending from before
+            # it started is a dead one's. Later, and with Redis (other processes run
+            # commands right now), only those pending for more than a minute.
+            older_than = self.started_at if first and self.fleet is None else now - PENDING_GRACE_SECONDS
+            try:
+                settled = self.audit.settle_interrupted(now, older_than)
+                trimmed = self.audit.trim(now - self.config["AUDIT_RETENTION_DAYS"] * 86400)
+            except Exception as exc:  # Redis away, disk full: try again soon
+                log.warning("audit upkeep failed (%s); retrying in a minute", exc)
+                gevent.sleep(60)
+                continue
+            if settled or trimmed or first:
+                log.info("audit upkeep: %d pending records settled as interrupted, %d records older "
+                         "than %g days deleted", settled, trimmed, self.config["AUDIT_RETENTION_DAYS"])
+            first = False
+            gevent.sleep(3600)
 
     # ---- health ------------------------------------------------------------------------
 

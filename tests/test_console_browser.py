@@ -1,13 +1,16 @@
 """The console panel in real Chromium."""
 
-from tests.support.browser import run_command, wait_state
+from tests.support.browser import open_with_login_link, run_command, wait_state
 from tests.support.wsclient import TOKEN, Console
 
 
 def open_page(browser, server, page_errors, path="/"):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = page_errors(context.new_page())
-    page.goto(server.base + path)
+    if "token=" in path:
+        open_with_login_link(page, server.base + path)
+    else:
+        page.goto(server.base + path)
     return context, page
 
 

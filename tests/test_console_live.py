@@ -16,7 +16,9 @@ from tests.support.wsclient import OBSERVER, TOKEN, Console, handshake_status, l
 
 @pytest.fixture
 def server(start_server):
-    return start_server({"SAMPLE_INTERVAL": "0.5", "ALLOWED_ORIGINS": "https://ops.example.com"})
+    # Up to 51 consoles of one bearer login, from one address (the push test).
+    return start_server({"SAMPLE_INTERVAL": "0.5", "ALLOWED_ORIGINS": "https://ops.example.com",
+                         "MAX_CONSOLES_PER_LOGIN": "100"})
 
 
 def test_auth_and_origin_matrix(server):

@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from tests.support.browser import open_with_login_link
 from tests.support.server import free_port
 from tests.support.wsclient import TOKEN
 
@@ -54,7 +55,7 @@ def test_another_origin_cannot_use_the_operators_cookie(attacker, browser):
     server, evil_url = attacker
     context = browser.new_context()
     mine = context.new_page()
-    mine.goto(f"{server.base}/?token={TOKEN}")
+    open_with_login_link(mine, f"{server.base}/?token={TOKEN}")
     mine.wait_for_function("document.querySelector('#ws-pill').dataset.state === 'open'", timeout=10000)
     assert context.cookies()[0]["sameSite"] == "Strict"
 

@@ -200,7 +200,7 @@ def test_no_secret_in_the_log_the_audit_or_notify_list(start_server, hook, tmp_p
 
 
 def test_two_dynos_on_redis_send_exactly_one_message_per_transition(start_server, redis_server, hook):
-    shared = {**FAST, "REDIS_URL": redis_server.url, "SECRET_KEY": "shared-secret", "SAMPLER_LEASE_SECONDS": "2",
+    shared = {**FAST, "REDIS_URL": redis_server.url, "SECRET_KEY": "shared-secret-of-the-dynos", "SAMPLER_LEASE_SECONDS": "2",
               "NOTIFY_URLS": hook.url()}
     a = start_server({**shared, "HOST_NAME": "dyno-a", "WEB_CONCURRENCY": "2"}, name="a")
     b = start_server({**shared, "HOST_NAME": "dyno-b", "WEB_CONCURRENCY": "2"}, name="b")

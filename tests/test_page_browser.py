@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.support.browser import run_command, wait_state
+from tests.support.browser import open_with_login_link, run_command, wait_state
 from tests.support.server import REPO
 from tests.support.wsclient import TOKEN, Console
 
@@ -19,10 +19,10 @@ SHOTS = REPO / "artifacts" / "screenshots"
 def new_page(browser, page_errors, url, **context_args):
     context = browser.new_context(**({"viewport": {"width": 1400, "height": 1000}} | context_args))
     page = page_errors(context.new_page())
-    page.goto(url)
     if "token=" in url:
-        # The login link logs in, then the page reloads with the host's data.
-        page.wait_for_selector("#cards", timeout=15000)
+        open_with_login_link(page, url)
+    else:
+        page.goto(url)
     return context, page
 
 
@@ -159,7 +159,7 @@ def test_eight_tabs_share_one_stream_and_stay_live(start_server, browser, page_e
     pages = []
     for _ in range(8):
         page = page_errors(context.new_page())
-        page.goto(f"{server.base}/?token={TOKEN}")  # the login link; the cookie serves the other tabs
+        open_with_login_link(page, f"{server.base}/?token={TOKEN}")
         pages.append(page)
     for page in pages:
         wait_state(page, "sse-pill", "open")

@@ -138,6 +138,8 @@ def test_any_frames_get_exactly_one_reply_each(svc, frames):
             sent.append(json.loads(text))
 
     svc.config.update(CONSOLE_RATE=10_000.0, CONSOLE_BURST=10_000, ALLOW_PROCESS_CONTROL=False)
+    # Every example is the same login: its budget (kept across sessions) must not run dry.
+    svc.desk.logins.rate, svc.desk.logins.burst = 10_000.0, 10_000
     session = ConsoleSession(WS(), OPERATOR, svc.desk)
     for f in frames:
         session.handle(f)

@@ -5,6 +5,7 @@ import urllib.request
 
 import pytest
 
+from tests.support.browser import open_with_login_link
 from tests.support.nginx import Nginx
 from tests.support.sseclient import SSEClient
 from tests.support.wsclient import TOKEN
@@ -44,7 +45,7 @@ def test_the_whole_page_works_through_the_proxy(proxied, browser, page_errors):
     server, nginx = proxied
     context = browser.new_context(viewport={"width": 1300, "height": 900})
     page = page_errors(context.new_page())
-    page.goto(f"{nginx.base}/?token={TOKEN}")
+    open_with_login_link(page, f"{nginx.base}/?token={TOKEN}")
     page.wait_for_function("document.querySelector('#sse-pill').dataset.state === 'open'", timeout=10000)
     page.wait_for_function("document.querySelector('#ws-pill').dataset.state === 'open'", timeout=10000)
     assert page.url == nginx.base + "/"  # the token left the address bar, the prefix stayed

@@ -8,6 +8,7 @@ import time
 
 import redis
 
+from tests.support.browser import open_with_login_link
 from tests.support.redis_server import RedisServer
 from tests.support.server import REPO
 from tests.support.sseclient import SSEClient
@@ -236,7 +237,7 @@ def test_the_page_lists_hosts_and_follows_the_one_picked(start_server, redis_ser
         wait_until(lambda: "db-1" in str(server.get("/api/hosts")[1]))
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         page = page_errors(context.new_page())
-        page.goto(f"{server.base}/?token={TOKEN}")
+        open_with_login_link(page, f"{server.base}/?token={TOKEN}")
         page.wait_for_selector("#host-picker-label:not([hidden])", timeout=15000)
         options = page.locator("#host-picker option").all_inner_texts()
         assert options == ["web-1 (this server)", "db-1"]

@@ -13,7 +13,9 @@ from tests.support.wsclient import Console, handshake_status, login_cookie
 
 
 def test_sigterm_with_1000_viewers_and_50_consoles(start_server):
-    env = {"SAMPLE_INTERVAL": "1", "SECRET_KEY": "kept-across-restarts", "SSE_RETRY_MS": "1000"}
+    # The whole crowd comes from one address: give it the budget for that.
+    env = {"SAMPLE_INTERVAL": "1", "SECRET_KEY": "kept-across-restarts", "SSE_RETRY_MS": "1000",
+           "MAX_CONNECTIONS_PER_CLIENT": "2000", "MAX_CONSOLES_PER_LOGIN": "100"}
     server = start_server(env)
     crowd = Crowd(server.port, 1000).start()
     assert crowd.wait(lambda: all(v.seqs for v in crowd.viewers), timeout=60), \
@@ -45,7 +47,8 @@ def test_sigterm_with_1000_viewers_and_50_consoles(start_server):
 
 def test_on_redis_viewers_resume_across_a_restart_with_no_gap(start_server, redis_server):
     env = {"SAMPLE_INTERVAL": "0.5", "SECRET_KEY": "kept-across-restarts", "SSE_RETRY_MS": "500",
-           "REDIS_URL": redis_server.url, "HOST_NAME": "web-1", "SAMPLER_LEASE_SECONDS": "2"}
+           "REDIS_URL": redis_server.url, "HOST_NAME": "web-1", "SAMPLER_LEASE_SECONDS": "2",
+           "MAX_CONNECTIONS_PER_CLIENT": "1000"}
     server = start_server(env)
     crowd = Crowd(server.port, 200, path="/events?host=web-1").start()
     assert crowd.wait(lambda: all(len(v.seqs) >= 2 for v in crowd.viewers), timeout=30)

@@ -24,6 +24,7 @@ from simple_websocket import Client, ConnectionClosed
 
 EXIT_ERROR = 1
 EXIT_CONNECTION = 2
+WELCOME_SECONDS = 10.0  # how long to wait for the server's welcome before giving up (exit 2)
 
 
 def socket_url(url: str) -> str:
@@ -92,15 +93,42 @@ def render_push(message: dict) -> str:
 
 
 class _Client(Client):
-    """simple-websocket's client without its one race (1.1.0): when the server's
-    first message arrives in the same read as the handshake's answer, the
-    library has parsed it but hands it over only after the next read, which may
-    be a ping 25 s later. Handing it over here, before the reader thread starts,
-    is what that next read would have done."""
+    """simple-websocket's client, minus a race: frames that arrive in the same read
+    as the server's 101 (our welcome, sent right after it) stay queued inside
+    wsproto until more data comes, so the welcome could be missed. They are
+    taken out here, before the library's reader thread starts."""
 
-    def handshake(self) -> None:
+    def handshake(self):
         super().handshake()
         self.connected = self._handle_events()
+
+
+def connect(url: str, headers: dict, seconds: float):
+    """(socket, welcome text) within `seconds` of starting, whatever the server
+    does: a server that accepts and never answers, or answers the upgrade and
+    stays silent, must not hang a script (the library's handshake has no timeout
+    of its own, so it runs in a helper thread that is abandoned on time out)."""
+    deadline = time.monotonic() + seconds
+    box: queue.Queue = queue.Queue(maxsize=1)
+
+    def attempt() -> None:
+        try:
+            ws = _Client.connect(url, headers=headers)
+            box.put((ws, ws.receive(timeout=max(0.01, deadline - time.monotonic())), None))
+        except BaseException as exc:  # handed to the caller
+            box.put((None, None, exc))
+
+    threading.Thread(target=attempt, daemon=True).start()
+    try:
+        ws, greeting, exc = box.get(timeout=seconds)
+    except queue.Empty:
+        raise ConnectionError(f"no welcome from the server within {seconds:g} s") from None
+    if exc is not None:
+        raise exc
+    if greeting is None:
+        ws.close()
+        raise ConnectionError(f"no welcome from the server within {seconds:g} s")
+    return ws, greeting
 
 
 class Session:
@@ -110,12 +138,12 @@ class Session:
         headers = {"Authorization": f"Bearer {token}"}
         if name:
             headers["X-Operator-Name"] = name
-        self.ws = _Client.connect(socket_url(url), headers=headers)
+        self.ws, greeting = connect(socket_url(url), headers, WELCOME_SECONDS)
         self.on_push = on_push
         self.ids = itertools.count(1)
         self.waiting: dict[int, queue.Queue] = {}
         self.lock = threading.Lock()
-        self.welcome = json.loads(self.ws.receive(timeout=10) or "{}")
+        self.welcome = json.loads(greeting)
         if self.welcome.get("type") != "welcome":
             self.close()
             raise ConnectionError(f"unexpected greeting: {self.welcome}")

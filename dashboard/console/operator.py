@@ -16,3 +16,9 @@ class Operator:
     session: str  # random id of this login (cookie) or connection (bearer)
     addr: str
     via: str  # cookie or bearer
+
+    @property
+    def login(self) -> str:
+        """What budgets are kept by: the cookie session, or for a bearer token (a new
+        login on every connection) the token's role and the client's address."""
+        return self.session if self.via == "cookie" else f"bearer:{self.role}:{self.addr}"

@@ -14,7 +14,7 @@ import logging
 import socket
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import gevent
@@ -66,10 +66,41 @@ class RateLimit:
         return len(r) > self.burst and r[-1] - r[0] <= 10.0
 
 
+class Logins:
+    """Budgets kept per login, so they survive reconnects: a token bucket of
+    requests across all the login's sockets, and how many sockets it may hold.
+    Sessions look their bucket up on every request; a bucket untouched long
+    enough to be full again, with no refusal that still counts, is the same as
+    a new one, so it is forgotten (memory stays bounded by the active logins)."""
+
+    def __init__(self, rate: float, burst: int, max_consoles: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_consoles = max_consoles
+        self._limits: dict[str, RateLimit] = {}
+
+    def limit(self, login: str) -> RateLimit:
+        bucket = self._limits.get(login)
+        if bucket is None:
+            bucket = self._limits[login] = RateLimit(self.rate, self.burst)
+        return bucket
+
+    def forget_idle(self) -> None:
+        now = time.monotonic()
+        idle = max(self.burst / self.rate, 10.0)  # refilled, and its refusals too old to count
+        for login, bucket in list(self._limits.items()):
+            if now - bucket.stamp > idle:
+                del self._limits[login]
+
+    def __len__(self) -> int:
+        return len(self._limits)
+
+
 @dataclass
 class Desk:
     """What every console session of a process shares: the server's operations,
-    the audit log, the open consoles, the limits, and where command timings go."""
+    the audit log, the open consoles, the limits, and where command timings and
+    refusals go."""
 
     ops: Operations
     audit: AuditStore
@@ -78,6 +109,28 @@ class Desk:
     burst: int = 40
     outbox: int = 256
     on_done: Callable[[str, str, float], None] = lambda name, outcome, seconds: None
+    logins: Logins = field(default_factory=lambda: Logins(50.0, 100, 10))
+    # (reason, client address, message): counted for /metrics, logged once per window
+    on_refused: Callable[[str, str, str], None] = lambda reason, addr, message: None
+    # Failed and repeated read-only requests are counted (store.audit_summary);
+    # without one, each is its own record.
+    summary: Any = None
+
+    def note(self, record: Record) -> None:
+        """Record a request that changed nothing (StoreUnavailable when it cannot be)."""
+        if self.summary is not None:
+            self.summary.record(record)
+        else:
+            self.audit.append(record)
+
+    def admit(self, operator: Operator) -> float:
+        """0 when this login may open one more console, else seconds to wait."""
+        self.logins.forget_idle()
+        held = sum(1 for s in self.consoles.sessions() if s.operator.login == operator.login)
+        if held < self.logins.max_consoles:
+            return 0.0
+        self.on_refused("consoles", operator.addr, f"login already holds {held} consoles")
+        return 5.0
 
 
 class ConsoleSession:
@@ -174,15 +227,22 @@ class ConsoleSession:
 
     def handle(self, raw: Any) -> None:
         """One incoming frame: exactly one reply (or a close for abuse)."""
-        wait = self.limit.take()
+        limit = self.limit
+        wait = limit.take()
+        if not wait:
+            limit = self.desk.logins.limit(self.operator.login)  # shared, kept across reconnects
+            wait = limit.take()
         if wait:
-            if self.limit.abusive():
+            whose = "this connection" if limit is self.limit else "this login"
+            if limit.abusive():
+                self.desk.on_refused("console_rate", self.addr, f"console closed: {whose} flooded")
                 self.close(POLICY_VIOLATION, "rate limit exceeded repeatedly")
                 return
+            self.desk.on_refused("console_rate", self.addr, f"console requests over the rate of {whose}")
             rid = _best_effort_id(raw)
             self.send(protocol.reply_error(
                 rid, "rate_limited",
-                f"more than {self.limit.rate:g} requests a second; retry in {wait:.2f} s",
+                f"more than {limit.rate:g} requests a second on {whose}; retry in {wait:.2f} s",
                 retry_after=round(wait, 3)))
             return
         try:
@@ -233,9 +293,9 @@ class ConsoleSession:
         try:
             if not audited:
                 pass
-            elif record.id is None:
+            elif record.id is None:  # changed nothing: counted, maybe folded into a summary
                 record.outcome = outcome
-                desk.audit.append(record)
+                desk.note(record)
             else:
                 desk.audit.settle(record, outcome)
         except StoreUnavailable:

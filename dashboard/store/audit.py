@@ -77,6 +77,15 @@ class Record:
                 "ts": self.ts, "id": self.id}
 
 
+INTERRUPTED = "interrupted"
+TRIM_BATCH = 5000  # rows deleted per statement; the loop yields between batches
+
+
+def interrupted_detail(now: float) -> str:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    return f"the server stopped before the outcome was recorded; settled at the restart, {stamp}"
+
+
 class AuditStore(Protocol):
     """The audit log as its users see it, whichever store keeps it."""
 
@@ -211,6 +220,36 @@ class AuditLog(_AuditBase):
     def is_revoked(self, session: str) -> bool:
         return session in self._revoked
 
+    # ---- upkeep (wiring runs these in the background) ------------------------------
+
+    def trim(self, before: float) -> int:
+        """Delete records older than `before` (epoch seconds), in batches. Returns how many."""
+        deleted = 0
+        while True:
+            cur = self.db.execute(
+                "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE ts < ? ORDER BY id LIMIT ?)",
+                (before, TRIM_BATCH))
+            deleted += cur.rowcount
+            if cur.rowcount < TRIM_BATCH:
+                return deleted
+            gevent.sleep(0)  # let requests in between batches
+
+    def settle_interrupted(self, now: float, older_than: float | None = None) -> int:
+        """Records still `pending` (their process died mid-command) become `interrupted`.
+        SQLite serves one process, so at its start every pending record is such a one."""
+        where, args = "outcome = 'pending'", []
+        if older_than is not None:
+            where += " AND ts < ?"
+            args.append(older_than)
+        rows = self.db.execute(f"SELECT id, ts, operator, role, session, addr, action, line FROM audit"
+                               f" WHERE {where}", args).fetchall()
+        detail = interrupted_detail(now)
+        for rid, ts, operator, role, session, addr, action, line in rows:
+            self.db.execute(_UPDATE, (INTERRUPTED, detail, rid))
+            record = Record(operator, role, session, addr, action, line, INTERRUPTED, detail, ts, rid)
+            log.warning("audit", extra={"fields": {"audit": record.public()}})
+        return len(rows)
+
     def close(self) -> None:
         self.db.close()
 
@@ -252,6 +291,34 @@ class RedisAuditLog(_AuditBase):
             if len(records) == n:
                 break
         return list(reversed(records))
+
+    def trim(self, before: float) -> int:
+        """Drop stream entries older than `before` (stream ids are milliseconds)."""
+        return self.store.audit_trim(int(before * 1000))
+
+    def settle_interrupted(self, now: float, older_than: float | None = None) -> int:
+        """Pending records without an outcome entry, older than `older_than` (other
+        processes may have a command running right now), get one: interrupted."""
+        cutoff = now if older_than is None else older_than
+        pending: dict[str, dict] = {}
+        settled: set[str] = set()
+        for seen, (entry_id, f) in enumerate(self.store.audit_scan(), start=1):
+            if "ref" in f:
+                settled.add(f["ref"])
+            elif f.get("outcome") == "pending" and float(f.get("ts") or 0) < cutoff:
+                pending[entry_id] = f
+            if seen % 1000 == 0:
+                gevent.sleep(0)  # let requests in between pages
+        detail = interrupted_detail(now)
+        count = 0
+        for entry_id, f in pending.items():
+            if entry_id in settled:
+                continue
+            self.store.audit_add({"ref": entry_id, "outcome": INTERRUPTED, "detail": detail})
+            log.warning("audit", extra={"fields": {"audit": {**f, "id": entry_id, "outcome": INTERRUPTED,
+                                                            "detail": detail}}})
+            count += 1
+        return count
 
     def revoke(self, session: str, expires: float) -> None:
         self.store.revoke(session, expires)

@@ -10,7 +10,8 @@
     {p}:alerts           hash     rule id -> rule JSON
     {p}:alert-ids        counter  rule ids
     {p}:alert-state      hash     "rule|host" -> JSON (state, since, value)
-    {p}:audit            stream   audit records (trimmed to AUDIT_KEEP)
+    {p}:audit            stream   audit records (trimmed to AUDIT_RETENTION_DAYS, and
+                                  to 100,000 entries)
     {p}:revoked          zset     logged-out session ids, scored by expiry
     {p}:control          pubsub   "state changed": samplers reload it
     {p}:pushes           pubsub   console pushes for every console everywhere
@@ -39,6 +40,17 @@ import redis
 # Renew only if we still hold it; release only our own lease.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+# Add an alert rule unless the limit is reached, in one step (workers may race).
+_ADD_RULE = """
+local limit = tonumber(ARGV[2])
+if limit >= 0 and redis.call('hlen', KEYS[1]) >= limit then return false end
+local rule = cjson.decode(ARGV[1])
+rule['id'] = 'a' .. redis.call('incr', KEYS[2])
+local encoded = cjson.encode(rule)
+redis.call('hset', KEYS[1], rule['id'], encoded)
+redis.call('publish', KEYS[3], ARGV[3])
+return encoded
+"""
 
 
 def redacted(url: str) -> str:
@@ -68,6 +80,7 @@ class RedisStore:
         self.reader = redis.Redis.from_url(url, **{**options, "socket_timeout": timeout + 10})
         self._renew = self.r.register_script(_RENEW)
         self._release = self.r.register_script(_RELEASE)
+        self._add_rule = self.r.register_script(_ADD_RULE)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix,) + parts)
@@ -180,13 +193,12 @@ class RedisStore:
     def rules(self) -> dict[str, dict]:
         return {k: json.loads(v) for k, v in self.r.hgetall(self.key("alerts")).items()}
 
-    def add_rule(self, rule: dict) -> dict:
-        rule = {**rule, "id": f"a{self.r.incr(self.key('alert-ids'))}"}
-        pipe = self.r.pipeline()
-        pipe.hset(self.key("alerts"), rule["id"], json.dumps(rule))
-        pipe.publish(self.key("control"), json.dumps({"rules": True}))
-        pipe.execute()
-        return rule
+    def add_rule(self, rule: dict, limit: int | None = None) -> dict | None:
+        """Store a new rule under a fresh id; None when `limit` rules exist already."""
+        raw = self._add_rule(keys=[self.key("alerts"), self.key("alert-ids"), self.key("control")],
+                             args=[json.dumps(rule), -1 if limit is None else limit,
+                                   json.dumps({"rules": True})])
+        return None if raw is None else json.loads(raw)
 
     def remove_rule(self, rule_id: str) -> dict | None:
         raw = self.r.hget(self.key("alerts"), rule_id)
@@ -228,6 +240,20 @@ class RedisStore:
 
     def audit_latest(self, n: int) -> list[tuple[str, dict]]:
         return self.r.xrevrange(self.key("audit"), count=n)
+
+    def audit_trim(self, before_ms: int) -> int:
+        """Drop audit entries older than before_ms (exactly: ids are milliseconds)."""
+        return self.r.xtrim(self.key("audit"), minid=f"{before_ms}-0", approximate=False)
+
+    def audit_scan(self, page: int = 1000):
+        """Every audit entry, oldest first, a page per round trip."""
+        start = "-"
+        while True:
+            entries = self.r.xrange(self.key("audit"), min=start, count=page)
+            yield from entries
+            if len(entries) < page:
+                return
+            start = "(" + entries[-1][0]
 
     def revoke(self, session: str, expires: float) -> None:
         pipe = self.r.pipeline()

@@ -18,6 +18,7 @@ import gevent.event
 from .events import EventKey
 from .frame import Frame
 from .history import History
+from .history_cache import HistoryCache
 from .hub import Hub
 from .subscriber import Subscriber
 
@@ -39,6 +40,7 @@ class HostView:
             send_buffer=config["VIEWER_SEND_BUFFER"],
         )
         self.history = History(config["HISTORY_SECONDS"])
+        self.history_cache = HistoryCache()  # /api/history answers, until the next sample
         self.latest: dict | None = None
         self.latest_json: str | None = None
         self.latest_at: float | None = None  # monotonic, when the latest sample arrived

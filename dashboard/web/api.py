@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 from flask import Blueprint, Response, jsonify, request
@@ -50,7 +51,10 @@ def history():
                 f"seconds must be a number above 0 and at most {limit} (HISTORY_SECONDS), "
                 f"not {raw[:32]!r}",
             )
-    return jsonify({**view.history.columns(seconds), "host": view.name})
+    # Encoded once per window and sample, whoever asks (see stream.history_cache).
+    body = view.history_cache.get(seconds, (view.latest_at, len(view.history)), lambda: json.dumps(
+        {**view.history.columns(seconds), "host": view.name}, separators=(",", ":")).encode())
+    return Response(body, mimetype="application/json")
 
 
 @bp.get("/api/alerts")

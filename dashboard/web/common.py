@@ -31,6 +31,9 @@ class Instance(Protocol):
     command_latency: Any
     ops: Any  # console.operations.Operations: alert_history, alert_rules
     notifier: Any  # alerts.delivery.Notifier: counters for /metrics
+    refusals: Any  # logs.Refusals: clients turned away, by reason
+    body_limits: Any  # web.body_limits.BodyLimits
+    audit_summary: Any  # store.audit_summary.AuditSummary
 
     def view(self, host: str | None = None) -> HostView: ...
     def hosts(self) -> list[dict]: ...

@@ -7,6 +7,8 @@ ConsoleSession.handle. This loop only moves frames between the two.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import socket
 import time
 
@@ -97,6 +99,24 @@ class SerializedSocket:
         return getattr(self._raw, name)
 
 
+def handshake_problem(environ) -> str | None:
+    """What is wrong with a WebSocket opening handshake (RFC 6455 4.2.1), or None."""
+    if "websocket" not in environ.get("HTTP_UPGRADE", "").lower():
+        return "not a WebSocket request (Upgrade: websocket is missing)"
+    if "upgrade" not in environ.get("HTTP_CONNECTION", "").lower():
+        return "Connection: Upgrade is missing"
+    key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
+    try:
+        decoded = base64.b64decode(key, validate=True)
+    except (ValueError, binascii.Error):
+        decoded = b""
+    if len(decoded) != 16:
+        return "Sec-WebSocket-Key must be 16 bytes in base64"
+    if environ.get("HTTP_SEC_WEBSOCKET_VERSION", "").strip() != "13":
+        return "Sec-WebSocket-Version must be 13"
+    return None
+
+
 @bp.before_request
 def before_upgrade():
     if services().shutting_down:
@@ -104,6 +124,19 @@ def before_upgrade():
     refused = guard_console()
     if refused is not None:
         return refused
+    problem = handshake_problem(request.environ)
+    if problem is not None:
+        response, status = error(400, "bad_handshake", problem)
+        response.headers["Sec-WebSocket-Version"] = "13"
+        return response, status
+    wait = services().desk.admit(g.operator)
+    if wait:
+        response, status = error(
+            429, "too_many_consoles",
+            f"this login already has {services().desk.logins.max_consoles} consoles open "
+            f"(MAX_CONSOLES_PER_LOGIN); retry in {wait:g} s", retry_after=wait)
+        response.headers["Retry-After"] = str(int(wait))
+        return response, status
     raw = request.environ.get("gunicorn.socket")
     if raw is not None:
         request.environ["gunicorn.socket"] = SerializedSocket(raw, services().config["VIEWER_WRITE_TIMEOUT"])

@@ -20,6 +20,10 @@ bp = Blueprint("metrics", __name__)
 
 P = "dashboard_"
 
+# Always exported, so a dashboard can graph them before the first refusal.
+REFUSAL_REASONS = ("connections", "consoles", "console_rate", "body_too_large", "body_timeout",
+                   "shutting_down")
+
 
 def _gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
     return GaugeMetricFamily(P + name, doc, labels=["host", *labels])
@@ -120,6 +124,15 @@ class DashboardCollector:
                                   value=svc.throttle.failures_total)
         yield CounterMetricFamily(P + "login_throttled", "attempts refused with 429 while an address waits",
                                   value=svc.throttle.refused_total)
+        refused = CounterMetricFamily(P + "refused", "clients turned away, by reason (see the README's "
+                                      "Faults and abuse table)", labels=["reason"])
+        counts = dict(svc.refusals.counts)
+        for reason in sorted(set(REFUSAL_REASONS) | set(counts)):
+            refused.add_metric([reason], counts.get(reason, 0))
+        yield refused
+        yield CounterMetricFamily(P + "audit_folded", "console requests counted into a summarising "
+                                  "audit record instead of a record of their own",
+                                  value=svc.audit_summary.folded)
         commands = CounterMetricFamily(P + "commands", "console commands run", labels=["command", "outcome"])
         for (name, outcome), n in list(svc.command_counts.items()):
             commands.add_metric([name, outcome], n)

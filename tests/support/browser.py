@@ -53,3 +53,10 @@ def run_command(page, line: str) -> str:
     page.wait_for_function(
         f"document.querySelectorAll('#term-output .term-line').length >= {before + 2}", timeout=5000)
     return page.locator("#term-output .term-line").last.inner_text()
+
+
+def open_with_login_link(page, url: str, timeout: float = 15000) -> None:
+    """Open url (a login link, ...?token=...): the page logs in, then reloads with
+    the host's data. Waiting for the cards means waiting for that second load."""
+    page.goto(url)
+    page.wait_for_selector("#cards", timeout=timeout)

@@ -128,6 +128,8 @@ def cmd_alert_list(ctx: Context, a: dict) -> Any:
 def cmd_audit(ctx: Context, a: dict) -> Any:
     records = ctx.ops.audit_latest(a["n"] or 20)
     return {
-        "columns": ["id", "ts", "operator", "addr", "line", "outcome"],
-        "rows": [[r["id"], r["ts"], r["operator"], r["addr"], r["line"], r["outcome"]] for r in records],
+        # detail: how a command ended, how often a request repeated, why it was interrupted
+        "columns": ["id", "ts", "operator", "addr", "line", "outcome", "detail"],
+        "rows": [[r["id"], r["ts"], r["operator"], r["addr"], r["line"], r["outcome"], r.get("detail")]
+                 for r in records],
     }

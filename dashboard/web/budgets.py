@@ -1,0 +1,97 @@
+"""Per-client connection budget: what one address may hold open at once.
+
+A WSGI middleware inside the trusted-proxy fix, so `REMOTE_ADDR` is the
+client's address after the proxies we trust (FORWARDED_ALLOW_IPS). Every
+request in progress counts, event streams and console sockets for as long as
+they stay open; past MAX_CONNECTIONS_PER_CLIENT the request is answered at
+once with 429, `Retry-After` and `Connection: close`, before the app runs, so
+one address can never take the worker's WORKER_CONNECTIONS from everyone else.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .body_limits import force_close
+
+RETRY_AFTER_SECONDS = 5
+
+
+class ClientBudget:
+    def __init__(self, app, limit: int, on_refused=None) -> None:
+        self.app = app
+        self.limit = limit
+        self.open: dict[str, int] = {}
+        # (reason, client address): counted and logged by whoever installs this
+        self.on_refused = on_refused or (lambda reason, addr: None)
+
+    def __call__(self, environ, start_response):
+        addr = environ.get("REMOTE_ADDR") or "?"
+        held = self.open.get(addr, 0)
+        if held >= self.limit:
+            self.on_refused("connections", addr)
+            return self._refuse(start_response, held)
+        self.open[addr] = held + 1
+        released = []
+
+        def release() -> None:
+            if released:
+                return
+            released.append(True)
+            left = self.open.get(addr, 1) - 1
+            if left > 0:
+                self.open[addr] = left
+            else:
+                self.open.pop(addr, None)
+
+        try:
+            result = self.app(environ, start_response)
+        except BaseException:
+            release()
+            raise
+        wrapper = environ.get("wsgi.file_wrapper")
+        if isinstance(wrapper, type) and isinstance(result, wrapper):
+            # Keep the server's sendfile path: chain onto the wrapper's close.
+            inner_close = result.close
+
+            def close() -> None:
+                try:
+                    inner_close()
+                finally:
+                    release()
+
+            result.close = close
+            return result
+        return _Released(result, release)
+
+    def _refuse(self, start_response, held: int):
+        payload = json.dumps({"error": {
+            "code": "too_many_connections",
+            "message": f"this address already has {held} connections open "
+                       f"(MAX_CONNECTIONS_PER_CLIENT={self.limit}); retry in {RETRY_AFTER_SECONDS} s",
+            "retry_after": RETRY_AFTER_SECONDS}}).encode()
+        force_close(start_response)
+        start_response("429 Too Many Requests", [
+            ("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
+            ("Retry-After", str(RETRY_AFTER_SECONDS))])
+        return [payload]
+
+
+class _Released:
+    """The app's response iterable; the client's slot is given back when it closes."""
+
+    def __init__(self, inner, release) -> None:
+        self._inner = inner
+        self._release = release
+
+    def __iter__(self):
+        yield from self._inner
+        self._release()  # all sent; close() follows (and some callers never call it)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._inner, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._release()

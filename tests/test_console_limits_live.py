@@ -1,0 +1,186 @@
+"""Console budgets per login against the real server: sockets per login, a rate
+limit that survives reconnects, malformed handshakes, and the CLI's patience."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import websocket
+
+from tests.support.wsclient import OBSERVER, TOKEN, Console, login_cookie
+
+
+def raw_handshake(port: int, headers: str) -> tuple[int, str]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall((f"GET /console HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                   f"Authorization: Bearer {TOKEN}\r\n{headers}\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            piece = s.recv(4096)
+            if not piece:
+                break
+            data += piece
+        try:
+            s.settimeout(1)
+            data += s.recv(4096)
+        except OSError:
+            pass
+    top, _, body = data.partition(b"\r\n\r\n")
+    return int(top.split()[1]), body.decode("latin-1")
+
+
+def test_consoles_per_login_are_capped_with_429_and_retry_after(start_server):
+    server = start_server({"MAX_CONSOLES_PER_LOGIN": "3"})
+    mine = [Console(server.port) for _ in range(3)]
+    try:
+        Console(server.port)
+        raise AssertionError("a fourth console of the same login was accepted")
+    except websocket.WebSocketBadStatusException as exc:
+        assert exc.status_code == 429
+        assert exc.resp_headers["retry-after"] == "5"
+        assert json.loads(exc.resp_body)["error"]["code"] == "too_many_consoles"
+    # Another login (the observer token; a cookie session) is not affected.
+    Console(server.port, token=OBSERVER).close()
+    cookie = login_cookie(server.base, name="alice")
+    Console(server.port, token=None, cookie=cookie, origin=server.base).close()
+    mine[0].close()
+    deadline = time.monotonic() + 5
+    while True:  # the slot comes back once the server saw the close
+        try:
+            Console(server.port).close()
+            break
+        except websocket.WebSocketBadStatusException:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    for c in mine[1:]:
+        c.close()
+    status, _, body = server.request("GET", "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert re.search(rb'^dashboard_refused_total\{reason="consoles"\} [1-9]', body, re.M)
+
+
+def test_the_login_rate_limit_survives_reconnects(start_server):
+    # Per socket generous, per login tight: reconnecting must not refill it.
+    server = start_server({"CONSOLE_RATE": "1000", "CONSOLE_BURST": "1000",
+                           "CONSOLE_LOGIN_RATE": "1", "CONSOLE_LOGIN_BURST": "10"})
+    first = Console(server.port)
+    assert [first.request("whoami")["ok"] for _ in range(10)] == [True] * 10
+    assert first.error("whoami")["code"] == "rate_limited"
+    first.close()
+    again = Console(server.port)
+    err = again.error("whoami")
+    assert err["code"] == "rate_limited" and "this login" in err["message"] and err["retry_after"] > 0
+    # A second socket of the same login shares the bucket too; another login does not.
+    other_socket = Console(server.port)
+    assert other_socket.error("whoami")["code"] == "rate_limited"
+    assert Console(server.port, token=OBSERVER).ok("whoami")["role"] == "observer"
+    # Flooding on: more than a burst of refusals within 10 s closes with 1008.
+    for i in range(30):
+        again.send_line("whoami")
+    assert again.close_code() == 1008
+    for c in (again, other_socket):
+        c.close()
+
+
+def test_a_malformed_handshake_gets_400_and_no_traceback(start_server):
+    server = start_server()
+    key = base64.b64encode(os.urandom(16)).decode()
+    upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    cases = {
+        "no key": upgrade + "Sec-WebSocket-Version: 13\r\n",
+        "short key": upgrade + "Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n",
+        "not base64": upgrade + "Sec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!==\r\nSec-WebSocket-Version: 13\r\n",
+        "bad version": upgrade + f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 8\r\n",
+        "no version": upgrade + f"Sec-WebSocket-Key: {key}\r\n",
+        "no Connection: Upgrade": f"Upgrade: websocket\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",
+    }
+    for name, headers in cases.items():
+        status, body = raw_handshake(server.port, headers)
+        assert status == 400, name
+        assert json.loads(body)["error"]["code"] in ("bad_handshake", "bad_request"), (name, body)
+    assert Console(server.port).ok("whoami")["operator"] == "cli"
+    # (the start_server fixture fails the test if the log holds a traceback)
+
+
+def test_the_cli_gives_up_with_exit_2_when_no_welcome_comes():
+    # A TCP server that accepts, answers the upgrade, then never says a word.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    held = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                piece = conn.recv(4096)
+                if not piece:
+                    break
+                request += piece
+            match = re.search(rb"Sec-WebSocket-Key: (\S+)", request, re.I)
+            if match:
+                import hashlib
+
+                accept = base64.b64encode(hashlib.sha1(
+                    match.group(1) + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "dashboard.console", f"http://127.0.0.1:{port}",
+                           "-c", "status"], capture_output=True, text=True, timeout=60,
+                          env={"OPERATOR_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"})
+    took = time.monotonic() - started
+    listener.close()
+    for conn in held:
+        conn.close()
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "no welcome" in done.stderr
+    assert 9 < took < 20, took
+
+
+def test_the_cli_gives_up_when_the_server_accepts_and_never_answers():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "dashboard.console", f"http://127.0.0.1:{port}",
+                           "-c", "status"], capture_output=True, text=True, timeout=60,
+                          env={"OPERATOR_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"})
+    took = time.monotonic() - started
+    listener.close()
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert 9 < took < 20, took
+
+
+def test_console_sockets_count_against_the_address_budget(start_server):
+    server = start_server({"MAX_CONNECTIONS_PER_CLIENT": "3"})
+    held = [Console(server.port, token=OBSERVER), Console(server.port)]
+    viewer = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    viewer.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                   f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
+    assert viewer.recv(100).startswith(b"HTTP/1.1 200")
+    try:
+        Console(server.port)
+        raise AssertionError("a fourth connection of one address was accepted")
+    except websocket.WebSocketBadStatusException as exc:
+        assert exc.status_code == 429
+        assert json.loads(exc.resp_body)["error"]["code"] == "too_many_connections"
+    viewer.close()
+    for c in held:
+        c.close()
