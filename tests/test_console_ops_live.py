@@ -32,8 +32,9 @@ def consoles_named(op: Console, name: str) -> list[list]:
 
 
 def test_a_console_that_stops_reading_is_closed_1008_and_pushes_to_others_never_wait(start_server):
-    server = start_server({"CONSOLE_OUTBOX": "8", "CONSOLE_RATE": "100000", "CONSOLE_BURST": "100000",
-                           "SAMPLE_INTERVAL": "5"})
+    unlimited = {name: "100000" for name in ("CONSOLE_RATE", "CONSOLE_BURST", "CONSOLE_LOGIN_RATE",
+                                             "CONSOLE_LOGIN_BURST")}
+    server = start_server({"CONSOLE_OUTBOX": "8", "SAMPLE_INTERVAL": "5", **unlimited})
     stalled = stalled_console(server.port)
     sender = Console(server.port, name="sender")
     reader = Console(server.port, name="reader")
