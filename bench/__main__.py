@@ -48,10 +48,12 @@ NAIVE_MAX_VIEWERS = 1000
 MODES = {
     "quick": dict(viewers=[200, 1000], rounds=1, seconds=5.0, idle=2.0, settle=1.0, grace=1.5,
                   sampler_samples=10, sampler_spacing=0.1,
+                  history_idle_seconds=20.0, history_rounds=2, history_requests=100,
                   console_messages=1000, console_rtt_warmup=200, console_seconds=5.0,
                   console_warmup=1.0),
     "full": dict(viewers=[1000, 5000, 10000], rounds=3, seconds=20.0, idle=5.0, settle=3.0, grace=2.0,
                  sampler_samples=40, sampler_spacing=0.25,
+                 history_idle_seconds=60.0, history_rounds=3, history_requests=500,
                  console_messages=5000, console_rtt_warmup=500, console_seconds=10.0,
                  console_warmup=2.0),
 }
@@ -100,6 +102,9 @@ def parse_args(argv):
     p.add_argument("--no-sse", action="store_true", help="skip the SSE fan-out runs")
     p.add_argument("--no-console", action="store_true", help="skip the operator console benchmark")
     p.add_argument("--no-sampler", action="store_true", help="skip the sampler benchmark")
+    p.add_argument("--no-history", action="store_true",
+                   help="skip the lasting-history benchmark (history_bench.py: idle CPU with the store "
+                        "on and off, bytes on disk per tier, /api/history latency, start-up time)")
     p.add_argument("--no-ws", action="store_true",
                    help="skip the Node ws echo server (the console's floor); ours still runs")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
@@ -414,10 +419,21 @@ def main(argv=None) -> int:
         sampler = run_json_tool("sampler_bench", ["--samples", str(args.preset["sampler_samples"]),
                                                   "--spacing", str(args.preset["sampler_spacing"])], 180,
                                 app_dir=app_dir)
+    history = None
+    if not args.no_history:
+        preset = args.preset
+        history = run_json_tool("history_bench", [
+            "--idle-seconds", str(preset["history_idle_seconds"]), "--rounds", str(preset["history_rounds"]),
+            "--requests", str(preset["history_requests"])], 1800, app_dir=app_dir)
     summary = report.summarize(runs)
     ratio = report.ratios(runs, summary, args.viewers)
     target_rows = report.targets(summary, ratio, sampler, console)
     text = report.table(summary, ratio, target_rows, sampler, None, args.rounds, console)
+    if history is not None:
+        from .history_bench import render
+
+        text += "\n\n" + (f"Lasting history: failed: {history['error']}" if "error" in history
+                           else render(history))
     print()
     print(text)
     if args.profile:
@@ -440,6 +456,7 @@ def main(argv=None) -> int:
         "ratios": ratio,
         "targets": target_rows,
         "sampler": sampler,
+        "history": history,
         "console": console,
         "runs": runs,
         "table": text,

@@ -35,6 +35,7 @@ def build_services(scratch: str):
         "OPERATOR_TOKEN": secrets.token_urlsafe(16),
         "SECRET_KEY": secrets.token_urlsafe(16),
         "AUDIT_DB": os.path.join(scratch, "audit.sqlite3"),
+        "DATA_DIR": os.path.join(scratch, "data"),
     })
     return app.extensions["dashboard"]
 

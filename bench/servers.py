@@ -122,6 +122,7 @@ class Server:
             "MAX_CONSOLES_PER_LOGIN": "1000000",
             "CONSOLE_LOGIN_RATE": "1000000",
             "CONSOLE_LOGIN_BURST": "1000000",
+            "DATA_DIR": str(self.home / f"data-{self.port}"),
             **self.env,
         }
         self._log = open(self.log_path, "ab")

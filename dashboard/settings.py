@@ -34,332 +34,176 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("HOST", "0.0.0.0", "Address gunicorn binds to. The run script uses 127.0.0.1."),
     Setting("PORT", 8000, "TCP port to listen on; platforms set it.", kinds.ranged(int, 1, 65535)),
-    Setting(
-        "WEB_CONCURRENCY",
-        1,
-        "gunicorn worker processes. Above 1 only with REDIS_URL (each would keep its own "
-        "sampler, buffer and state otherwise); without it the app warns and runs one worker.",
-        kinds.ranged(int, 1, 64),
-    ),
-    Setting(
-        "WORKER_CONNECTIONS",
-        kinds.default_worker_connections(),
-        "Open connections one gevent worker accepts (streams, sockets and plain requests "
-        "together). Default: the open-files limit minus 256.",
-        kinds.ranged(int, 10, 1_000_000),
-    ),
-    Setting(
-        "GRACEFUL_TIMEOUT",
-        10,
-        "Seconds a worker gets to finish after SIGTERM. Streams are ended at once; "
-        "Heroku kills at 30 s.",
-        kinds.ranged(int, 1, 300),
-    ),
-    Setting(
-        "SAMPLE_INTERVAL",
-        1.0,
-        "Seconds between samples at start (0.25 to 60). Operators change it at run time.",
-        kinds.ranged(float, 0.25, 60.0),
-    ),
-    Setting(
-        "HISTORY_SECONDS",
-        3600,
-        "How much history the event buffer and charts keep. A reconnecting viewer "
-        "resumes without a gap if its last event is younger than this.",
-        kinds.ranged(int, 10, 7 * 24 * 3600),
-    ),
-    Setting(
-        "HEARTBEAT_SECONDS",
-        15.0,
-        "Longest silence on an event stream before a heartbeat comment is sent "
-        "(Heroku's router cuts connections idle for 55 s).",
-        kinds.ranged(float, 0.05, 50.0),
-    ),
-    Setting(
-        "SSE_RETRY_MS",
-        2000,
-        "Reconnect delay the event stream asks browsers to use (the `retry:` field).",
-        kinds.ranged(int, 100, 600_000),
-    ),
-    Setting(
-        "VIEWER_BACKLOG",
-        64,
-        "Events a slow viewer may fall behind before its stream is closed. Backlogs "
-        "are positions in the shared buffer, never copies.",
-        kinds.ranged(int, 1, 100_000),
-    ),
-    Setting(
-        "VIEWER_SEND_BUFFER",
-        65536,
-        "Kernel send buffer per event stream, in bytes (0: the system's autotuning, up to "
-        "megabytes). Bounds what a stalled viewer holds before its backlog starts counting.",
-        kinds.ranged(int, 0, 16 * 1024 * 1024),
-    ),
-    Setting(
-        "VIEWER_WRITE_TIMEOUT",
-        10.0,
-        "Seconds a stalled viewer may block one write before its stream is closed.",
-        kinds.ranged(float, 0.1, 600.0),
-    ),
-    Setting(
-        "TOP_PROCESSES",
-        10,
-        "Processes listed in each sample's top-by-CPU and top-by-memory tables.",
-        kinds.ranged(int, 1, 100),
-    ),
-    Setting(
-        "HOST_NAME",
-        "",
-        "Name this host's metrics are published under. Default: the machine's hostname.",
-    ),
+    Setting("WEB_CONCURRENCY", 1,
+            "gunicorn worker processes. Above 1 only with REDIS_URL (each would keep its own sampler, "
+            "buffer and state otherwise); without it the app warns and runs one worker.",
+            kinds.ranged(int, 1, 64)),
+    Setting("WORKER_CONNECTIONS", kinds.default_worker_connections(),
+            "Open connections one gevent worker accepts (streams, sockets and plain requests together). "
+            "Default: the open-files limit minus 256.", kinds.ranged(int, 10, 1_000_000)),
+    Setting("GRACEFUL_TIMEOUT", 10,
+            "Seconds a worker gets to finish after SIGTERM. Streams are ended at once; Heroku kills at 30 "
+            "s.", kinds.ranged(int, 1, 300)),
+    Setting("SAMPLE_INTERVAL", 1.0,
+            "Seconds between samples at start (0.25 to 60). Operators change it at run time.",
+            kinds.ranged(float, 0.25, 60.0)),
+    Setting("HISTORY_SECONDS", 3600,
+            "How much history the event buffer and charts keep. A reconnecting viewer resumes without a "
+            "gap if its last event is younger than this.", kinds.ranged(int, 10, 7 * 24 * 3600)),
+    Setting("HEARTBEAT_SECONDS", 15.0,
+            "Longest silence on an event stream before a heartbeat comment is sent (Heroku's router cuts "
+            "connections idle for 55 s).", kinds.ranged(float, 0.05, 50.0)),
+    Setting("SSE_RETRY_MS", 2000,
+            "Reconnect delay the event stream asks browsers to use (the `retry:` field).",
+            kinds.ranged(int, 100, 600_000)),
+    Setting("VIEWER_BACKLOG", 64,
+            "Events a slow viewer may fall behind before its stream is closed. Backlogs are positions in "
+            "the shared buffer, never copies.", kinds.ranged(int, 1, 100_000)),
+    Setting("VIEWER_SEND_BUFFER", 65536,
+            "Kernel send buffer per event stream, in bytes (0: the system's autotuning, up to megabytes). "
+            "Bounds what a stalled viewer holds before its backlog starts counting.",
+            kinds.ranged(int, 0, 16 * 1024 * 1024)),
+    Setting("VIEWER_WRITE_TIMEOUT", 10.0,
+            "Seconds a stalled viewer may block one write before its stream is closed.",
+            kinds.ranged(float, 0.1, 600.0)),
+    Setting("TOP_PROCESSES", 10,
+            "Processes listed in each sample's top-by-CPU and top-by-memory tables.",
+            kinds.ranged(int, 1, 100)),
+    Setting("HOST_NAME", "",
+            "Name this host's metrics are published under. Default: the machine's hostname."),
     Setting("LOG_LEVEL", "info", "Python log level: debug, info, warning or error."),
-    Setting(
-        "LOG_FORMAT",
-        "json",
-        "json: one JSON object per line (request id, fields), for log tools; text: for a terminal.",
-        kinds.choice("json", "text"),
-    ),
-    Setting(
-        "ALLOWED_HOSTS",
-        (),
-        "Comma-separated Host names the app answers to (\".example.com\" allows subdomains; "
-        "\"*\" any). Empty: only loopback names when bound to loopback (defeats DNS "
-        "rebinding), any host otherwise.",
-        kinds.list,
-    ),
-    Setting(
-        "FORWARDED_ALLOW_IPS",
-        "127.0.0.1",
-        "Proxies (comma-separated IPs, or *) whose X-Forwarded-For/-Proto/-Host/-Prefix "
-        "headers are trusted; gunicorn reads it too. Heroku sets *.",
-    ),
-    Setting(
-        "DASHBOARD_ACCESS",
-        "login",
-        "login: nothing about the host without a login (page, /events, /api/*, /metrics); public: "
-        "anyone who reaches the port sees the dashboard (logged as a warning at start). The "
-        "console always needs a login.",
-        kinds.choice("login", "public"),
-    ),
-    Setting(
-        "OPERATOR_TOKEN",
-        "",
-        "Token that logs an operator in (all commands; at least 16 characters). Unset, and no "
-        "OPERATOR_TOKENS: one is generated at start and a login URL printed once.",
-        kinds.secret,
-        secret=True,
-    ),
-    Setting(
-        "OBSERVER_TOKEN",
-        "",
-        "Optional token for observers: the dashboard and read-only console commands (status, top, ps, audit...).",
-        kinds.secret,
-        secret=True,
-    ),
-    Setting(
-        "VIEWER_TOKEN",
-        "",
-        "Optional token for viewers: every dashboard, no console.",
-        kinds.secret,
-        secret=True,
-    ),
-    Setting(
-        "OPERATOR_TOKENS",
-        (),
-        "Named operator logins, `alice:<token>,bob:<token>`: the audit log names whoever logged in "
-        "with a token, and a claimed name cannot change it.",
-        kinds.named_tokens,
-        secret=True,
-    ),
-    Setting("OBSERVER_TOKENS", (), "Named observer logins, as OPERATOR_TOKENS.", kinds.named_tokens, secret=True),
+    Setting("LOG_FORMAT", "json",
+            "json: one JSON object per line (request id, fields), for log tools; text: for a terminal.",
+            kinds.choice("json", "text")),
+    Setting("ALLOWED_HOSTS", (),
+            "Comma-separated Host names the app answers to (\".example.com\" allows subdomains; \"*\" any). "
+            "Empty: only loopback names when bound to loopback (defeats DNS rebinding), any host "
+            "otherwise.", kinds.list),
+    Setting("FORWARDED_ALLOW_IPS", "127.0.0.1",
+            "Proxies (comma-separated IPs, or *) whose X-Forwarded-For/-Proto/-Host/-Prefix headers are "
+            "trusted; gunicorn reads it too. Heroku sets *."),
+    Setting("DASHBOARD_ACCESS", "login",
+            "login: nothing about the host without a login (page, /events, /api/*, /metrics); public: "
+            "anyone who reaches the port sees the dashboard (logged as a warning at start). The console "
+            "always needs a login.", kinds.choice("login", "public")),
+    Setting("OPERATOR_TOKEN", "",
+            "Token that logs an operator in (all commands; at least 16 characters). Unset, and no "
+            "OPERATOR_TOKENS: one is generated at start and a login URL printed once.",
+            kinds.secret, secret=True),
+    Setting("OBSERVER_TOKEN", "",
+            "Optional token for observers: the dashboard and read-only console commands (status, top, ps, "
+            "audit...).", kinds.secret, secret=True),
+    Setting("VIEWER_TOKEN", "",
+            "Optional token for viewers: every dashboard, no console.", kinds.secret, secret=True),
+    Setting("OPERATOR_TOKENS", (),
+            "Named operator logins, `alice:<token>,bob:<token>`: the audit log names whoever logged in "
+            "with a token, and a claimed name cannot change it.", kinds.named_tokens, secret=True),
+    Setting("OBSERVER_TOKENS", (),
+            "Named observer logins, as OPERATOR_TOKENS.", kinds.named_tokens, secret=True),
     Setting("VIEWER_TOKENS", (), "Named viewer logins, as OPERATOR_TOKENS.", kinds.named_tokens, secret=True),
-    Setting(
-        "METRICS_TOKEN",
-        "",
-        "Bearer token that opens /metrics and nothing else (for Prometheus: "
-        "`authorization: {credentials: <token>}`).",
-        kinds.secret,
-        secret=True,
-    ),
-    Setting(
-        "LOGIN_FAILURES_ALLOWED",
-        5,
-        "Failed logins (wrong token on POST /login, a bearer header or a console handshake) one "
-        "address may make before it must wait: 429 with Retry-After, 1 s and doubling up to 5 min.",
-        kinds.ranged(int, 1, 1000),
-    ),
-    Setting(
-        "SECRET_KEY",
-        "",
-        "Key that signs session cookies (at least 16 characters). Unset: generated at start, so "
-        "logins end at restart.",
-        kinds.secret,
-        secret=True,
-    ),
+    Setting("METRICS_TOKEN", "",
+            "Bearer token that opens /metrics and nothing else (for Prometheus: `authorization: "
+            "{credentials: <token>}`).", kinds.secret, secret=True),
+    Setting("LOGIN_FAILURES_ALLOWED", 5,
+            "Failed logins (wrong token on POST /login, a bearer header or a console handshake) one "
+            "address may make before it must wait: 429 with Retry-After, 1 s and doubling up to 5 min.",
+            kinds.ranged(int, 1, 1000)),
+    Setting("SECRET_KEY", "",
+            "Key that signs session cookies (at least 16 characters). Unset: generated at start, so "
+            "logins end at restart.", kinds.secret, secret=True),
     Setting("SESSION_HOURS", 12.0, "How long a login lasts.", kinds.ranged(float, 0.05, 24 * 30)),
-    Setting(
-        "ALLOWED_ORIGINS",
-        (),
-        "Comma-separated origins, besides the app's own, whose pages may open the console "
-        "(exact match, e.g. https://ops.example.com).",
-        kinds.list,
-    ),
-    Setting(
-        "ALLOW_PROCESS_CONTROL",
-        False,
-        "1 enables the `kill` command (still confirmed and audited).",
-        kinds.bool,
-    ),
+    Setting("ALLOWED_ORIGINS", (),
+            "Comma-separated origins, besides the app's own, whose pages may open the console (exact "
+            "match, e.g. https://ops.example.com).", kinds.list),
+    Setting("ALLOW_PROCESS_CONTROL", False,
+            "1 enables the `kill` command (still confirmed and audited).", kinds.bool),
     Setting("AUDIT_DB", "var/audit.sqlite3", "SQLite file of the audit log (WAL mode)."),
-    Setting(
-        "AUDIT_SYNC",
-        "normal",
-        "normal: each record survives a killed server; full: also a power cut (waits for the disk).",
-        kinds.choice("normal", "full"),
-    ),
-    Setting("DATA_DIR", "var", "Folder for the embedded store's SQLite files (history, state, audit log). Created if missing."),
-    Setting(
-        "NOTIFY_URLS",
-        (),
-        "Apprise URLs that receive every alert (mailto://, slack://, ntfy://, tgram://, json://...), "
-        "separated by spaces or commas; operators add more with `notify add`.",
-        kinds.words,
-        secret=True,
-    ),
-    Setting(
-        "NOTIFY_GROUP_SECONDS",
-        30.0,
-        "Transitions within this many seconds of the first one go out as one message, so a "
-        "flapping rule cannot flood a phone (0: send at once; what waits together goes as one).",
-        kinds.ranged(float, 0.0, 3600.0),
-    ),
-    Setting(
-        "NOTIFY_RETRY_HOURS",
-        24.0,
-        "How long an undelivered message is retried (with backoff, from 1 s doubling to 5 min) "
-        "before it is given up.",
-        kinds.ranged(float, 0.001, 24 * 30),
-    ),
-    Setting(
-        "NOTIFY_TIMEOUT",
-        10.0,
-        "Seconds one delivery attempt to one channel may take before it counts as failed.",
-        kinds.ranged(float, 0.5, 300.0),
-    ),
-    Setting(
-        "PUBLIC_URL",
-        "",
-        "Address people reach the dashboard at (e.g. https://dash.example.com), for the link "
-        "in each notification. Empty: messages carry no link.",
-    ),
-    Setting("CONSOLE_RATE", 20.0, "Console requests per second per connection.", kinds.ranged(float, 0.1, 100_000)),
-    Setting("CONSOLE_BURST", 40, "Console requests a connection may send at once.", kinds.ranged(int, 1, 100_000)),
-    Setting(
-        "CONSOLE_OUTBOX",
-        256,
-        "Frames queued for one console before it counts as not reading and is closed (1008).",
-        kinds.ranged(int, 8, 100_000),
-    ),
-    Setting(
-        "CONSOLE_MAX_MESSAGE",
-        65536,
-        "Largest console message in bytes; bigger ones close the socket with 1009.",
-        kinds.ranged(int, 1024, 16 * 1024 * 1024),
-    ),
-    Setting(
-        "REDIS_URL",
-        "",
-        "redis:// or rediss:// URL of a shared Redis. Unset: one process keeps everything "
-        "(the embedded default). Set: several workers, dynos and hosts share streams, state "
-        "and the audit log through it.",
-        secret=True,
-    ),
+    Setting("AUDIT_SYNC", "normal",
+            "normal: each record survives a killed server; full: also a power cut (waits for the disk).",
+            kinds.choice("normal", "full")),
+    Setting("DATA_DIR", "var",
+            "Folder for the embedded store's SQLite files (history, state, audit log). Created if "
+            "missing."),
+    Setting("NOTIFY_URLS", (),
+            "Apprise URLs that receive every alert (mailto://, slack://, ntfy://, tgram://, json://...), "
+            "separated by spaces or commas; operators add more with `notify add`.", kinds.words, secret=True),
+    Setting("NOTIFY_GROUP_SECONDS", 30.0,
+            "Transitions within this many seconds of the first one go out as one message, so a flapping "
+            "rule cannot flood a phone (0: send at once; what waits together goes as one).",
+            kinds.ranged(float, 0.0, 3600.0)),
+    Setting("NOTIFY_RETRY_HOURS", 24.0,
+            "How long an undelivered message is retried (with backoff, from 1 s doubling to 5 min) before "
+            "it is given up.", kinds.ranged(float, 0.001, 24 * 30)),
+    Setting("NOTIFY_TIMEOUT", 10.0,
+            "Seconds one delivery attempt to one channel may take before it counts as failed.",
+            kinds.ranged(float, 0.5, 300.0)),
+    Setting("PUBLIC_URL", "",
+            "Address people reach the dashboard at (e.g. https://dash.example.com), for the link in each "
+            "notification. Empty: messages carry no link."),
+    Setting("HISTORY_STORE", True,
+            "1 keeps chart roll-ups, the event buffer, the interval, pause and alert rules in "
+            "DATA_DIR/history.sqlite3 (or Redis), so they survive restarts; 0 keeps them in memory only.",
+            kinds.bool),
+    Setting("MINUTE_HISTORY_DAYS", 30.0,
+            "Days of per-minute roll-ups (min, mean, max of each chart series) kept.",
+            kinds.ranged(float, 0.01, 3650)),
+    Setting("HOUR_HISTORY_DAYS", 365.0, "Days of per-hour roll-ups kept.", kinds.ranged(float, 0.1, 36500)),
+    Setting("CONSOLE_RATE", 20.0,
+            "Console requests per second per connection.", kinds.ranged(float, 0.1, 100_000)),
+    Setting("CONSOLE_BURST", 40,
+            "Console requests a connection may send at once.", kinds.ranged(int, 1, 100_000)),
+    Setting("CONSOLE_OUTBOX", 256,
+            "Frames queued for one console before it counts as not reading and is closed (1008).",
+            kinds.ranged(int, 8, 100_000)),
+    Setting("CONSOLE_MAX_MESSAGE", 65536,
+            "Largest console message in bytes; bigger ones close the socket with 1009.",
+            kinds.ranged(int, 1024, 16 * 1024 * 1024)),
+    Setting("REDIS_URL", "",
+            "redis:// or rediss:// URL of a shared Redis. Unset: one process keeps everything (the "
+            "embedded default). Set: several workers, dynos and hosts share streams, state and the audit "
+            "log through it.", secret=True),
     Setting("REDIS_PREFIX", "dash", "Prefix of every Redis key, to share one Redis between apps."),
-    Setting(
-        "REDIS_TLS_VERIFY",
-        True,
-        "0 accepts a rediss:// server's self-signed certificate (Heroku's Redis add-on needs it).",
-        kinds.bool,
-    ),
-    Setting(
-        "SAMPLER_LEASE_SECONDS",
-        5.0,
-        "With Redis, one process per host samples it, under a lease this long; when that "
-        "process dies another takes over within about this time.",
-        kinds.ranged(float, 1.0, 120.0),
-    ),
-    Setting(
-        "HOST_STALE_SECONDS",
-        15.0,
-        "A host not heard from for this long (or three of its intervals) is shown as stale.",
-        kinds.ranged(float, 1.0, 86400.0),
-    ),
-    Setting(
-        "MAX_BODY_BYTES",
-        16384,
-        "Largest request body accepted, in bytes (the app takes only small JSON bodies); a "
-        "larger declared or received body gets 413 and the connection is closed.",
-        kinds.ranged(int, 1024, 64 * 1024 * 1024),
-    ),
-    Setting(
-        "BODY_TIMEOUT_SECONDS",
-        10.0,
-        "Seconds a request body may take to arrive in full after its headers; slower bodies get "
-        "408 and the connection is closed.",
-        kinds.ranged(float, 0.1, 600.0),
-    ),
-    Setting(
-        "MAX_CONNECTIONS_PER_CLIENT",
-        100,
-        "Requests, event streams and console sockets one client address (after the trusted "
-        "proxies) may have open at once; more get 429 with Retry-After.",
-        kinds.ranged(int, 1, 1_000_000),
-    ),
-    Setting(
-        "MAX_CONSOLES_PER_LOGIN",
-        10,
-        "Console sockets one login may have open at once (a cookie session, or a bearer token "
-        "from one address); more get 429 with Retry-After before the upgrade.",
-        kinds.ranged(int, 1, 1_000_000),
-    ),
-    Setting(
-        "CONSOLE_LOGIN_RATE",
-        50.0,
-        "Console requests per second per login, across all its sockets and reconnects.",
-        kinds.ranged(float, 0.1, 1_000_000),
-    ),
-    Setting(
-        "CONSOLE_LOGIN_BURST",
-        100,
-        "Console requests one login may send at once, across all its sockets and reconnects.",
-        kinds.ranged(int, 1, 1_000_000),
-    ),
-    Setting(
-        "MAX_ALERT_RULES",
-        100,
-        "Alert rules that may exist at once; `alert set` past it answers bad_args.",
-        kinds.ranged(int, 1, 100_000),
-    ),
-    Setting(
-        "AUDIT_RETENTION_DAYS",
-        90.0,
-        "Days of audit records kept; older ones are trimmed in the background (SQLite and Redis).",
-        kinds.ranged(float, 0.0001, 36500),
-    ),
-    Setting(
-        "AUDIT_SUMMARY_SECONDS",
-        60.0,
-        "Window over which failed and repeated read-only console requests are counted and "
-        "written as one summarising audit record per login, command and outcome.",
-        kinds.ranged(float, 0.1, 86400),
-    ),
-    Setting(
-        "CONSOLE_PING_SECONDS",
-        25.0,
-        "WebSocket ping interval (Heroku's router drops sockets idle for 55 s); a missed "
-        "pong closes the socket with 1008.",
-        kinds.ranged(float, 0.5, 50.0),
-    ),
+    Setting("REDIS_TLS_VERIFY", True,
+            "0 accepts a rediss:// server's self-signed certificate (Heroku's Redis add-on needs it).",
+            kinds.bool),
+    Setting("SAMPLER_LEASE_SECONDS", 5.0,
+            "With Redis, one process per host samples it, under a lease this long; when that process dies "
+            "another takes over within about this time.", kinds.ranged(float, 1.0, 120.0)),
+    Setting("HOST_STALE_SECONDS", 15.0,
+            "A host not heard from for this long (or three of its intervals) is shown as stale.",
+            kinds.ranged(float, 1.0, 86400.0)),
+    Setting("MAX_BODY_BYTES", 16384,
+            "Largest request body accepted, in bytes (the app takes only small JSON bodies); a larger "
+            "declared or received body gets 413 and the connection is closed.",
+            kinds.ranged(int, 1024, 64 * 1024 * 1024)),
+    Setting("BODY_TIMEOUT_SECONDS", 10.0,
+            "Seconds a request body may take to arrive in full after its headers; slower bodies get 408 "
+            "and the connection is closed.", kinds.ranged(float, 0.1, 600.0)),
+    Setting("MAX_CONNECTIONS_PER_CLIENT", 100,
+            "Requests, event streams and console sockets one client address (after the trusted proxies) "
+            "may have open at once; more get 429 with Retry-After.", kinds.ranged(int, 1, 1_000_000)),
+    Setting("MAX_CONSOLES_PER_LOGIN", 10,
+            "Console sockets one login may have open at once (a cookie session, or a bearer token from "
+            "one address); more get 429 with Retry-After before the upgrade.",
+            kinds.ranged(int, 1, 1_000_000)),
+    Setting("CONSOLE_LOGIN_RATE", 50.0,
+            "Console requests per second per login, across all its sockets and reconnects.",
+            kinds.ranged(float, 0.1, 1_000_000)),
+    Setting("CONSOLE_LOGIN_BURST", 100,
+            "Console requests one login may send at once, across all its sockets and reconnects.",
+            kinds.ranged(int, 1, 1_000_000)),
+    Setting("MAX_ALERT_RULES", 100,
+            "Alert rules that may exist at once; `alert set` past it answers bad_args.",
+            kinds.ranged(int, 1, 100_000)),
+    Setting("AUDIT_RETENTION_DAYS", 90.0,
+            "Days of audit records kept; older ones are trimmed in the background (SQLite and Redis).",
+            kinds.ranged(float, 0.0001, 36500)),
+    Setting("AUDIT_SUMMARY_SECONDS", 60.0,
+            "Window over which failed and repeated read-only console requests are counted and written as "
+            "one summarising audit record per login, command and outcome.", kinds.ranged(float, 0.1, 86400)),
+    Setting("CONSOLE_PING_SECONDS", 25.0,
+            "WebSocket ping interval (Heroku's router drops sockets idle for 55 s); a missed pong closes "
+            "the socket with 1008.", kinds.ranged(float, 0.5, 50.0)),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -13,7 +13,6 @@ web blueprints read this object through the narrow `web.common.Instance` interfa
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import socket
@@ -22,11 +21,10 @@ import time
 import sqlite3
 
 import gevent
-import greenlet
-import psutil
 import redis
 
 from . import __version__
+from .health import health
 from .alerts.delivery import Notifier
 from .logs import Refusals
 from .alerts.rules import Alerts, alert_event
@@ -38,14 +36,19 @@ from .operations import Operations
 from .sampling.cgroups import Container, discover
 from .sampling.collectors import SYSTEM_COLLECTORS, Collector
 from .sampling.processes import ProcessTable
-from .sampling.sampler import Sampler
+from .sampling.rollup import Rollups
+from .sampling.sampler import Sampler, check_interval
+from .sampling.series import SERIES
 from .store.audit import AuditLog, Record, RedisAuditLog
 from .store.notify_store import RedisNotifyStore, SqliteNotifyStore
 from .store.audit_summary import AuditSummary
+from .store.history_store import HistoryStore, StoreBroken
+from .store.tiers import Point, Tier, default_tiers
 from .stream.events import Event, to_json
 from .stream.hub import Hub
 from .stream.history import History
 from .stream.views import Views
+from .stream.windows import Windows
 from .web.credentials import Tokens
 from .web.throttle import Throttle
 
@@ -110,6 +113,7 @@ class Instance:
             retry_hours=config["NOTIFY_RETRY_HOURS"], timeout=config["NOTIFY_TIMEOUT"],
             public_url=config["PUBLIC_URL"], errors=notify_errors, fallback_sample=self._latest_of)
         self.notify_errors = notify_errors
+        self._lasting(config)
         self.command_counts: dict[tuple[str, str], int] = {}
         self.command_latency = None  # a histogram, once /metrics is installed
         self.started_at = time.time()
@@ -127,6 +131,77 @@ class Instance:
         self._pid: int | None = None
         self._ticker: gevent.Greenlet | None = None
         self._upkeep: list[gevent.Greenlet] = []
+
+    # ---- lasting history and state ------------------------------------------------
+
+    def _lasting(self, config: dict) -> None:
+        """The store of roll-ups (and, embedded, of the event buffer and state)."""
+        self.tiers: tuple[Tier, ...] = default_tiers(config["MINUTE_HISTORY_DAYS"], config["HOUR_HISTORY_DAYS"])
+        self.lasting = None
+        self.lasting_error: str | None = None
+        names = tuple(s.name for s in SERIES)
+        if config["HISTORY_STORE"] and self.store is not None:
+            from .store.redis_tiers import RedisTiers
+
+            self.lasting = RedisTiers(self.store, self.tiers, names)
+        elif config["HISTORY_STORE"]:
+            try:
+                self.lasting = HistoryStore(config["DATA_DIR"], self.tiers, names, config["HISTORY_SECONDS"])
+            except StoreBroken as exc:
+                self.lasting_error = str(exc)
+                log.error("history store unavailable, serving live data without lasting history: %s", exc)
+        self.rollups = None
+        if self.lasting is not None:
+            lasting, host = self.lasting, self.host
+            self.rollups = Rollups(self.tiers, lambda tier, point: lasting.add_point(tier, host, point),
+                                   load=lambda tier: lasting.last_point(tier, host))
+        self.windows = Windows(config["HISTORY_SECONDS"], self.tiers, self.lasting, current=self._open_point)
+        if isinstance(self.lasting, HistoryStore):
+            self._restore(self.lasting)
+
+    def _open_point(self, host: str, tier: Tier) -> Point | None:
+        if self.rollups is None or host != self.host:
+            return None
+        return self.rollups.current(tier)
+
+    def _restore(self, lasting: HistoryStore) -> None:
+        """Take up where the last process stopped: its events, ids, seq and state."""
+        started = time.monotonic()
+        try:
+            events = lasting.events(int((time.time() - self.config["HISTORY_SECONDS"]) * 1000))
+            state = lasting.state()
+        except Exception as exc:  # sqlite3.Error: a damaged page found only now
+            log.error("history store unreadable, starting without its events and state: %s", exc)
+            events, state = [], {}
+        seq = self.local.restore(events)
+        self.sampler.continue_from(seq)
+        try:
+            if "interval" in state:
+                self.sampler.set_interval(check_interval(state["interval"]))
+            if state.get("paused"):
+                self.sampler.pause()
+            if isinstance(state.get("alerts"), dict):
+                self.alerts.restore(state["alerts"]["rules"], state["alerts"]["next_id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("lasting state not usable, starting from the settings: %s", exc)
+        self.local.keep = lasting.add_event
+        if events:
+            log.info("restored %d events (up to seq %d) and the console's state in %.0f ms",
+                     len(events), seq, (time.monotonic() - started) * 1000)
+
+    def _save_state(self) -> None:
+        if isinstance(self.lasting, HistoryStore):
+            self.lasting.save_state("interval", self.sampler.interval)
+            self.lasting.save_state("paused", self.sampler.paused)
+            self.lasting.save_state("alerts", {"rules": [r.public() for r in self.alerts.rules.values()],
+                                               "next_id": self.alerts.next_id})
+
+    def lasting_health(self) -> dict:
+        if self.lasting is None:
+            if self.lasting_error:
+                return {"state": "unavailable", "error": self.lasting_error}
+            return {"state": "off"}
+        return self.lasting.health()
 
     # The local host's parts, for the many places that only ever serve it.
     @property
@@ -160,6 +235,8 @@ class Instance:
         self.started_at = time.time()
         # With Redis, the fleet decides: sample only under the host's lease, or
         # locally while Redis cannot be reached.
+        if self.lasting is not None:
+            self.lasting.start()
         if self.fleet is None:
             self.sampler.start()
         else:
@@ -195,6 +272,13 @@ class Instance:
             self.audit_summary.flush()  # the window's counts, before the process goes
         except Exception as exc:
             log.warning("could not write the audit summary at shutdown: %s", exc)
+        # Everything is written while the streams still hold the worker open:
+        # once they close, gunicorn may end the process at any moment.
+        if self.rollups is not None:
+            self.rollups.close()
+        if self.lasting is not None:
+            self.local.keep = None
+            self.lasting.close()
         closed = self.views.close_all(reason)
         consoles = self.consoles.close_all(GOING_AWAY, reason)
         log.info("shutting down: closed %d event streams and %d consoles", closed, consoles)
@@ -203,6 +287,8 @@ class Instance:
     # ---- data flow ----------------------------------------------------------------
 
     def on_sample(self, sample: dict) -> None:
+        if self.rollups is not None:
+            self.rollups.add(sample)
         data = to_json(sample)
         if self.shared:
             try:
@@ -234,6 +320,8 @@ class Instance:
         if self.shared:
             self.fleet.publish_event(event)  # comes back through each process's reader
             return
+        if event.type == "config":
+            self._save_state()
         data = to_json(event.payload())
         frame = None
         for host in self.views.names():
@@ -284,51 +372,4 @@ class Instance:
     # ---- health ------------------------------------------------------------------------
 
     def health(self, details: bool = False) -> tuple[bool, dict]:
-        now = time.monotonic()
-        sampler = self.sampler
-        arrived = self.local.latest_at
-        age = None if arrived is None else round(now - arrived, 3)
-        limit = max(3 * sampler.interval, 5.0)
-        if sampler.paused:
-            ok, state = True, "paused"
-        elif age is None:
-            ok = time.time() - self.started_at < limit
-            state = "starting" if ok else "stuck"
-        else:
-            ok = age <= limit
-            state = "sampling" if ok else "stuck"
-        body = {
-            "status": "ok" if ok else "unhealthy",
-            "sampler": {
-                "state": state,
-                "age": age,
-                "interval": sampler.interval,
-                "here": sampler.running,
-                "last_duration": None
-                if sampler.last_duration is None
-                else round(sampler.last_duration, 4),
-                "seq": (self.local.latest or {}).get("seq", sampler.seq),
-            },
-            "subscribers": len(self.views.streams()),
-            "version": self.version,
-            "pid": os.getpid(),
-        }
-        if self.fleet is not None:
-            body["redis"] = {"shared": self.fleet.shared, "error": self.fleet.error}
-        if details:
-            body["process"] = process_details()
-        return ok, body
-
-
-def process_details() -> dict:
-    """Resource use of this process, for leak checks (costs a few ms: on request only)."""
-    try:
-        open_files = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        open_files = None
-    gc.collect()  # count what is alive, not cycles waiting for the collector
-    return {
-        "open_files": open_files,
-        "rss": psutil.Process().memory_info().rss,
-        "greenlets": sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet)),
-    }
+        return health(self, details)

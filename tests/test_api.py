@@ -21,7 +21,7 @@ def test_history_validates_seconds(client, svc):
     r = client.get("/api/history?seconds=60")
     assert r.status_code == 200 and r.json["count"] == 2
     assert r.json["last_event_id"] == svc.hub.head.id
-    for bad in ("0", "-1", "abc", "nan", "inf", "999999"):
+    for bad in ("0", "-1", "abc", "nan", "inf", "99999999999"):
         r = client.get(f"/api/history?seconds={bad}")
         assert r.status_code == 400, bad
         assert r.json["error"]["code"] == "bad_request"

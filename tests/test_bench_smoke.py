@@ -38,7 +38,7 @@ def test_quick_run_writes_sane_json(tmp_path, bench_tools):
         [sys.executable, "-m", "bench", "--quick", "--viewers", "20", "--rounds", "1",
          "--seconds", "2", "--idle", "1", "--settle", "0.5", "--grace", "1", "--out", str(out),
          "--consoles", "4", "--console-clients", "2", "--console-seconds", "1", "--console-warmup", "0.5",
-         "--console-messages", "50", "--app-ref", "HEAD"],
+         "--console-messages", "50", "--app-ref", "HEAD", "--no-history"],
         cwd=REPO, capture_output=True, text=True, timeout=55,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -159,3 +159,19 @@ def test_soak_quick_writes_samples_and_verdicts(tmp_path, bench_tools):
     assert result["server_log"]["lines"] > 0
     assert result["plot"] == "soak.png"
     assert (out / "soak.png").stat().st_size > 1000
+
+
+def test_history_bench_writes_sane_json():
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.history_bench", "--idle-seconds", "1", "--idle-warmup", "0.5",
+         "--rounds", "1", "--requests", "5"],
+        cwd=REPO, capture_output=True, text=True, timeout=170,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Lasting history" in proc.stdout
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["idle"]["on_median"] >= 0 and result["idle"]["off_median"] >= 0
+    for tier in ("minute", "hour"):
+        assert 4 < result["disk"][tier]["bytes_per_point"] < 100, result["disk"]
+    assert result["api"]["30d"]["tier"] == "hour" and result["api"]["30d"]["p99_ms"] > 0
+    assert result["startup"]["full_hour"]["events"] == 3600

@@ -119,7 +119,8 @@ def test_allowed_hosts_defaults_follow_the_bind_address():
 
 
 def test_dns_rebinding_gets_400(tmp_path):
-    app = create_app({"HOST": "127.0.0.1", "OPERATOR_TOKEN": TOKEN, "AUDIT_DB": str(tmp_path / "a.db")})
+    app = create_app({"HOST": "127.0.0.1", "OPERATOR_TOKEN": TOKEN, "AUDIT_DB": str(tmp_path / "a.db"),
+                      "DATA_DIR": str(tmp_path / "data")})
     c = app.test_client()
     assert c.get("/healthz", headers={"Host": "127.0.0.1:8000"}).status_code == 200
     r = c.get("/events", headers={"Host": "attacker.example:8000"})
@@ -130,6 +131,7 @@ def test_dns_rebinding_gets_400(tmp_path):
 def test_forwarding_headers_only_from_trusted_proxies(tmp_path):
     def build(allow):
         return create_app({"OPERATOR_TOKEN": TOKEN, "AUDIT_DB": str(tmp_path / f"{allow}.db"),
+                           "DATA_DIR": str(tmp_path / f"data-{allow}"),
                            "FORWARDED_ALLOW_IPS": allow, "ALLOWED_HOSTS": ("*",)})
 
     headers = {"X-Forwarded-Prefix": "/monitor", "X-Forwarded-Host": "dash.example.com",

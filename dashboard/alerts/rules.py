@@ -11,7 +11,6 @@ rule is kept per host, by whoever samples that host.
 
 from __future__ import annotations
 
-import itertools
 import operator
 import time
 from dataclasses import asdict, dataclass, field
@@ -95,11 +94,18 @@ class Alerts:
     def __init__(self) -> None:
         self.rules: dict[str, Rule] = {}
         self.states: dict[tuple[str, str], RuleState] = {}  # (rule id, host)
-        self._ids = itertools.count(1)
+        self.next_id = 1
+
+    def restore(self, rules: list[dict], next_id: int) -> None:
+        """Take up rules kept across a restart (their state starts again at ok)."""
+        self.rules = {d["id"]: Rule.from_dict(d) for d in rules}
+        self.states = {}
+        self.next_id = max(int(next_id), 1)
 
     def add(self, metric: str, op: str, threshold: float, hold: float, by: str | None) -> Rule:
         check(metric, op)
-        rule = Rule(f"a{next(self._ids)}", metric, op, threshold, hold, by)
+        rule = Rule(f"a{self.next_id}", metric, op, threshold, hold, by)
+        self.next_id += 1
         self.rules[rule.id] = rule
         return rule
 

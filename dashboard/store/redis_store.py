@@ -13,6 +13,9 @@
     {p}:audit            stream   audit records (trimmed to AUDIT_RETENTION_DAYS, and
                                   to 100,000 entries)
     {p}:revoked          zset     logged-out session ids, scored by expiry
+    {p}:tier:{step}:{name} zset   one host's roll-ups of one tier (store/redis_tiers.py):
+                                  score = start of the step, member = 8-byte time + packed
+                                  point; trimmed to the tier's retention
     {p}:control          pubsub   "state changed": samplers reload it
     {p}:pushes           pubsub   console pushes for every console everywhere
     {p}:notify:channels  hash     notification channel name -> JSON (url, by, created)
@@ -78,6 +81,8 @@ class RedisStore:
         self.r = redis.Redis.from_url(url, **options)
         # Blocking reads get their own connection pool, so they never hold up commands.
         self.reader = redis.Redis.from_url(url, **{**options, "socket_timeout": timeout + 10})
+        # Packed roll-up points are bytes: their own pool, without decoding.
+        self.binary = redis.Redis.from_url(url, **{**options, "decode_responses": False})
         self._renew = self.r.register_script(_RENEW)
         self._release = self.r.register_script(_RELEASE)
         self._add_rule = self.r.register_script(_ADD_RULE)
@@ -94,9 +99,13 @@ class RedisStore:
     def ping(self) -> bool:
         return bool(self.r.ping())
 
+    def tier_key(self, step: int, host: str) -> str:
+        return self.key("tier", str(step), host)
+
     def close(self) -> None:
         self.r.close()
         self.reader.close()
+        self.binary.close()
 
     # ---- streams ---------------------------------------------------------------
 

@@ -41,7 +41,7 @@ _BATCH_BYTES = 256 * 1024
 
 
 @dataclass
-class HubStats:
+class HubStats:  # counters for status and /metrics
     published: int = 0
     dropped_slow: int = 0
     dropped_buffer: int = 0
@@ -49,18 +49,9 @@ class HubStats:
 
 
 class Hub:
-    def __init__(
-        self,
-        *,
-        history_seconds: float = 3600,
-        max_events: int | None = None,
-        backlog: int = 64,
-        write_timeout: float = 10.0,
-        heartbeat: float = 15.0,
-        retry_ms: int = 2000,
-        send_buffer: int = 0,
-        clock: IdClock | None = None,
-    ) -> None:
+    def __init__(self, *, history_seconds: float = 3600, max_events: int | None = None, backlog: int = 64,
+                 write_timeout: float = 10.0, heartbeat: float = 15.0, retry_ms: int = 2000,
+                 send_buffer: int = 0, clock: IdClock | None = None) -> None:
         self.history_ms = int(history_seconds * 1000)
         # Four samples a second (the fastest interval) for the whole history,
         # plus room for notices and alerts.
@@ -70,8 +61,7 @@ class Hub:
         self.heartbeat_seconds = heartbeat
         self.retry_ms = retry_ms
         self.send_buffer = send_buffer
-        self.clock = clock or IdClock()
-        self.stats = HubStats()
+        self.clock, self.stats = clock or IdClock(), HubStats()
         self._buf: list[Frame | None] = []
         self._start = 0  # index in _buf of the oldest frame kept
         self._n = 0  # n of the newest frame (frames are numbered from 1)
@@ -118,6 +108,21 @@ class Hub:
         if n + 1 < first:
             return None
         return self._buf[self._start + n + 1 - first :]  # type: ignore[return-value]
+
+    def restore(self, events) -> list[tuple[Frame, str]]:
+        """Fill the empty buffer with stored (key, type, data) events, oldest first (at start)."""
+        assert not len(self), "restore() is only for an empty buffer"
+        kept: list[tuple[Frame, str]] = []
+        for key, type, data in events:
+            if not kept or key > kept[-1][0].key:
+                self._n += 1
+                kept.append((Frame(self._n, key, type, data), data))
+                self._buf.append(kept[-1][0])
+        if kept:  # ids go on from the newest; nothing lies between the floor and the first
+            first = kept[0][0].key
+            self.floor = (first[0], first[1] - 1) if first[1] else (first[0] - 1, 10**12)
+            self.clock.observe(kept[-1][0].key)
+        return kept
 
     # ---- publishing ---------------------------------------------------------
 

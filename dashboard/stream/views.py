@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import gevent
 import gevent.event
@@ -47,6 +47,25 @@ class HostView:
         self.used_at = time.monotonic()
         self.ready = gevent.event.Event()
         self.ready.set()
+        # Where each event also goes to last (the embedded store), if anywhere.
+        self.keep: Callable[[EventKey, str, str], None] | None = None
+
+    def restore(self, events: list[tuple[EventKey, str, str]]) -> int:
+        """Reload a stored event buffer (at start): the hub, the chart history and
+        the latest sample. Returns the `seq` of the newest sample (0 if none)."""
+        seq = 0
+        for frame, data in self.hub.restore(events):
+            if frame.type != "metrics":
+                continue
+            try:
+                sample = json.loads(data)
+            except ValueError:
+                continue
+            self.history.add(frame.id, sample)
+            self.latest, self.latest_json = sample, data
+            if isinstance(sample.get("seq"), int):
+                seq = max(seq, sample["seq"])
+        return seq
 
     def ingest(self, type: str, data: str, key: EventKey | None = None,
                sample: dict | None = None) -> Frame | None:
@@ -57,6 +76,8 @@ class HostView:
             # Older than what these viewers already have (entries written while
             # this process was cut off from Redis and showed local samples).
             return None
+        if self.keep is not None:
+            self.keep(frame.key, type, data)
         if type == "metrics":
             if sample is None:
                 try:

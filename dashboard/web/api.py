@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 from flask import Blueprint, Response, jsonify, request
 
 from ..store.audit import StoreUnavailable
 from .auth import may_see_host
+from ..stream.events import to_json
+from ..stream.windows import NoHistory
 from .common import error, host_view, services
 
 bp = Blueprint("api", __name__)
@@ -30,31 +31,45 @@ def hosts():
     return jsonify({"hosts": services().hosts()})
 
 
+def _number(name: str, low: float, high: float, what: str):
+    """(value or None, None) for ?name=, or (None, an error response)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None, None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not low < value <= high:  # NaN fails too
+        return None, error(400, "bad_request", f"{name} must be {what}, not {raw[:32]!r}")
+    return value, None
+
+
 @bp.get("/api/history")
 def history():
     svc = services()
     view, problem = host_view()
     if problem:
         return problem
-    limit = svc.config["HISTORY_SECONDS"]
-    raw = request.args.get("seconds")
-    seconds = None
-    if raw is not None:
-        try:
-            seconds = float(raw)
-        except ValueError:
-            seconds = math.nan
-        if not 0 < seconds <= limit:  # NaN fails too
-            return error(
-                400,
-                "bad_request",
-                f"seconds must be a number above 0 and at most {limit} (HISTORY_SECONDS), "
-                f"not {raw[:32]!r}",
-            )
-    # Encoded once per window and sample, whoever asks (see stream.history_cache).
-    body = view.history_cache.get(seconds, (view.latest_at, len(view.history)), lambda: json.dumps(
-        {**view.history.columns(seconds), "host": view.name}, separators=(",", ":")).encode())
-    return Response(body, mimetype="application/json")
+    windows = svc.windows
+    limit = windows.longest
+    why = "HISTORY_SECONDS" if limit == svc.config["HISTORY_SECONDS"] else "the longest retention"
+    seconds, problem = _number("seconds", 0, limit, f"a number above 0 and at most {limit:g} ({why})")
+    if problem:
+        return problem
+    until, problem = _number("until", 0, 1e11, "an epoch time in seconds")
+    if problem:
+        return problem
+    try:
+        # Encoded once, compactly (a month is some 27,000 numbers), and once per
+        # window and sample whoever asks (see stream.history_cache).
+        body = view.history_cache.get((seconds, until), (view.latest_at, len(view.history)),
+                                      lambda: to_json(windows.window(view, seconds, until)).encode())
+        return Response(body, mimetype="application/json")
+    except NoHistory as exc:
+        return error(503, "no_history", str(exc))
+    except StoreUnavailable as exc:
+        return error(503, "unavailable", f"the history store cannot be read: {exc}")
 
 
 @bp.get("/api/alerts")

@@ -194,15 +194,21 @@ def _interrupted() -> BodyInterrupted:
     return BodyInterrupted("the server is shutting down; send it again in a moment")
 
 
-class _Closing:
-    """The app's response iterable, with something run after the last byte went out."""
+class AfterResponse:
+    """The app's response iterable, with `after` run once when it is done: at
+    close(), or already when the last byte went out if `when_sent` (some
+    servers never call close on an iterable they consumed)."""
 
-    def __init__(self, inner, after) -> None:
+    def __init__(self, inner, after, when_sent: bool = False) -> None:
         self._inner = inner
         self._after = after
+        self._when_sent = when_sent
+        self._done = False
 
     def __iter__(self):
-        return iter(self._inner)
+        yield from self._inner
+        if self._when_sent:
+            self._finish()
 
     def close(self) -> None:
         try:
@@ -210,6 +216,11 @@ class _Closing:
             if close is not None:
                 close()
         finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        if not self._done:
+            self._done = True
             self._after()
 
 
@@ -259,7 +270,7 @@ class BodyLimits:
             return start_response(status, headers, exc_info)
 
         result = self.app(environ, guarded_start_response)
-        return _Closing(result, lambda: closing and not self.stopping and linger(environ))
+        return AfterResponse(result, lambda: closing and not self.stopping and linger(environ))
 
     def _answer(self, environ, start_response, status: int, code: str, message: str):
         reasons = {408: "Request Timeout", 413: "Content Too Large", 503: "Service Unavailable"}
@@ -267,4 +278,4 @@ class BodyLimits:
         force_close(start_response)
         start_response(f"{status} {reasons[status]}", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
-        return _Closing([payload], lambda: self.stopping or linger(environ))
+        return AfterResponse([payload], lambda: self.stopping or linger(environ))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from .body_limits import force_close
+from .body_limits import AfterResponse, force_close
 
 RETRY_AFTER_SECONDS = 5
 
@@ -62,7 +62,7 @@ class ClientBudget:
 
             result.close = close
             return result
-        return _Released(result, release)
+        return AfterResponse(result, release, when_sent=True)
 
     def _refuse(self, start_response, held: int):
         payload = json.dumps({"error": {
@@ -75,23 +75,3 @@ class ClientBudget:
             ("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
             ("Retry-After", str(RETRY_AFTER_SECONDS))])
         return [payload]
-
-
-class _Released:
-    """The app's response iterable; the client's slot is given back when it closes."""
-
-    def __init__(self, inner, release) -> None:
-        self._inner = inner
-        self._release = release
-
-    def __iter__(self):
-        yield from self._inner
-        self._release()  # all sent; close() follows (and some callers never call it)
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._inner, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._release()

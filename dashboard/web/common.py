@@ -24,6 +24,7 @@ class Instance(Protocol):
     consoles: Consoles
     desk: Desk
     views: Views
+    windows: Any  # stream.windows.Windows: /api/history's tiers
     sampler: Any  # for /metrics and health: interval, running, last_duration
     fleet: Any
     shared: bool

@@ -23,6 +23,8 @@ def index():
         host=svc.host,
         version=svc.version,
         history_seconds=svc.config["HISTORY_SECONDS"],
+        longest_seconds=int(svc.windows.longest),
+        reach_seconds=int(svc.windows.reach(svc.host)),
     )
 
 

@@ -1,6 +1,10 @@
-// Live charts (uPlot). One columnar store feeds every chart: history from
-// /api/history first, then one row per `metrics` event. Charts redraw at most
-// once per animation frame and not at all while the tab is hidden.
+// Charts (uPlot). Short windows follow the stream: one columnar store fed by
+// /api/history first, then one row per `metrics` event. Long windows (hours
+// to a year) show a fixed answer of /api/history from the roll-up tiers, with
+// a min-max band around each line, reloaded by the page each minute. Every
+// chart shares one cursor (uPlot's cursor sync); dragging across a chart zooms
+// all of them, a double-click goes back one zoom. Charts redraw at most once
+// per animation frame and not at all while the tab is hidden.
 
 import uPlot from "../vendor/uPlot-1.6.32.esm.js";
 import { bytes, num } from "./format.js";
@@ -76,11 +80,32 @@ function row(sample) {
   };
 }
 
-function timeOfDay(epochSeconds, short = false) {
+const pad = (n) => String(n).padStart(2, "0");
+
+// Hovered time: with the date on rolled-up windows (a point stands for a step).
+function timeOfDay(epochSeconds, short = false, fixed = null) {
   const d = new Date(epochSeconds * 1000);
-  const pad = (n) => String(n).padStart(2, "0");
   const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  if (fixed) return `${d.getMonth() + 1}/${d.getDate()} ${hm}`;
   return short ? hm : `${hm}:${pad(d.getSeconds())}`;
+}
+
+// Axis labels: seconds on short spans, hours and minutes, then dates.
+function axisTime(epochSeconds, span) {
+  const d = new Date(epochSeconds * 1000);
+  if (span > 3 * 86400) return `${d.getMonth() + 1}/${d.getDate()}`;
+  if (span > 86400) return `${d.getMonth() + 1}/${d.getDate()} ${pad(d.getHours())}h`;
+  return timeOfDay(epochSeconds, span > 600);
+}
+
+// A CSS color with an alpha, for min-max bands.
+function translucent(color, alpha) {
+  const hex = /^#([0-9a-f]{6})$/i.exec(color);
+  if (hex) {
+    const n = parseInt(hex[1], 16);
+    return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
+  }
+  return color;
 }
 
 function showLatest(u) {
@@ -116,12 +141,15 @@ function legendValue(unit) {
 }
 
 export class Charts {
-  constructor(root, { maxSeconds }) {
+  constructor(root, { maxSeconds, onZoom }) {
     this.root = root;
     this.maxSeconds = maxSeconds;
     this.window = 900;
     this.store = { ts: [], cores: [] };
     for (const c of COLUMNS) this.store[c] = [];
+    this.fixed = null; // a long window's columns (rolled up), shown instead of the store
+    this.zooms = []; // [min, max] of each zoom level, innermost last
+    this.onZoom = onZoom || (() => {});
     this.plots = [];
     this.pending = false;
     this.build();
@@ -148,6 +176,7 @@ export class Charts {
     while (s.cores.length < r.cores.length) s.cores.push(new Array(s.ts.length - 1).fill(null));
     s.cores.forEach((col, i) => col.push(i < r.cores.length ? r.cores[i] : null));
     this.trim();
+    if (this.fixed) return; // a long window shows its own columns
     this.rebuildIfShapeChanged();
     this.schedule();
   }
@@ -169,6 +198,36 @@ export class Charts {
 
   setWindow(seconds) {
     this.window = seconds;
+    this.zooms = [];
+    this.schedule();
+  }
+
+  // A long window: columns from a roll-up tier (null: back to following the stream).
+  showFixed(answer) {
+    const had = this.fixed !== null;
+    this.fixed = answer;
+    if (had !== (answer !== null) || this.shapeKey() !== this.shape) this.build();
+    this.schedule();
+  }
+
+  get zoomed() {
+    return this.zooms.length > 0;
+  }
+
+  zoomTo(min, max) {
+    if (!(max - min >= 1)) return;
+    // Synced charts all report the one selection: it is one zoom.
+    const top = this.zooms[this.zooms.length - 1];
+    if (top && Math.abs(top[0] - min) < 1 && Math.abs(top[1] - max) < 1) return;
+    this.zooms.push([min, max]);
+    this.onZoom(this.zooms[this.zooms.length - 1]);
+    this.schedule();
+  }
+
+  zoomOut() {
+    if (!this.zooms.length) return;
+    this.zooms.pop();
+    this.onZoom(this.zooms.length ? this.zooms[this.zooms.length - 1] : null);
     this.schedule();
   }
 
@@ -189,15 +248,29 @@ export class Charts {
       caption.textContent = def.title;
       figure.append(caption);
       this.root.append(figure);
-      const series = [{ label: "time", value: (u, v) => (v == null ? "—" : timeOfDay(v)) }];
+      const series = [{ label: "time", value: (u, v) => (v == null ? "—" : timeOfDay(v, false, this.fixed)) }];
       const cols = [];
+      const bands = [];
       for (const s of def.series) {
         if (s.optional && !this.hasData(s.col)) continue;
         series.push({ label: s.label, stroke: cssVar(s.color), width: s.width || 1.25,
           value: legendValue(def.unit), spanGaps: false, points: { show: false } });
         cols.push(s.col);
       }
-      if (def.cores) {
+      // Rolled-up windows: each line's minimum and maximum, filled between as a band.
+      if (this.fixed) {
+        for (const s of def.series) {
+          if (!cols.includes(s.col) || !this.fixed.columns[s.col + "_max"]) continue;
+          const color = cssVar(s.color);
+          series.push({ label: `${s.label} max`, class: "band", stroke: "transparent", width: 0,
+            value: legendValue(def.unit), spanGaps: false, points: { show: false } });
+          series.push({ label: `${s.label} min`, class: "band", stroke: "transparent", width: 0,
+            value: legendValue(def.unit), spanGaps: false, points: { show: false } });
+          cols.push(s.col + "_max", s.col + "_min");
+          bands.push({ series: [series.length - 2, series.length - 1], fill: translucent(color, 0.18) });
+        }
+      }
+      if (def.cores && !this.fixed) {
         for (let i = 0; i < this.coreCount; i++) {
           series.push({ label: `core ${i}`, class: "core", stroke: cssVar("--core"), width: 1,
             value: legendValue(def.unit), points: { show: false } });
@@ -207,14 +280,29 @@ export class Charts {
         width: plotWidth(figure),
         height: 150,
         series,
-        cursor: { drag: { x: false, y: false }, points: { size: 5 } },
+        bands,
+        cursor: {
+          // One cursor across every chart; dragging selects a time range to zoom into.
+          sync: { key: "dashboard", setSeries: false },
+          drag: { x: true, y: false, setScale: false },
+          points: { size: 5 },
+          bind: { dblclick: () => () => { this.zoomOut(); return null; } },
+        },
         legend: { live: true },
-        // Idle (no pointer on the chart), the legend shows the latest values.
-        hooks: { setCursor: [(u) => { if (u.cursor.idx == null) showLatest(u); }] },
+        hooks: {
+          // Idle (no pointer on the chart), the legend shows the latest values.
+          setCursor: [(u) => { if (u.cursor.idx == null) showLatest(u); }],
+          setSelect: [(u) => {
+            if (u.select.width >= 5) {
+              this.zoomTo(u.posToVal(u.select.left, "x"), u.posToVal(u.select.left + u.select.width, "x"));
+            }
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+          }],
+        },
         scales: { x: { time: true }, y: def.range ? { range: def.range } : { range: (u, min, max) => [0, Math.max(max, def.unit === "B/s" ? 1024 : 1)] } },
         axes: [
           { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid },
-            values: (u, splits) => splits.map((v) => timeOfDay(v, u.scales.x.max - u.scales.x.min > 600)) },
+            values: (u, splits) => splits.map((v) => axisTime(v, u.scales.x.max - u.scales.x.min)) },
           { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, values: axisValues(def.unit), size: 68 },
         ],
       };
@@ -224,6 +312,10 @@ export class Charts {
   }
 
   dataFor(def, cols) {
+    if (this.fixed) {
+      const c = this.fixed.columns;
+      return [c.ts, ...cols.map((name) => c[name] || c.ts.map(() => null))];
+    }
     const s = this.store;
     const data = [s.ts, ...cols.map((c) => s[c])];
     if (def.cores) data.push(...s.cores.slice(0, this.coreCount));
@@ -231,12 +323,15 @@ export class Charts {
   }
 
   hasData(col) {
-    return this.store[col].some((v) => v != null);
+    const values = this.fixed ? this.fixed.columns[col] || [] : this.store[col];
+    return values.some((v) => v != null);
   }
 
-  // Rebuild when the set of lines changes (cores appear, a container limit shows up).
+  // Rebuild when the set of lines changes (cores appear, a container limit shows up,
+  // bands come or go with rolled-up windows).
   shapeKey() {
-    return [this.store.cores.length, ...CHARTS.flatMap((d) => d.series.filter((s) => s.optional).map((s) => this.hasData(s.col)))].join();
+    return [this.fixed ? "fixed" : this.store.cores.length,
+      ...CHARTS.flatMap((d) => d.series.filter((s) => s.optional).map((s) => this.hasData(s.col)))].join();
   }
 
   rebuildIfShapeChanged() {
@@ -252,11 +347,17 @@ export class Charts {
     });
   }
 
-  draw() {
+  range() {
+    if (this.zooms.length) return this.zooms[this.zooms.length - 1];
+    if (this.fixed) return [this.fixed.since, this.fixed.until];
     const ts = this.store.ts;
     const max = ts.length ? ts[ts.length - 1] : Date.now() / 1000;
     // Until the window fills, show what there is rather than an empty chart.
-    const min = Math.max(ts.length ? ts[0] : max - 60, max - this.window);
+    return [Math.max(ts.length ? ts[0] : max - 60, max - this.window), max];
+  }
+
+  draw() {
+    const [min, max] = this.range();
     for (const { def, cols, plot } of this.plots) {
       plot.batch(() => {
         plot.setData(this.dataFor(def, cols), false);

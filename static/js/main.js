@@ -19,7 +19,10 @@ const hostQuery = `host=${encodeURIComponent(host)}`;
 
 // A private dashboard before login has no metrics panel (see locked()).
 const isLocked = !!document.body.dataset.locked;
-const charts = isLocked ? null : new Charts($("#charts"), { maxSeconds: Math.min(historySeconds, 3600) });
+// Windows up to this long follow the stream; longer ones show roll-ups.
+const liveSeconds = Math.min(historySeconds, 3600);
+const longestSeconds = Number(document.body.dataset.longestSeconds) || historySeconds;
+const charts = isLocked ? null : new Charts($("#charts"), { maxSeconds: liveSeconds, onZoom: (range) => zoomed(range) });
 const banners = new Banners($("#banners"));
 const evidence = new Evidence(base);
 banners.onEvidence = (query) => evidence.open(query);
@@ -27,9 +30,71 @@ const procs = isLocked ? null : new ProcessTable($("#procs"), document.querySele
 initTheme($("#theme-toggle"), () => charts && charts.restyle());
 
 const windowSelect = $("#window");
+// How far back this host's data goes: the year shows once there is more than a month.
+const reachSeconds = Number(document.body.dataset.reachSeconds) || historySeconds;
+for (const option of isLocked ? [] : [...windowSelect.options]) {
+  // Windows the server cannot answer (no lasting store, shorter retention) are not offered.
+  const seconds = Number(option.value);
+  if (seconds > longestSeconds || (seconds > 30 * 86400 && reachSeconds <= 30 * 86400)) option.remove();
+}
+let refreshTimer = null;
+let fetchSerial = 0;
+
+function note(text) {
+  setText(document, "#chart-note", text);
+}
+
+function describe(answer) {
+  if (!answer || answer.tier === "raw") return "";
+  const step = answer.step >= 3600 ? `${answer.step / 3600} h` : `${answer.step / 60} min`;
+  return `${answer.tier} roll-ups, one point per ${step}: line = mean, band = min to max. Drag to zoom, double-click to go back.`;
+}
+
+// A window or zoom the stream does not cover: ask the server for it (again each minute
+// while it ends now). `until` pins a zoomed range.
+async function showLong(seconds, until = null) {
+  const serial = ++fetchSerial;
+  clearInterval(refreshTimer);
+  const load = async () => {
+    const pan = until ? `&until=${Math.round(until)}` : "";
+    try {
+      const resp = await fetch(`${base}/api/history?seconds=${Math.round(seconds)}${pan}&${hostQuery}`, { cache: "no-store" });
+      if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+      const answer = await resp.json();
+      if (serial !== fetchSerial) return; // another window was picked meanwhile
+      charts.showFixed(answer.tier === "raw" ? null : answer);
+      note(describe(answer));
+    } catch (e) {
+      if (serial === fetchSerial) note(`History unavailable (${e.message}); showing the live stream.`);
+    }
+  };
+  await load();
+  if (!until) refreshTimer = setInterval(load, 60000);
+}
+
+function pickWindow() {
+  const seconds = Number(windowSelect.value);
+  charts.setWindow(seconds);
+  if (seconds <= liveSeconds) {
+    ++fetchSerial;
+    clearInterval(refreshTimer);
+    charts.showFixed(null);
+    note("");
+  } else {
+    showLong(seconds);
+  }
+}
+
+// Zooming into a rolled-up window asks for that range, from the finest tier that has it.
+function zoomed(range) {
+  if (Number(windowSelect.value) <= liveSeconds) return;
+  if (range) showLong(range[1] - range[0], range[1]);
+  else showLong(Number(windowSelect.value));
+}
+
 if (!isLocked) {
   charts.setWindow(Number(windowSelect.value));
-  windowSelect.addEventListener("change", () => charts.setWindow(Number(windowSelect.value)));
+  windowSelect.addEventListener("change", pickWindow);
 }
 
 function setText(root, selector, text) {
@@ -48,7 +113,7 @@ function showSample(sample) {
 }
 
 async function loadHistory() {
-  const seconds = Math.min(historySeconds, 3600);
+  const seconds = liveSeconds;
   const resp = await fetch(`${base}/api/history?seconds=${seconds}&${hostQuery}`, { cache: "no-store" });
   if (!resp.ok) throw Object.assign(new Error(`history: HTTP ${resp.status}`), { status: resp.status });
   return resp.json();
@@ -72,6 +137,7 @@ function watchStream(stream) {
     // The server could not replay what we missed (it restarted, or we were
     // away longer than its buffer): reload history instead.
     try { charts.load((await loadHistory()).columns); } catch (e) { charts.clear(); }
+    if (Number(windowSelect.value) > liveSeconds) showLong(Number(windowSelect.value));
   });
   stream.addEventListener("state", (ev) => {
     const state = ev.detail;

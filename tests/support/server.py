@@ -42,6 +42,7 @@ class Server:
             "OPERATOR_TOKEN": TOKEN,
             "OBSERVER_TOKEN": "observer-token-for-tests",
             "AUDIT_DB": str(tmp_path / f"audit-{name}.sqlite3"),
+            # Servers of the same name share one store, as one app restarted would.
             "DATA_DIR": str(tmp_path / f"data-{name}"),
             **{k: str(v) for k, v in (env or {}).items()},
         }
