@@ -2,6 +2,7 @@
 
 import json
 
+from tests.conftest import METRICS
 from tests.support.sseclient import SSEParser
 
 
@@ -46,11 +47,19 @@ def test_healthz_is_503_when_the_sampler_is_stuck(client, svc):
     assert client.get("/healthz").status_code == 200  # paused on purpose is not stuck
 
 
-def test_errors_are_json_with_the_right_status(client):
-    r = client.get("/no/such/page")
-    assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
-    r = client.post("/api/snapshot")
-    assert r.status_code == 405 and r.json["error"]["code"] == "method_not_allowed"
+def test_errors_are_json_with_the_right_status(client, anon, svc):
+    def error(response, status, code):
+        assert response.status_code == status and response.mimetype == "application/json", response
+        assert set(response.json) == {"error"} and set(response.json["error"]) == {"code", "message"}
+        assert response.json["error"]["code"] == code and response.json["error"]["message"]
+
+    error(client.get("/no/such/page"), 404, "not_found")
+    error(client.post("/api/snapshot"), 405, "method_not_allowed")
+    error(client.get("/api/snapshot"), 503, "no_sample")
+    error(client.get("/api/history?seconds=-1"), 400, "bad_request")
+    error(anon.get("/api/snapshot"), 401, "unauthorized")
+    error(anon.get("/api/snapshot", headers={"Authorization": "Bearer not-the-right-token"}), 401, "bad_token")
+    error(anon.get("/api/snapshot", headers={"Authorization": f"Bearer {METRICS}"}), 403, "forbidden")
 
 
 def test_events_through_the_wsgi_iterator(client, svc):

@@ -57,8 +57,16 @@ def test_every_error_code_over_the_wire(server):
         "code": "bad_request", "message": '"id" must be a string (at most 128 characters) or a number'}}
     op.ws.send_binary(b"\x01\x02")
     assert op.recv()["error"]["code"] == "bad_request"
-    assert op.error("stauts")["suggestions"] == ["status"]
-    assert op.error("top nine")["code"] == "bad_args"
+    for frame in ({"id": "x" * 129, "line": "status"}, {"id": [1], "line": "status"}, {"id": True, "line": "status"},
+                  {"id": 7, "line": 5}, {"id": 7, "line": "broadcast " + "x" * 4090},
+                  {"id": 7, "line": "status", "extra": 1}, {"id": 7, "line": "   "}, [7, "status"]):
+        op.ws.send(json.dumps(frame))
+        reply = op.recv()
+        assert reply["ok"] is False and reply["error"]["code"] == "bad_request", (frame, reply)
+    unknown = op.error("stauts")
+    assert unknown["code"] == "unknown_command" and unknown["suggestions"] == ["status"]
+    bad = op.error("top nine")
+    assert bad["code"] == "bad_args" and bad["usage"].startswith("top") and "n:" in bad["message"]
     assert obs.error("pause")["code"] == "forbidden"
     assert op.error("kill 999999")["code"] == "forbidden"  # process control is off here
     assert op.error("alert clear a404")["code"] == "not_found"
@@ -86,14 +94,24 @@ def test_a_flood_gets_rate_limited_then_closed_1008(start_server):
             flood.ws.send(json.dumps({"id": i, "line": "whoami"}))
         except (websocket.WebSocketException, OSError):
             break
-    codes = []
+    codes, close, waits = [], None, []
+    flood.ws.settimeout(10)
     try:
-        while True:
-            codes.append(flood.recv().get("error", {}).get("code", "ok"))
-    except (websocket.WebSocketException, OSError, ValueError):
-        pass
+        while close is None:
+            frame = flood.ws.recv_frame()  # raw frames, so the close frame is seen, not answered
+            if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+                close = int.from_bytes(frame.data[:2], "big")
+            elif frame.opcode == websocket.ABNF.OPCODE_TEXT:
+                error = json.loads(frame.data).get("error", {})
+                codes.append(error.get("code", "ok"))
+                if "retry_after" in error:
+                    waits.append(error["retry_after"])
+    except (websocket.WebSocketException, OSError) as exc:
+        raise AssertionError(f"the connection ended without a close frame after {codes}") from exc
     assert codes[:10] == ["ok"] * 10
-    assert "rate_limited" in codes
+    assert "rate_limited" in codes[10:] and set(codes[10:]) <= {"ok", "rate_limited"}
+    assert len(waits) == codes.count("rate_limited") and all(0 < w <= 1 / 5 for w in waits)  # 5 a second
+    assert close == 1008
     assert bystander.ok("whoami")["operator"] == "cli"
     bystander.close()
 

@@ -133,7 +133,8 @@ def test_an_agent_publishes_another_host(start_server, redis_server, tmp_path):
         top = op.ok("top 3 --host db-1")
         assert len(top["rows"]) == 3
         assert op.error("top 3 --host nowhere")["code"] == "not_found"
-        assert server.get("/api/snapshot?host=nowhere")[0] == 404
+        assert server.get("/api/snapshot?host=nowhere") == (404, {"error": {
+            "code": "unknown_host", "message": "no host named 'nowhere'; see /api/hosts"}})
         # Alerts are evaluated where the samples are taken, for every host.
         op.ok("alert set cpu >= 0")
         firing = wait_until(lambda: [r for r in op.ok("alert list")["rows"] if "db-1" in str(r[3])])
@@ -166,6 +167,8 @@ def test_redis_lost_and_back_while_serving(start_server, redis_server):
         err = op.error("broadcast during the outage")
         assert err["code"] == "unavailable"
         assert server.get("/healthz")[0] == 200
+        status, body = server.get("/api/alerts")  # its history lives in Redis
+        assert status == 503 and body["error"]["code"] == "unavailable", body
         redis_server.start()  # same port, empty (persistence is off)
         assert wait_until(lambda: server.get("/healthz")[1]["redis"]["shared"], timeout=40)
         op2 = Console(server.port)

@@ -1,10 +1,15 @@
 """SIGTERM under load, and every viewer coming back by itself after the restart."""
 
+import json
 import signal
+import socket
 import threading
+import time
 
 from tests.support.crowd import Crowd
-from tests.support.wsclient import Console
+from tests.support.server import TOKEN
+from tests.support.sseclient import Dechunker, SSEParser
+from tests.support.wsclient import Console, handshake_status, login_cookie
 
 
 def test_sigterm_with_1000_viewers_and_50_consoles(start_server):
@@ -57,3 +62,70 @@ def test_on_redis_viewers_resume_across_a_restart_with_no_gap(start_server, redi
     for v in crowd.viewers:
         assert "resync" not in v.types  # the stream lives in Redis: resumed exactly
         assert v.seqs == list(range(v.seqs[0], v.seqs[0] + len(v.seqs))), v.seqs  # no gap, no duplicate
+
+
+def _http(sock, path: str, headers: str = "") -> tuple[int, dict, bytes]:
+    """One HTTP/1.1 request on a kept-alive socket; status, headers, de-chunked body."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n{headers}\r\n"
+                 .encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536) or b"<eof>"
+        assert not data.endswith(b"<eof>"), data
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    body = b""
+    if fields.get("transfer-encoding") == "chunked":
+        dechunk = Dechunker()
+        body = dechunk.feed(rest)
+        while not dechunk.done:
+            piece = sock.recv(65536)
+            assert piece, f"the stream ended without its final chunk: {body!r}"
+            body += dechunk.feed(piece)
+    else:
+        length = int(fields.get("content-length", 0))
+        while len(rest) < length:
+            rest += sock.recv(65536)
+        body = rest
+    return int(status_line.split()[1]), fields, body
+
+
+def test_a_stream_asked_for_after_sigterm_is_short_and_says_come_back_in_a_second(start_server):
+    server = start_server({"SAMPLE_INTERVAL": "0.5"})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as kept_alive:
+        assert _http(kept_alive, "/healthz")[0] == 200  # the connection stays open (keep-alive, 2 s)
+        server.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 1.0
+        while "shutting down" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        status, headers, body = _http(kept_alive, "/events")
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    parser = SSEParser()
+    parser.feed(body.decode())
+    parser.finish()
+    assert (parser.retry, parser.comments, parser.events, parser.anomalies) == (1000, ["server restarting"], [], [])
+    assert server.proc.wait(15) == 0
+
+
+def test_a_cookie_revoked_by_logout_stays_refused_after_a_restart(start_server, tmp_path):
+    env = {"SECRET_KEY": "kept-across-restarts", "AUDIT_DB": str(tmp_path / "kept.sqlite3"),
+           "DATA_DIR": str(tmp_path / "kept-data")}
+    server = start_server(env)
+    revoked = login_cookie(server.base, name="alice")
+    kept = login_cookie(server.base, name="bob")
+    status, _, body = server.request("POST", "/logout", body={}, headers={"Cookie": revoked, "Origin": server.base},
+                                     auth=False)
+    assert status == 200, body
+    assert server.stop(signal.SIGTERM) < 15
+    again = start_server(env, port=server.port)
+
+    def session(cookie):
+        status, _, body = again.request("GET", "/api/session", headers={"Cookie": cookie}, auth=False)
+        return status, json.loads(body)["authenticated"]
+
+    assert session(kept) == (200, True)  # the same key signs both: only the logout tells them apart
+    assert session(revoked) == (200, False)
+    assert again.request("GET", "/api/snapshot", headers={"Cookie": revoked}, auth=False)[0] == 401
+    assert handshake_status(again.port, token=None, cookie=revoked, origin=again.base) == 401
+    assert handshake_status(again.port, token=None, cookie=kept, origin=again.base) == 101

@@ -1,5 +1,6 @@
 """/events served by gunicorn + gevent, read by a raw socket client."""
 
+import re
 import signal
 import time
 
@@ -72,16 +73,32 @@ def test_unusable_last_event_id_gets_resync_then_live(start_server, last, reason
     assert [e.type for e in c.parser.events[1:]] == ["metrics"] * (len(c.parser.events) - 1)
 
 
+def _chunks_by_id(wire: bytes) -> dict[str, bytes]:
+    """Each event's HTTP chunk as it came off the socket (size line, frame, CRLF), by event id."""
+    out, rest = {}, wire
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0 or len(rest) < size + 2:
+            break  # the end of the stream, or a chunk still on its way when we stopped reading
+        chunk, rest = size_line + b"\r\n" + rest[:size + 2], rest[size + 2:]
+        ids = re.findall(rb"^id: (.*)$", chunk, re.M)
+        if ids:
+            out[ids[0].decode()] = chunk
+    return out
+
+
 def test_every_viewer_receives_identical_bytes(start_server):
     server = start_server(FAST)
     with SSEClient(server.port) as a, SSEClient(server.port) as b:
-        ea, eb = a.read_events(3), b.read_events(3)
-    common = {e.last_event_id for e in ea} & {e.last_event_id for e in eb}
-    assert common
+        a.read_events(4), b.read_events(4)
+        a.pump(0.2), b.pump(0.2)
+    ca, cb = _chunks_by_id(a.wire), _chunks_by_id(b.wire)
+    common = sorted(set(ca) & set(cb))
+    assert len(common) >= 3
     for ev_id in common:
-        da = next(e.data for e in ea if e.last_event_id == ev_id)
-        db = next(e.data for e in eb if e.last_event_id == ev_id)
-        assert da == db
+        assert ca[ev_id] == cb[ev_id]  # the same bytes on the wire, chunk header included
+        assert ca[ev_id].count(b"\r\n") >= 2 and b"event: metrics" in ca[ev_id]
 
 
 def test_http10_clients_get_an_unchunked_stream(start_server):

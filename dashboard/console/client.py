@@ -185,6 +185,7 @@ class Session:
         self.lock = threading.Lock()
         self.welcome = json.loads(greeting)
         if self.welcome.get("type") != "welcome":
+            self.close()
             raise ConnectionError(f"unexpected greeting: {self.welcome}")
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()

@@ -173,17 +173,26 @@ class ConsoleSession:
             self._abort(code, reason)
 
     def _abort(self, code: int, reason: str) -> None:
-        # The outbox is full, so the socket is stuck: drop queued frames and
-        # close the connection under the writer's feet.
+        # The outbox is full, so the peer is not reading. Drop what is queued
+        # and queue the close frame in its place: the writer sends it after the
+        # frame it may be writing now (never cutting one in half), and whoever
+        # called us (a push to every console) does not wait for any of it. A
+        # peer that does not read again soon is cut off by the socket route,
+        # which stops waiting for it (woken here) and gives the writer a moment.
         self.closed = True
         self.close_code = code
-        self.writer.kill(block=False)
+        while not self.outbox.empty():
+            self.outbox.get_nowait()
+        self.outbox.put_nowait((_CLOSE, code, reason))
+        self._wake_reader()
+
+    def _cut(self) -> None:
+        # A write timed out, maybe in the middle of a frame: no close frame can
+        # follow it, so end the connection without one.
+        self.closed = True
+        self.close_code = POLICY_VIOLATION
         try:
-            self.ws.close(code, reason)
-        except Exception:
-            pass
-        try:
-            self.ws.sock.shutdown(2)
+            self.ws.sock.shutdown(socket.SHUT_RDWR)
         except Exception:
             pass
         self._wake_reader()
@@ -207,7 +216,8 @@ class ConsoleSession:
                     return
                 self.ws.send(item)
             except socket.timeout:
-                self._abort(POLICY_VIOLATION, "write timed out")
+                log.warning("console %s (%s): a write timed out; cutting it off", self.id, self.operator.name)
+                self._cut()
                 return
             except Exception:  # the connection is gone; the reader side notices too
                 self.closed = True
@@ -242,6 +252,10 @@ class ConsoleSession:
             return
         self.commands += 1
         self.send(self.execute(rid, line))
+        then = self.context.after_reply
+        self.context.after_reply = []
+        for action in then:
+            action()
 
     def execute(self, rid, line: str) -> str:
         desk, op = self.desk, self.operator

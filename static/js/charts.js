@@ -113,6 +113,14 @@ function showLatest(u) {
   if (n) u.setLegend({ idx: n - 1 }, false);
 }
 
+// The width a chart gets: its figure's content box (clientWidth counts the
+// padding too), never under 200 px.
+function plotWidth(figure) {
+  const style = getComputedStyle(figure);
+  const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+  return Math.max(200, Math.floor(figure.clientWidth - padding));
+}
+
 function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
@@ -269,7 +277,7 @@ export class Charts {
         }
       }
       const opts = {
-        width: Math.max(200, figure.clientWidth),
+        width: plotWidth(figure),
         height: 150,
         series,
         bands,
@@ -361,7 +369,7 @@ export class Charts {
 
   resize() {
     for (const { plot, figure } of this.plots) {
-      const width = Math.max(200, figure.clientWidth);
+      const width = plotWidth(figure);
       if (width !== plot.width) plot.setSize({ width, height: 150 });
     }
   }

@@ -46,14 +46,23 @@ def wait_state(page, pill: str, state: str, timeout: float = 15000) -> None:
     page.wait_for_function(f"document.querySelector('#{pill}')?.dataset.state === '{state}'", timeout=timeout)
 
 
+# The reply to the latest command: the first result or error line after its
+# echo (a system line or a push may land in between, e.g. "connected to ...").
+_REPLY = """(commands) => {
+  const rows = [...document.querySelectorAll('#term-output .term-line')];
+  if (rows.filter((r) => r.classList.contains('term-command')).length < commands) return null;
+  const echo = rows.map((r) => r.classList.contains('term-command')).lastIndexOf(true);
+  const reply = rows.slice(echo + 1).find((r) => r.matches('.term-result, .term-error'));
+  return reply ? reply.innerText : null;
+}"""
+
+
 def run_command(page, line: str) -> str:
     """Type a line into the page's console and return the text of its reply."""
-    before = page.locator("#term-output .term-line").count()
+    commands = page.locator("#term-output .term-command").count() + 1
     page.fill("#term-input", line)
     page.press("#term-input", "Enter")
-    page.wait_for_function(
-        f"document.querySelectorAll('#term-output .term-line').length >= {before + 2}", timeout=5000)
-    return page.locator("#term-output .term-line").last.inner_text()
+    return page.wait_for_function(_REPLY, arg=commands, timeout=5000).json_value()
 
 
 def open_with_login_link(page, url: str, timeout: float = 15000) -> None:

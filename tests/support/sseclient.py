@@ -162,7 +162,8 @@ class SSEClient:
         lines += [f"{k}: {v}" for k, v in headers.items() if v is not None]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         self.parser = SSEParser()
-        self.raw = b""  # body bytes as received, after de-chunking
+        self.wire = b""  # body bytes exactly as received (chunk framing included)
+        self.raw = b""  # body bytes after de-chunking
         self.first_byte_at: float | None = None
         self.ended = False
         head = b""
@@ -190,6 +191,7 @@ class SSEClient:
     def _take(self, data: bytes) -> None:
         if self.first_byte_at is None and data:
             self.first_byte_at = time.monotonic()
+        self.wire += data
         if self.dechunker is not None:
             data = self.dechunker.feed(data)
             if self.dechunker.done:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import gevent
-
 from ...alerts.rules import METRICS_HELP, OPS
 from .. import cmdline
 from ..cmdline import Arg, Opt
@@ -96,8 +94,9 @@ def cmd_drop(ctx: Context, a: dict) -> Any:
     sessions = [s for s in ctx.ops.consoles() if name == "all" or s.id == name]
     if not sessions:
         raise CommandError("not_found", f"no console named {name[:40]!r}; see 'clients'")
-    # After this reply is queued (the one asking may be among them): 1012 tells
-    # the client to come back, as for a service restart.
+    # After this reply is queued (the one asking may be among them), so every
+    # console gets what it was sent first: 1012 tells the client to come back,
+    # as for a service restart.
     for session in sessions:
-        gevent.spawn(session.close, 1012, "dropped by an operator")
+        ctx.after_reply.append(lambda session=session: session.close(1012, "dropped by an operator"))
     return {"dropped": len(sessions), "kind": "console"}

@@ -46,6 +46,8 @@ class Context:
     ops: Operations
     confirmations: dict[str, Pending] = field(default_factory=dict)
     connection: str = "-"
+    # What to do once this command's reply is queued (closing the asking console, for one).
+    after_reply: list[Callable[[], None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
