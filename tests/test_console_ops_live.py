@@ -112,7 +112,9 @@ def test_clients_lists_streams_and_consoles_and_drop_closes_them(start_server):
             assert op.ok("drop sse all") == {"dropped": 3, "kind": "sse"}
             for c in (b, anonymous, again):
                 assert c.wait_for(lambda c: c.ended, timeout=5), c
-    assert op.error("drop sse all")["code"] == "not_found"
+    # None left: "all" of nothing is done already, and says so.
+    assert op.ok("drop sse all") == {"dropped": 0, "kind": "sse", "note": "no event stream is open"}
+    assert op.error("drop sse tab-a")["code"] == "not_found"  # a name that is not open
 
     # One console by name: 1012 (come back), the others stay.
     assert op.ok(f"drop console {other.welcome['connection']}") == {"dropped": 1, "kind": "console"}
