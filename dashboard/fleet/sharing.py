@@ -56,6 +56,7 @@ class Fleet:
         self.loops: list[gevent.Greenlet] = []
         self.supervisor: gevent.Greenlet | None = None
         self.stopping = False
+        self.lost: BaseException | None = None  # why trouble() ended the loops
         self.error: str | None = None
         self._hosts: tuple[float, dict] = (0.0, {})
 
@@ -83,7 +84,8 @@ class Fleet:
                 delay = 1.0
                 gevent.joinall(self.loops, count=1)
                 dead = next((g for g in self.loops if g.dead), None)
-                exc = None if dead is None else dead.value or dead.exception
+                exc = self.lost or (None if dead is None else dead.value or dead.exception)
+                self.lost = None
             except ERRORS as e:
                 exc = e
             if self.stopping:
@@ -138,8 +140,11 @@ class Fleet:
     def trouble(self, exc: BaseException) -> None:
         """A write failed where it was made: reconnect now rather than at the next read."""
         if self.shared:
+            # Killed plainly and told the reason: a loop killed with an exception
+            # before it first ran would have gevent print that exception.
+            self.lost = exc
             for g in self.loops:
-                g.kill(exception=exc, block=False)
+                g.kill(block=False)
 
     # ---- loops ----------------------------------------------------------------------
 
