@@ -60,8 +60,10 @@ def create_app(test_config: dict | None = None):
     # the body guard (size and deadline), the per-address budget, then Flask.
     refused = svc.refusals.note
     app.wsgi_app = budgets.ClientBudget(app.wsgi_app, app.config["MAX_CONNECTIONS_PER_CLIENT"],
-                                        on_refused=lambda reason, addr: refused(
-                                            reason, addr, "too many connections open at once"))
+                                        on_refused=lambda reason, addr: refused(reason, addr, (
+                                            "this worker is full (WORKER_CONNECTIONS)" if reason == "worker_full"
+                                            else "too many connections open at once")),
+                                        worker_limit=app.config["WORKER_CONNECTIONS"])
     svc.body_limits = body_limits.BodyLimits(
         app.wsgi_app, app.config["MAX_BODY_BYTES"], app.config["BODY_TIMEOUT_SECONDS"],
         on_refused=lambda reason, addr: refused(reason, addr, "request body refused"))

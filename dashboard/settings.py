@@ -39,8 +39,8 @@ SETTINGS: tuple[Setting, ...] = (
             "buffer and state otherwise); without it the app warns and runs one worker.",
             kinds.ranged(int, 1, 64)),
     Setting("WORKER_CONNECTIONS", kinds.default_worker_connections(),
-            "Open connections one gevent worker accepts (streams, sockets and plain requests together). "
-            "Default: the open-files limit minus 256.", kinds.ranged(int, 10, 1_000_000)),
+            "Open connections one gevent worker serves (streams, sockets and plain requests together); "
+            "past it, 503 server_full. Default: the open-files limit minus 256.", kinds.ranged(int, 10, 1_000_000)),
     Setting("GRACEFUL_TIMEOUT", 10,
             "Seconds a worker gets to finish after SIGTERM. Streams are ended at once; Heroku kills at 30 "
             "s.", kinds.ranged(int, 1, 300)),

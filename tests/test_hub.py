@@ -42,14 +42,30 @@ class Peer:
         return [e.last_event_id for e in self.parser.events]
 
 
+class Life:
+    """A viewer's life in the hub: over once its stream ended and its socket closed."""
+
+    def __init__(self, sub):
+        self.sub = sub
+
+    @property
+    def dead(self):
+        return self.sub.ended and self.sub.writer is None and self.sub.sock.fileno() == -1
+
+    def join(self, timeout):
+        deadline = gevent.get_hub().loop.now() + timeout
+        while not self.dead and gevent.get_hub().loop.now() < deadline:
+            gevent.sleep(0.01)
+
+
 def open_viewer(hub, last=None, chunked=True):
     a, b = gevent.socket.socketpair()
     sub, preamble = hub.open(last, sock=a, chunked=chunked, addr="test")
-    # The server writes the preamble (framed) before the hub takes over.
+    # The stream writes its preamble (framed) before the hub takes over.
     a.sendall(sse.chunk(preamble) if chunked else preamble)
-    greenlet = gevent.spawn(hub.serve_socket, sub)
+    hub.attach(sub)
     gevent.sleep(0.01)
-    return sub, Peer(b, chunked), greenlet
+    return sub, Peer(b, chunked), Life(sub)
 
 
 def publish(hub, n, start=0):
@@ -225,7 +241,8 @@ def test_close_all_ends_every_stream():
     hub = Hub()
     viewers = [open_viewer(hub) for _ in range(5)]
     assert hub.close_all("shutdown") == 5
-    gevent.joinall([g for _, _, g in viewers], timeout=1)
+    for _, _, g in viewers:
+        g.join(timeout=1)
     assert all(g.dead for _, _, g in viewers)
     assert not hub.subscribers
 
@@ -254,3 +271,45 @@ def test_publish_with_an_external_id_must_move_forward():
         hub.publish_raw("metrics", "{}", key=(10**13, 5))
     assert hub.head.id == format_id((10**13, 5))
     assert hub.clock.next() > (10**13, 5)  # local ids continue above it
+
+
+def test_caught_up_viewers_are_sockets_in_the_hub_with_no_greenlet_each():
+    hub = Hub()
+    viewers = [open_viewer(hub) for _ in range(20)]
+    assert all(sub.owned and sub.writer is None and sub in hub._fast for sub, _, _ in viewers)
+    frame = hub.publish(Notice(message="to all"))
+    for sub, peer, _ in viewers:
+        assert [e.last_event_id for e in peer.read(0.05)][-1] == frame.id
+        assert sub.writer is None  # publish wrote it; no greenlet woke
+    hub.close_all("done")
+
+
+def test_a_resuming_viewer_gets_a_writer_only_until_it_is_caught_up():
+    hub = Hub()
+    frames = publish(hub, 6)
+    a, b = gevent.socket.socketpair()
+    sub, preamble = hub.open(frames[1].id, sock=a, chunked=True, addr="test")
+    a.sendall(sse.chunk(preamble))
+    hub.attach(sub)
+    assert sub.writer is not None  # four frames to catch up on
+    peer = Peer(b)
+    assert [e.last_event_id for e in peer.read(0.1)] == [f.id for f in frames[2:]]
+    assert sub.writer is None and sub in hub._fast
+    later = hub.publish(Notice(message="live"))
+    assert peer.read(0.05)[-1].last_event_id == later.id
+    hub.close_all("done")
+
+
+def test_an_owned_stream_ends_with_the_last_chunk_then_eof_and_says_so_once():
+    hub = Hub()
+    sub, peer, life = open_viewer(hub)
+    ended = []
+    sub.on_end = lambda s: ended.append(s.reason)
+    hub.publish(Notice(message="one"))
+    hub.close_all("server shutting down")
+    peer.read(0.1)
+    assert peer.raw.endswith(b"\r\n0\r\n\r\n")  # the chunked body ends cleanly
+    assert peer.sock.recv(10) == b""  # and the connection is closed
+    assert life.dead and ended == ["server shutting down"]
+    hub.close(sub, "again")  # idempotent: no second end
+    assert ended == ["server shutting down"]

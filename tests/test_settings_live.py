@@ -112,10 +112,19 @@ def test_worker_connections_is_the_most_one_worker_serves(start_server):
     server = start_server({"WORKER_CONNECTIONS": "20", "SAMPLE_INTERVAL": "1"})
     streams = [SSEClient(server.port) for _ in range(20)]
     try:
-        with pytest.raises(OSError):  # the 21st: accepted by the kernel, never answered
-            server.request("GET", "/healthz", timeout=1.5)
+        for s in streams:  # each one open and owned by the hub (no longer in gunicorn's pool)
+            assert s.wait_for(lambda c: c.parser.retry is not None, timeout=5)
+        # The 21st, a stream or a health check, is told at once (not hung).
+        status, headers, body = server.request("GET", "/healthz", timeout=5)
+        assert status == 503 and headers["retry-after"] == "5", (status, body)
+        assert json.loads(body)["error"]["code"] == "server_full"
+        status, _headers, body = server.request("GET", "/events", timeout=5)
+        assert status == 503 and json.loads(body)["error"]["code"] == "server_full"
         streams.pop().close()
-        assert server.get("/healthz", timeout=5)[0] == 200
+        deadline = time.monotonic() + 5
+        while server.request("GET", "/healthz", timeout=5)[0] != 200:  # the slot is freed when the hub sees EOF
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
     finally:
         for s in streams:
             s.close()

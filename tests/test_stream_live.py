@@ -147,6 +147,25 @@ def test_a_thousand_connect_disconnect_cycles_leak_nothing(start_server):
     assert after["rss"] - before["rss"] < 8 * 1024 * 1024, (before, after)
 
 
+def test_open_streams_are_owned_by_the_hub_with_no_greenlet_each(start_server):
+    from tests.support.crowd import Crowd
+
+    server = start_server({"SAMPLE_INTERVAL": "0.5", "MAX_CONNECTIONS_PER_CLIENT": "1000"})
+    time.sleep(1)
+    before = server.get("/healthz?details=1")[1]["process"]
+    crowd = Crowd(server.port, 500).start()
+    try:
+        assert crowd.wait(lambda: all(len(v.seqs) >= 2 for v in crowd.viewers), timeout=30)
+        health = server.get("/healthz?details=1")[1]
+        after = health["process"]
+        assert health["subscribers"] == 500
+        # Caught up, each viewer is a socket the hub writes to, not a parked request.
+        assert after["greenlets"] <= before["greenlets"] + 10, (before, after)
+        assert after["open_files"] >= before["open_files"] + 500  # one descriptor each, still open
+    finally:
+        crowd.stop()
+
+
 def test_sigterm_ends_streams_cleanly_and_exits_fast(start_server):
     server = start_server(FAST)
     clients = [SSEClient(server.port) for _ in range(5)]

@@ -6,9 +6,10 @@ buffer and, in the publishing greenlet, offers those bytes to every caught-up
 viewer with one non-blocking send each. No viewer greenlet wakes, nothing is
 queued per viewer, nothing is serialized per viewer.
 
-A viewer whose socket cannot take a whole frame (a slow reader) leaves that
-fast set: its own greenlet finishes the partial write and catches up from the
-ring by position. Its backlog is a position in the shared ring, never a copy,
+Under gunicorn the hub owns each viewer's socket once its head is sent
+(sockets.py): no greenlet per viewer. A viewer whose socket cannot take a
+whole frame (a slow reader) leaves that fast set: a writer greenlet spawned
+for it finishes the partial write and catches up from the ring by position. Its backlog is a position in the shared ring, never a copy,
 so memory stays flat however many viewers stall; one that falls more than
 `backlog` events behind, or stalls a write for `write_timeout`, is dropped.
 Resuming with Last-Event-ID is the same catch-up from an older position.
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import socket as _socket
 import time
 from dataclasses import dataclass
 from typing import Iterator
@@ -32,12 +32,10 @@ import gevent
 from . import sse
 from .events import Event, EventKey, IdClock, Resync, format_id, parse_id, to_json
 from .frame import Frame
+from .sockets import SocketStreams
 from .subscriber import Subscriber
 
 log = logging.getLogger(__name__)
-
-# Bytes written to a slow viewer in one catch-up write.
-_BATCH_BYTES = 256 * 1024
 
 
 @dataclass
@@ -69,7 +67,8 @@ class Hub:
         self.floor: EventKey = self.clock.next()
         self._fast: dict[Subscriber, None] = {}
         self._waiting: dict[Subscriber, None] = {}  # followers without a raw socket
-        self._slow: dict[Subscriber, None] = {}  # writing from their own greenlet
+        self._slow: dict[Subscriber, None] = {}  # catching up in a writer greenlet
+        self.sockets = SocketStreams(self)
         self.subscribers: dict[Subscriber, None] = {}
         self.last_write = time.monotonic()
         self._heartbeat_wire = sse.chunk(sse.comment("heartbeat"))
@@ -158,13 +157,8 @@ class Hub:
     def _drop_laggards(self) -> None:
         for sub in [s for s in self._slow if self._lag(s) > self.backlog]:
             self.stats.dropped_slow += 1
+            sub.broken = True
             self.close(sub, f"more than {self.backlog} events behind")
-            # Its greenlet may be blocked in a write: shutting the socket down
-            # makes that write fail now instead of at the write timeout.
-            try:
-                sub.sock.shutdown(_socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def _fan_out(self, n: int, wire: bytes, start: int, count: bool = True) -> None:
         """Offer wire (or its unchunked part) to every fast viewer, without blocking."""
@@ -197,7 +191,10 @@ class Hub:
         self.last_write = time.monotonic()
         for sub in trouble:
             del self._fast[sub]
-            sub.wake.set()
+            if sub.owned:
+                self.sockets.behind(sub)
+            else:
+                sub.wake.set()
 
     def heartbeat(self) -> None:
         """A comment to every fast viewer: keeps routers from cutting idle streams
@@ -252,13 +249,16 @@ class Hub:
         return frames[i - 1].n if i else self._n - len(frames)
 
     def close(self, sub: Subscriber, reason: str) -> None:
-        """End a viewer's stream (its greenlet finishes the response)."""
+        """End a viewer's stream (now if the hub owns its socket, else its greenlet finishes it)."""
         if sub.closed:
             return
         sub.closed = True
         sub.reason = sub.reason or reason
         self._fast.pop(sub, None)
-        sub.wake.set()
+        if sub.owned:
+            self.sockets.close(sub)
+        else:
+            sub.wake.set()
 
     def close_all(self, reason: str) -> int:
         subs = list(self.subscribers)
@@ -291,80 +291,9 @@ class Hub:
             return None
         return frames
 
-    def serve_socket(self, sub: Subscriber) -> None:
-        """Run sub's stream on its raw socket until it ends (in the viewer's greenlet).
-
-        The preamble went out through the server, which framed it; from here
-        on we write the same framing ourselves."""
-        sock = sub.sock
-        sock.settimeout(self.write_timeout)
-        if self.send_buffer:
-            # A fixed kernel buffer per viewer: a reader that stops is noticed
-            # after this much (then after `backlog` events), and 10,000 stalled
-            # viewers cannot pin megabytes of kernel memory each.
-            try:
-                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, self.send_buffer)
-            except OSError:
-                pass
-        loop = gevent.get_hub().loop
-        sub.watcher = loop.io(sock.fileno(), 1)
-        sub.watcher.start(self._on_readable, sub)
-        try:
-            while not sub.closed:
-                if sub.readable:
-                    self.close(sub, "client closed the connection")
-                    break
-                self._slow[sub] = None
-                if sub.pending is not None:
-                    data, sub.pending = sub.pending, None
-                    sock.sendall(data)
-                    sub.bytes += len(data)
-                frames = self._next_batch(sub)
-                if frames is None or sub.closed:
-                    break
-                if not frames:
-                    # Caught up: from now on publish() writes to us directly.
-                    sub.wake.clear()
-                    del self._slow[sub]
-                    self._fast[sub] = None
-                    sub.wake.wait()
-                    continue
-                self._write_batch(sub, frames)
-        except _socket.timeout:
-            self.stats.dropped_slow += 1
-            sub.reason = sub.reason or f"write blocked for {self.write_timeout:g}s"
-        except OSError as exc:
-            sub.reason = sub.reason or f"write failed: {exc.strerror or exc}"
-        finally:
-            self.release(sub)
-            try:
-                sock.settimeout(None)
-            except OSError:
-                pass
-
-    def _write_batch(self, sub: Subscriber, frames: list[Frame]) -> None:
-        out: list = []
-        size = 0
-        for frame in frames:
-            data = frame.wire if sub.chunked else frame.body
-            out.append(data)
-            size += len(data)
-            sub.cursor = frame.n
-            sub.events += 1
-            if size >= _BATCH_BYTES:
-                break
-        sub.sock.sendall(b"".join(out))
-        sub.bytes += size
-
-    def _on_readable(self, sub: Subscriber) -> None:
-        # Runs in the event loop. An SSE client never sends after its request,
-        # so readability means it closed (EOF or reset) or broke protocol:
-        # either way its stream ends now rather than at the next failed write.
-        sub.readable = True
-        if sub.watcher is not None:
-            sub.watcher.stop()
-        self._fast.pop(sub, None)
-        sub.wake.set()
+    def attach(self, sub: Subscriber) -> None:
+        """Own sub's socket from here on (its head and preamble are sent); returns at once."""
+        self.sockets.attach(sub)
 
     def iter_frames(self, sub: Subscriber) -> Iterator[bytes]:
         """Follow the stream through a WSGI iterator (no raw socket available)."""

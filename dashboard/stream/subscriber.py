@@ -1,4 +1,8 @@
-"""One open /events stream: its socket, its position in the hub's ring, its counters."""
+"""One open /events stream: its socket, its position in the hub's ring, its counters.
+
+It is all a caught-up viewer costs once the hub owns its socket (sockets.py),
+hence the slots.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,11 @@ class Subscriber:
         "events",
         "bytes",
         "watcher",
-        "readable",
+        "owned",
+        "writer",
+        "broken",
+        "ended",
+        "on_end",
         "host",
         "client",
         "login",
@@ -45,7 +53,11 @@ class Subscriber:
         self.since = time.time()
         self.events = 0
         self.bytes = 0
-        self.watcher = None
-        self.readable = False
+        self.watcher = None  # readable watcher of an owned socket (EOF = gone)
+        self.owned = False  # the hub writes to and closes this socket itself
+        self.writer = None  # the greenlet catching it up, while there is one
+        self.broken = False  # no final chunk: the peer is gone or a write failed
+        self.ended = False
+        self.on_end = None  # called once with the Subscriber when an owned stream ends
         self.client = client  # a name the page gave its stream (for `drop sse`)
         self.login = login  # the login session that opened it (logout ends it)

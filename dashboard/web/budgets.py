@@ -15,39 +15,60 @@ import json
 from .body_limits import AfterResponse, force_close
 
 RETRY_AFTER_SECONDS = 5
+# environ key: a callable that keeps this request's slot past the response and
+# returns the function that frees it.
+KEEP_CONNECTION = "dashboard.keep_connection"
 
 
 class ClientBudget:
-    def __init__(self, app, limit: int, on_refused=None) -> None:
+    def __init__(self, app, limit: int, on_refused=None, worker_limit: int | None = None) -> None:
         self.app = app
         self.limit = limit
+        # Streams leave the server's own connection pool once the hub owns them,
+        # so WORKER_CONNECTIONS (requests, streams and sockets together) is kept here.
+        self.worker_limit = worker_limit
         self.open: dict[str, int] = {}
+        self.total = 0
         # (reason, client address): counted and logged by whoever installs this
         self.on_refused = on_refused or (lambda reason, addr: None)
 
     def __call__(self, environ, start_response):
         addr = environ.get("REMOTE_ADDR") or "?"
+        if self.worker_limit is not None and self.total >= self.worker_limit:
+            self.on_refused("worker_full", addr)
+            return self._refuse_full(start_response)
         held = self.open.get(addr, 0)
         if held >= self.limit:
             self.on_refused("connections", addr)
             return self._refuse(start_response, held)
         self.open[addr] = held + 1
+        self.total += 1
         released = []
+        kept = []
 
         def release() -> None:
             if released:
                 return
             released.append(True)
+            self.total -= 1
             left = self.open.get(addr, 1) - 1
             if left > 0:
                 self.open[addr] = left
             else:
                 self.open.pop(addr, None)
 
+        def keep():
+            # A stream that takes its connection over from the server holds the
+            # slot until it ends, and releases it itself (web/events.py).
+            kept.append(True)
+            return release
+
+        environ[KEEP_CONNECTION] = keep
         try:
             result = self.app(environ, start_response)
         except BaseException:
-            release()
+            if not kept:
+                release()
             raise
         wrapper = environ.get("wsgi.file_wrapper")
         if isinstance(wrapper, type) and isinstance(result, wrapper):
@@ -63,6 +84,18 @@ class ClientBudget:
             result.close = close
             return result
         return AfterResponse(result, release, when_sent=True)
+
+    def _refuse_full(self, start_response):
+        payload = json.dumps({"error": {
+            "code": "server_full",
+            "message": f"this worker already serves {self.worker_limit} requests, streams and sockets "
+                       f"(WORKER_CONNECTIONS); retry in {RETRY_AFTER_SECONDS} s",
+            "retry_after": RETRY_AFTER_SECONDS}}).encode()
+        force_close(start_response)
+        start_response("503 Service Unavailable", [
+            ("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
+            ("Retry-After", str(RETRY_AFTER_SECONDS))])
+        return [payload]
 
     def _refuse(self, start_response, held: int):
         payload = json.dumps({"error": {

@@ -1,22 +1,24 @@
 """GET /events: the metrics stream (server-sent events), one blueprint, thin.
 
 The view only picks how bytes reach the client; the hub does the rest. Under
-gunicorn (HTTP/1.x) the server sends the headers and the first bytes, then the
-hub writes pre-framed events straight to the socket. Anywhere else (Flask's
-test client, the development server) the stream follows the same buffer
-through the WSGI iterator.
+gunicorn (HTTP/1.x) the stream writes its own head and first bytes, then the
+hub owns the connection and writes pre-framed events straight to it, with no
+greenlet per viewer (OwnedStream below). Anywhere else (Flask's test client,
+the development server) the stream follows the same buffer through the WSGI
+iterator.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import socket
 import time
 
 from flask import Blueprint, Response, g, request
+from werkzeug.http import http_date
 
 from ..stream import sse
+from .budgets import KEEP_CONNECTION
 from .common import host_view, services
 
 bp = Blueprint("stream", __name__)
@@ -69,29 +71,78 @@ def events():
     rid = g.get("request_id")
     who = g.get("login")
     login = who.session if who is not None else None
+    opened = dict(host=view.name, client=client, login=login, addr=addr)
+
+    def ended(sub) -> None:
+        log.info("stream closed", extra={"request_id": rid, "fields": {
+            "host": view.name, "remote": addr, "events": sub.events, "bytes": sub.bytes,
+            "seconds": round(time.time() - sub.since, 3), "reason": sub.reason or "client went away"}})
+
+    if sock is not None:
+        keep = environ.get(KEEP_CONNECTION)
+        return OwnedStream(hub, last_event_id, sock, chunked, opened, ended, keep() if keep else None,
+                           iter(()), mimetype="text/event-stream", headers=HEADERS)
 
     def body():
         # Registered on first iteration, so a response that is never sent
         # leaves nothing behind.
-        sub, preamble = hub.open(last_event_id, sock=sock, chunked=chunked, addr=addr, host=view.name,
-                                client=client, login=login)
+        sub, preamble = hub.open(last_event_id, chunked=chunked, **opened)
         try:
             yield preamble
-            if sock is not None:
-                hub.serve_socket(sub)
-            else:
-                yield from hub.iter_frames(sub)
+            yield from hub.iter_frames(sub)
         finally:
             hub.release(sub)
-            log.info("stream closed", extra={"request_id": rid, "fields": {
-                "host": view.name, "remote": addr, "events": sub.events, "bytes": sub.bytes,
-                "seconds": round(time.time() - sub.since, 3), "reason": sub.reason or "client went away"}})
-            if sock is not None and svc.shutting_down:
-                # The server appends the final chunk, then would wait for a next
-                # request on this connection; EOF on read makes it close at once.
-                try:
-                    sock.shutdown(socket.SHUT_RD)
-                except OSError:
-                    pass
+            ended(sub)
 
     return Response(body(), mimetype="text/event-stream", headers=HEADERS)
+
+
+class OwnedStream(Response):
+    """A stream whose connection the hub takes over once its head is written.
+
+    Flask has run (login, headers, the request log); calling this writes the
+    status line, the headers and the preamble on a duplicate of the socket,
+    hands that to the hub and raises StopIteration: gunicorn's way for an app
+    to say it took the connection (flask-sock ends its sockets the same way).
+    gunicorn then closes its own descriptor and the request's greenlet ends;
+    the viewer lives on as a socket in the hub, with no stack of its own."""
+
+    def __init__(self, hub, last_event_id, sock, chunked: bool, opened: dict, ended, release_slot,
+                 *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._stream = (hub, last_event_id, sock, chunked, opened, ended, release_slot)
+
+    def __call__(self, environ, start_response):
+        hub, last_event_id, sock, chunked, opened, ended, release_slot = self._stream
+        own = sock.dup()
+        sub, preamble = hub.open(last_event_id, sock=own, chunked=chunked, **opened)
+
+        def on_end(sub) -> None:
+            if release_slot is not None:
+                release_slot()  # the client's connection slot, held while the stream was open
+            ended(sub)
+
+        sub.on_end = on_end
+        head = head_bytes(self.status, self.headers.to_wsgi_list(), chunked)
+        try:
+            own.settimeout(hub.write_timeout)
+            own.sendall(head + (sse.chunk(preamble) if chunked else preamble))
+        except OSError as exc:
+            sub.owned = True
+            sub.broken = True
+            sub.reason = f"write failed: {getattr(exc, 'strerror', None) or exc}"
+            hub.sockets.end(sub)
+        else:
+            hub.attach(sub)
+        raise StopIteration  # the connection is the hub's now
+
+
+def head_bytes(status: str, headers: list[tuple[str, str]], chunked: bool) -> bytes:
+    """The response head gunicorn would have written for a stream."""
+    lines = [f"{'HTTP/1.1' if chunked else 'HTTP/1.0'} {status}", f"Date: {http_date()}",
+             "Connection: close"]
+    if chunked:
+        lines.append("Transfer-Encoding: chunked")
+    lines += [f"{name}: {value}" for name, value in headers
+              if name.lower() not in ("content-length", "connection", "transfer-encoding")]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

@@ -21,8 +21,8 @@ bp = Blueprint("metrics", __name__)
 P = "dashboard_"
 
 # Always exported, so a dashboard can graph them before the first refusal.
-REFUSAL_REASONS = ("connections", "consoles", "console_rate", "body_too_large", "body_timeout",
-                   "shutting_down")
+REFUSAL_REASONS = ("connections", "worker_full", "consoles", "console_rate", "body_too_large",
+                   "body_timeout", "shutting_down")
 
 
 def _gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
