@@ -81,6 +81,9 @@ def parse_args(argv):
                    help="viewers connected per second, in steps of 0.1 s (default 3000)")
     p.add_argument("--per-process", type=int, default=2500,
                    help="viewers per load client process (default 2500)")
+    p.add_argument("--two-workers", type=int, metavar="N",
+                   help="also run ours with two workers on a redis-server (`ours2`) at N viewers, and "
+                        "Node at N/2 in one process, each round: CPU per viewer compared (e.g. 20000)")
     p.add_argument("--app-ref", metavar="REF",
                    help="benchmark the app as committed at this git ref (exported to a temporary "
                         "directory) instead of the working tree, which may hold unfinished edits")
@@ -253,6 +256,13 @@ def plan(args) -> list[tuple[int, int, str]]:
                 if server == "naive" and n != naive_n:
                     continue
                 steps.append((rnd, n, server))
+        if getattr(args, "two_workers", None):
+            # Two workers at N against one Node process at N/2 (its open-files
+            # limit), run back to back in the same round.
+            pair = [(rnd, args.two_workers, "ours2")]
+            if "node" in args.servers and (rnd, args.two_workers // 2, "node") not in steps:
+                pair.append((rnd, args.two_workers // 2, "node"))
+            steps += pair if rnd % 2 else pair[::-1]
     return steps
 
 
@@ -387,6 +397,9 @@ def main(argv=None) -> int:
         else:
             servers.append(s)
     args.servers = servers
+    if args.two_workers and available("ours2"):
+        print(f"note: skipping the two-worker runs: {available('ours2')}")
+        args.two_workers = None
     app_dir = export_app(args.app_ref, scratch / "app") if args.app_ref else None
     params = Params(seconds=args.seconds, idle=args.idle, settle=args.settle, grace=args.grace,
                     rate=args.rate, per_process=args.per_process, profile=args.profile,

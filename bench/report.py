@@ -178,10 +178,14 @@ def sse_targets(summary: dict, ratio: dict, sampler: dict | None) -> list[dict]:
                         f"{p99['median_ratio']}x (rounds {p99['per_round_min']}-{p99['per_round_max']})"
                         if p99 else "not measured",
                         None if not p99 or p99["median_ratio"] is None else p99["median_ratio"] <= 2.0))
-    rss = summary.get("ours", {}).get("5000", {}).get("rss_per_viewer_kib")
-    rows.append(_target("5,000 viewers: memory per viewer", "<= 30 KiB",
-                        f"{rss['median']} KiB (rounds {rss['min']}-{rss['max']})" if rss else "not measured",
-                        None if not rss else rss["median"] <= 30.0))
+    for n in (5000, 10000):
+        ours = summary.get("ours", {}).get(str(n), {}).get("rss_per_viewer_kib")
+        node = summary.get("node", {}).get(str(n), {}).get("rss_per_viewer_kib")
+        rows.append(_target(f"{n:,} viewers: memory per viewer vs Node", "<= 1.0x",
+                            f"{ours['median']} vs {node['median']} KiB = {ours['median'] / node['median']:.2f}x"
+                            if ours and node and node["median"] else "not measured",
+                            None if not (ours and node and node["median"]) else ours["median"] <= node["median"]))
+    rows += two_worker_targets(summary)
     naive = ratio.get("1000", {}).get("cpu_naive_over_ours")
     rows.append(_target("1,000 viewers: CPU vs naive Flask", ">= 10x less",
                         f"{naive['median_ratio']}x less (rounds {naive['per_round_min']}-"
@@ -194,6 +198,35 @@ def sse_targets(summary: dict, ratio: dict, sampler: dict | None) -> list[dict]:
                             f"{sampler['cpu_ms_min']}-{sampler['cpu_ms_max']})", pct < 1.0))
     else:
         rows.append(_target("sampler at 1 Hz", "< 1% of one core", "not measured", None))
+    return rows
+
+
+def two_worker_targets(summary: dict) -> list[dict]:
+    """ours2 (two workers on Redis) at N viewers: held, every event delivered, and
+    CPU per viewer against one Node process at N/2 (`bin/bench --two-workers N`)."""
+    rows = []
+    for key, s in sorted(summary.get("ours2", {}).items(), key=lambda kv: int(kv[0])):
+        n = int(key)
+        name = f"{n:,} viewers over two workers on Redis"
+        if s["failed_rounds"]:
+            rows.append(_target(name, "all held and delivered; CPU/viewer <= Node's at N/2",
+                                f"{s['failed_rounds']} of {s['rounds']} rounds failed", False))
+            continue
+        delivered = s["delivered"]
+        held = (s["viewers_connected_worst"] == n and s["open_at_end_worst"] == n
+                and s["disconnects_worst"] == 0 and s["gaps_worst"] == 0 and s["errors_worst"] == 0
+                and delivered is not None and delivered["min"] >= 1.0)
+        node = summary.get("node", {}).get(str(n // 2), {}).get("server_cpu_percent")
+        cpu = s["server_cpu_percent"]
+        ratio = None
+        if node and cpu and node["median"]:
+            ratio = (cpu["median"] / n) / (node["median"] / (n // 2))
+        measured = (f"held {s['open_at_end_worst']}/{n}, delivered min {delivered['min'] if delivered else '?'}, "
+                    f"gaps {s['gaps_worst']}; CPU {cpu['median'] if cpu else '?'}% vs Node "
+                    f"{node['median'] if node else '?'}% at {n // 2:,}: per viewer "
+                    + (f"{ratio:.2f}x" if ratio is not None else "not compared"))
+        rows.append(_target(name, "all held and delivered; CPU/viewer <= Node's at N/2", measured,
+                            held and ratio is not None and ratio <= 1.0))
     return rows
 
 

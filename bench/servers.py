@@ -5,6 +5,7 @@
 - `node`: bench/node_sse_server.js, the classic Node tutorial SSE server.
 - `naive`: bench/naive_flask.py, Flask's threaded development server with
   psutil called per viewer.
+- `ours2`: ours with two workers sharing through a redis-server started for it.
 - `echo` (console benchmark only): bench/node_ws_echo.js, a Node `ws` server
   that sends every message back: the floor for a request/reply round trip.
 
@@ -45,6 +46,9 @@ KINDS = {
     "ours": Kind("ours", "ours (gunicorn + gevent hub)", ""),
     "node": Kind("node", "Node http tutorial server", "node"),
     "naive": Kind("naive", "naive Flask (dev server, psutil per viewer)", ""),
+    # The same app, WEB_CONCURRENCY=2 sharing through a redis-server of its own
+    # (started and stopped with it, and measured with it: CPU and RSS include Redis).
+    "ours2": Kind("ours2", "ours, two workers sharing through Redis", "redis-server"),
 }
 # Servers of the console benchmark (bench/console_bench.py): ours and the floor.
 CONSOLE_KINDS = {
@@ -87,10 +91,11 @@ class Server:
         self.log_path = log_dir / f"{kind}-{self.port}.log"
         self.home = home
         self.proc: subprocess.Popen | None = None
+        self.redis: subprocess.Popen | None = None
         self._log = None
 
     def command(self) -> list[str]:
-        if self.kind == "ours":
+        if self.kind in ("ours", "ours2"):
             return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"]
         if self.kind == "node":
             return ["node", str(BENCH / "node_sse_server.js"), str(self.port), "127.0.0.1"]
@@ -126,9 +131,11 @@ class Server:
             **self.env,
         }
         self._log = open(self.log_path, "ab")
+        if self.kind == "ours2":
+            env.update(WEB_CONCURRENCY="2", REDIS_URL=self._start_redis(timeout))
         self.proc = subprocess.Popen(
             self.command(),
-            cwd=self.app_dir if self.kind == "ours" else REPO,
+            cwd=self.app_dir if self.kind in ("ours", "ours2") else REPO,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
@@ -137,6 +144,23 @@ class Server:
         )
         self._wait_ready(timeout)
         return self
+
+    def _start_redis(self, timeout: float) -> str:
+        port = free_port()
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.home)],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return f"redis://127.0.0.1:{port}/0"
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"redis-server not ready in {timeout:g}s")
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -164,11 +188,15 @@ class Server:
     # ---- measuring ------------------------------------------------------------
 
     def tree(self) -> list[psutil.Process]:
-        try:
-            root = psutil.Process(self.proc.pid)
-            return [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
+        out = []
+        for proc in (self.proc, self.redis):
+            try:
+                if proc is not None:
+                    root = psutil.Process(proc.pid)
+                    out += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        return out
 
     def cpu_seconds(self) -> float:
         total = 0.0
@@ -221,6 +249,13 @@ class Server:
                 except ProcessLookupError:
                     pass
                 self.proc.wait(5)
+        if self.redis is not None and self.redis.poll() is None:
+            self.redis.terminate()
+            try:
+                self.redis.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.redis.kill()
+                self.redis.wait(5)
         if self._log is not None:
             self._log.close()
             self._log = None
