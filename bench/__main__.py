@@ -435,8 +435,9 @@ def main(argv=None) -> int:
     if not args.no_busy:
         from .busy_host import render
 
-        busy = run_json_tool("busy_host", ["--rounds", "5", "--samples", "5"] if args.mode == "full"
-                             else ["--rounds", "1", "--samples", "3"], 900, app_dir=app_dir)
+        busy = run_json_tool("busy_host", ["--rounds", "5", "--samples", "5"] if args.mode == "full" else
+                             ["--counts", "100,1000", "--rounds", "1", "--samples", "3", "--warmup", "1"],
+                             900, app_dir=app_dir)
         text += "\n\n" + render(busy)
     if history is not None:
         from .history_bench import render
