@@ -1,14 +1,15 @@
 """The process table: one scan of every process per sample.
 
 This is the most expensive collector (one /proc read per process), so it does
-the least it can per process. On Linux it reads each process's stat file
-directly (sampling/procfs.py: CPU times, RSS and start time in one read);
-elsewhere, or when /proc does not read as expected, CPU times and RSS come
-from psutil's oneshot(). The name is read once per process lifetime and the
-owner only for processes that are shown, through a psutil.Process built for
-those rows alone. The latest table stays in memory so console commands such as
-`top` and `ps` answer from it instead of scanning again, and the trails of the
-processes shown (sampling/trails.py) give `proc <pid>` their recent past.
+the least it can per process. On Linux it reads each process's stat and statm
+files itself (sampling/procfs.py: CPU times, start time and RSS, for under half
+of psutil's CPU); elsewhere, or when /proc does not read as expected at start,
+CPU times and RSS come from psutil's oneshot(). The name is read once per
+process lifetime and the owner only for processes that are shown, through a
+psutil.Process built for those rows alone. The latest table stays in memory so
+console commands such as `top` and `ps` answer from it instead of scanning
+again, and the trails of the processes shown (sampling/trails.py) give
+`proc <pid>` their recent past.
 """
 
 from __future__ import annotations

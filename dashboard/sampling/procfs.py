@@ -1,20 +1,22 @@
 """Linux only: the process table's per-tick fields read straight from /proc, two small files per process.
 
-psutil's process_iter() with oneshot() costs about 55 µs of CPU per process
+psutil's process_iter() with oneshot() costs 55 to 65 µs of CPU per process
 per sample on our 2-core test machine: a Process object per pid, each file
 through a Python file object, layers of wrappers. The table needs four numbers
 per process per tick, so this reads them with os.open/os.read/os.close and
 picks them out of the bytes: CPU times and start time from /proc/<pid>/stat,
-RSS from /proc/<pid>/statm. psutil stays for everything else (a name the
-kernel cut, the owner, `proc <pid>`, kill) and on every other system.
+RSS from /proc/<pid>/statm (not read for kernel threads, which have none).
+About 25 µs per process, nearly all of it the kernel opening and writing those
+files. psutil stays for everything else (a name the kernel cut, the owner,
+`proc <pid>`, kill) and on every other system.
 
 The values are psutil's, to the bit where they are keys: create time is
 psutil's formula (starttime / CLK_TCK + boot_time()), RSS is the statm field
-psutil's memory_info() reads. Not stat's own RSS field: since Linux 6.16 or
-so statm sums the kernel's per-CPU RSS counters and stat does not, so stat's
-figure lags (by 26 to 44 pages for an idle `cat` on this 2-CPU machine, and
-by up to a batch of pages per CPU on big ones, where it can read 0).
-"""
+psutil's memory_info() reads. Not stat's own RSS field, though it counts the
+same pages: kernels with the 2025 change "mm: fix the inaccurate memory
+statistics issue for users" (this machine's 6.18 has it) sum the per-CPU
+counters for statm and status but not for stat, whose figure then lags (by 26
+to 44 pages for an idle `cat` here; on hosts with many CPUs it can read 0)."""
 
 from __future__ import annotations
 
