@@ -105,6 +105,8 @@ def parse_args(argv):
     p.add_argument("--no-sse", action="store_true", help="skip the SSE fan-out runs")
     p.add_argument("--no-console", action="store_true", help="skip the operator console benchmark")
     p.add_argument("--no-sampler", action="store_true", help="skip the sampler benchmark")
+    p.add_argument("--no-busy", action="store_true",
+                   help="skip the busy-host benchmark (busy_host.py: process sampling with 100, 1,000 and 3,000 processes)")
     p.add_argument("--no-history", action="store_true",
                    help="skip the lasting-history benchmark (history_bench.py: idle CPU with the store "
                         "on and off, bytes on disk per tier, /api/history latency, start-up time)")
@@ -442,6 +444,14 @@ def main(argv=None) -> int:
     ratio = report.ratios(runs, summary, args.viewers)
     target_rows = report.targets(summary, ratio, sampler, console)
     text = report.table(summary, ratio, target_rows, sampler, None, args.rounds, console)
+    busy = None  # bench/busy_host.py: it adds processes to the host, so it runs when nothing else does
+    if not args.no_busy:
+        from .busy_host import render
+
+        busy = run_json_tool("busy_host", ["--rounds", "5", "--samples", "5"] if args.mode == "full" else
+                             ["--counts", "100,1000", "--rounds", "1", "--samples", "3", "--warmup", "1"],
+                             900, app_dir=app_dir)
+        text += "\n\n" + render(busy)
     if history is not None:
         from .history_bench import render
 
@@ -469,6 +479,7 @@ def main(argv=None) -> int:
         "ratios": ratio,
         "targets": target_rows,
         "sampler": sampler,
+        "busy_host": busy,
         "history": history,
         "console": console,
         "runs": runs,
