@@ -38,8 +38,8 @@ def test_quick_run_writes_sane_json(tmp_path, bench_tools):
         [sys.executable, "-m", "bench", "--quick", "--viewers", "20", "--rounds", "1",
          "--seconds", "2", "--idle", "1", "--settle", "0.5", "--grace", "1", "--out", str(out),
          "--consoles", "4", "--console-clients", "2", "--console-seconds", "1", "--console-warmup", "0.5",
-         "--console-messages", "50", "--app-ref", "HEAD", "--no-history"],
-        cwd=REPO, capture_output=True, text=True, timeout=55,
+         "--console-messages", "50", "--app-ref", "HEAD", "--no-history", "--two-workers", "40"],
+        cwd=REPO, capture_output=True, text=True, timeout=150,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Targets" in proc.stdout
@@ -49,12 +49,12 @@ def test_quick_run_writes_sane_json(tmp_path, bench_tools):
                 "table"):
         assert key in result, key
     assert result["mode"] == "quick"
-    assert {r["server"] for r in result["runs"]} == {"ours", "naive", "node"}
+    assert {r["server"] for r in result["runs"]} == {"ours", "naive", "node", "ours2"}
 
     for run in result["runs"]:
         assert "failed" not in run, run
-        assert run["viewers"] == 20
-        assert run["viewers_connected"] == 20 and run["open_at_end"] == 20, run
+        assert run["viewers"] == (40 if run["server"] == "ours2" else 20)
+        assert run["viewers_connected"] == run["open_at_end"] == run["viewers"], run
         assert run["disconnects"] == 0 and run["errors"] == 0 and run["gaps"] == 0, run
         assert 0.5 <= run["events_per_viewer_s"] <= 1.5, run
         assert 0 <= run["delay_p50_ms"] <= run["delay_p99_ms"] < 5000, run
@@ -71,6 +71,14 @@ def test_quick_run_writes_sane_json(tmp_path, bench_tools):
     assert result["sampler"]["cpu_ms_mean"] > 0
     assert 0 < result["sampler"]["core_percent_at_1hz"] < 100
     assert {t["status"] for t in result["targets"]} <= {"PASS", "FAIL", "n/a"}
+    # Two workers on a redis-server of their own, compared per viewer with Node at half as many.
+    two = next(t for t in result["targets"] if t["target"] == "40 viewers over two workers on Redis")
+    assert two["status"] in {"PASS", "FAIL"} and "held 40/40" in two["measured"], two
+    # The busy host: process sampling at about 100 and 1,000 processes, psutil's scan beside ours.
+    busy = result["busy_host"]
+    assert "error" not in busy, busy
+    assert "Busy host (process sampling" in proc.stdout
+    assert len(busy["counts"]) >= 2 and all(row["target"] for row in busy["counts"]), busy
     assert result["plot"] == "fanout.png"
     assert (out / "fanout.png").stat().st_size > 1000
 
