@@ -103,3 +103,16 @@ def test_history_then_stream_has_no_gap(client, svc):
     assert ev.json["seq"] == hist["columns"]["seq"][-1] + 1
     r.close()
     json.dumps(hist)  # serializable as sent
+
+
+def test_a_stream_that_cannot_get_a_descriptor_gets_503_and_frees_its_slot(client):
+    class NoDescriptorsLeft:  # what `dup()` does when the open-files limit is reached
+        def dup(self):
+            raise OSError(24, "Too many open files")
+
+    for _ in range(101):  # one more than MAX_CONNECTIONS_PER_CLIENT: a leaked slot would show as 429
+        resp = client.get("/events", environ_base={"gunicorn.socket": NoDescriptorsLeft(),
+                                                   "SERVER_PROTOCOL": "HTTP/1.1"})
+        assert resp.status_code == 503 and resp.headers["Retry-After"] == "5"
+        assert resp.get_json()["error"]["code"] == "server_full"
+    assert client.get("/healthz").status_code == 200

@@ -10,6 +10,7 @@ iterator.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -114,7 +115,16 @@ class OwnedStream(Response):
 
     def __call__(self, environ, start_response):
         hub, last_event_id, sock, chunked, opened, ended, release_slot = self._stream
-        own = sock.dup()
+        try:
+            own = sock.dup()
+        except OSError as exc:  # out of descriptors: say so, and free the slot
+            if release_slot is not None:
+                release_slot()
+            body = json.dumps({"error": {"code": "server_full", "message": f"cannot open a stream now: {exc}",
+                                         "retry_after": 5}}).encode()
+            start_response("503 Service Unavailable", [("Content-Type", "application/json"),
+                                                       ("Content-Length", str(len(body))), ("Retry-After", "5")])
+            return [body]
         sub, preamble = hub.open(last_event_id, sock=own, chunked=chunked, **opened)
 
         def on_end(sub) -> None:
