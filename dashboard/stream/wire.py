@@ -97,8 +97,18 @@ def _ambiguous(sample: dict) -> bool:
     return "v" in sample or any(_is_table(_at(sample, path)) for path in TABLES + (("processes",),))
 
 
+_KEEP = frozenset((int, str, bool, type(None)))  # written as they are
+
+
 def _short(value: Any) -> Any:
     """A copy of value with integer floats as ints and NaN or infinities as None."""
+    t = type(value)
+    if t in _KEEP:
+        return value
+    if t is dict:  # most of a sample: leaves are kept without a call each
+        return {k: v if type(v) in _KEEP else _short(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [v if type(v) in _KEEP else _short(v) for v in value]
     if isinstance(value, float):
         if not math.isfinite(value):
             return None
@@ -154,7 +164,7 @@ def _pack_processes(procs: dict) -> dict:
     def ref(row: dict) -> int:
         values = [row[c] for c in columns]
         try:
-            key: Any = tuple((type(v), v) for v in values)
+            key: Any = (tuple(values), tuple(map(type, values)))  # true is not 1 here
             hash(key)
         except TypeError:  # a value that is a list or a dict
             key = json.dumps(values, sort_keys=True)
