@@ -12,6 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench import report
+from bench.sampler_bench import WIRE_GOAL, plain_json, wire_figures
 from dashboard.stream.events import to_json
 from dashboard.stream.views import HostView
 from dashboard.stream.wire import VERSION, decode, encode
@@ -264,3 +266,35 @@ def test_the_stream_sends_the_compact_form_and_the_api_keeps_its_shape(client, s
     assert ev.type == "metrics" and ev.json["v"] == VERSION and ev.json["seq"] >= sample["seq"]
     assert all(isinstance(p, dict) for p in decode(ev.data)["processes"]["top_mem"])
     r.close()
+
+
+# ---- the benchmark's figures -----------------------------------------------------------
+
+def test_the_benchmark_weighs_both_forms_on_the_apps_own_samples(svc):
+    samples = []
+    for _ in range(3):
+        svc.sampler.tick()
+        samples.append(svc.local.latest)
+        time.sleep(0.05)
+    for sample in samples:
+        assert plain_json(sample) == to_json(sample)  # the baseline is the plain form, byte for byte
+        assert same(decode(encode(sample)), expected(sample))
+    figures = wire_figures(samples, encode)
+    assert figures["pass"] and figures["ratio_max"] <= WIRE_GOAL, figures
+    assert figures["new_frame_bytes_mean"] - figures["new_bytes_mean"] == \
+        figures["old_frame_bytes_mean"] - figures["old_bytes_mean"]  # the same framing around both
+    assert figures["old_encode_cpu_ms_mean"] > 0 and figures["new_encode_cpu_ms_mean"] > 0
+
+
+def test_the_bench_table_prints_both_forms_and_the_target():
+    wire = wire_figures([host_sample(), host_sample(ts=1796172926.5, seq=8)], encode)
+    sampler = {"cpu_ms_mean": 6.5, "cpu_ms_p50": 6.4, "cpu_ms_min": 6, "cpu_ms_max": 9,
+               "encode_cpu_ms_mean": 0.1, "sample_bytes": 1500, "core_percent_at_1hz": 0.65, "wire": wire}
+    rows = report.targets({}, {}, sampler)
+    (row,) = [r for r in rows if r["target"] == "bytes per metrics event"]
+    assert row["status"] == "PASS" and f"{wire['ratio']}x" in row["measured"]
+    text = report.table({}, {}, rows, sampler, None, 1)
+    assert "Metrics event, same 2 samples, plain JSON -> compact form" in text
+    assert f"SSE frame {wire['old_frame_bytes_mean']:.0f} -> {wire['new_frame_bytes_mean']:.0f} bytes" in text
+    old = report.targets({}, {}, {k: v for k, v in sampler.items() if k != "wire"})
+    assert [r["status"] for r in old if r["target"] == "bytes per metrics event"] == ["n/a"]
