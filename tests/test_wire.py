@@ -6,7 +6,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +20,10 @@ from dashboard.stream.events import to_json
 from dashboard.stream.views import HostView
 from dashboard.stream.wire import VERSION, decode, encode
 from tests.conftest import TOKEN
+from tests.support.browser import open_with_login_link, wait_state
+from tests.support.wsclient import Console
 from tests.support.sseclient import SSEParser
+from tests.support.system import require
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONFIG = {"HISTORY_SECONDS": 3600, "VIEWER_BACKLOG": 100, "VIEWER_WRITE_TIMEOUT": 5,
@@ -227,6 +232,99 @@ def test_any_process_lists_come_back_in_order_with_every_row(procs):
     data = encode(sample)
     compact = "v" in json.loads(data)
     assert same(decode(data), expected(sample, compact))
+
+
+# ---- the page's decoder (static/js/wire.js) gives back the same sample ------------------------
+
+WIRE_JS = Path(__file__).resolve().parents[1] / "static" / "js" / "wire.js"
+# For each [compact, plain]: the page's decode of the first, deep-compared with JSON.parse of the
+# second (numbers by value, objects by their own keys, arrays in order); prints the indexes that differ.
+NODE_CHECK = """
+import { decodeMetrics } from %s;
+const same = (a, b) => {
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => same(x, b[i]));
+  if (a !== null && typeof a === "object") {
+    if (b === null || typeof b !== "object" || Array.isArray(b)) return false;
+    const ka = Object.keys(a), kb = Object.keys(b);
+    return ka.length === kb.length && ka.every((k) => Object.hasOwn(b, k) && same(a[k], b[k]));
+  }
+  return a === b;
+};
+let text = "";
+process.stdin.on("data", (d) => { text += d; });
+process.stdin.on("end", () => {
+  const bad = JSON.parse(text).map(([wire, plain], i) => {
+    try { return same(decodeMetrics(JSON.parse(wire)), JSON.parse(plain)) ? -1 : i; } catch (e) { return i; }
+  }).filter((i) => i >= 0);
+  console.log(JSON.stringify(bad));
+});
+"""
+
+
+def page_decodes(batch: list[dict]) -> list[int]:
+    """Indexes of the samples that the page's decoder does not give back (node runs wire.js)."""
+    node = require("node", "nodejs")
+    pairs = []
+    for sample in batch:
+        data = encode(sample)
+        pairs.append([data, to_json(expected(sample, '"v":' in data[:6]))])
+    out = subprocess.run([node, "--input-type=module", "-e", NODE_CHECK % json.dumps(WIRE_JS.as_uri())],
+                         input=json.dumps(pairs), capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_the_page_decodes_a_host_sample_and_the_apps_own(svc):
+    svc.sampler.tick()
+    assert page_decodes([host_sample(), svc.local.latest]) == []
+    broken = host_sample()
+    broken["processes"]["top_cpu"][0]["pid"] = 1  # a check that can fail: a row the page must not get
+    data = json.loads(encode(broken))
+    data["processes"]["top_cpu"][0] = 5
+    assert subprocess.run([require("node", "nodejs"), "--input-type=module", "-e", NODE_CHECK % json.dumps(WIRE_JS.as_uri())],
+                          input=json.dumps([[json.dumps(data), to_json(expected(broken))]]),
+                          capture_output=True, text=True, timeout=30).stdout.strip() == "[0]"
+
+
+def test_the_page_decodes_any_sample_as_the_server_does():
+    batch: list[dict] = []
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(st.one_of(samples, processes().map(lambda p: {**host_sample(), "processes": p})))
+    def collect(sample):
+        batch.append(copy.deepcopy(sample))
+
+    collect()  # drawn by hypothesis, then decoded by one node process
+    bad = page_decodes(batch)
+    assert bad == [], [batch[i] for i in bad[:3]]
+
+
+ROWS = """() => [...document.querySelectorAll('#procs tbody tr')].map(
+  (tr) => [Number(tr.dataset.pid), ...[...tr.children].slice(1, 4).map((td) => td.textContent)])"""
+
+
+def test_the_page_shows_the_servers_own_sample_in_chromium(start_server, browser, page_errors):
+    server = start_server({"SAMPLE_INTERVAL": "0.5"})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = page_errors(context.new_page())
+    open_with_login_link(page, f"{server.base}/?token={TOKEN}")
+    wait_state(page, "sse-pill", "open")
+    page.evaluate("window.dashboard.stream.addEventListener('metrics', (e) => { window.lastSample = e.detail; })")
+    page.wait_for_function("window.lastSample && window.lastSample.seq >= 3", timeout=15000)
+    Console(server.port).ok("pause")  # the latest sample stays the latest
+    status, snap = server.get("/api/snapshot")
+    assert status == 200 and "v" not in snap
+    page.wait_for_function(f"window.lastSample.seq === {snap['seq']}", timeout=10000)
+    shown = page.evaluate("window.lastSample")  # what the cards, charts and tables were given
+    assert same(shown, {**snap, "ts": round(snap["ts"], 3)}), (shown, snap)
+    for tab, key in (("cpu", "top_cpu"), ("mem", "top_mem")):
+        page.click(f"[data-sort={tab}]")
+        want = [[p["pid"], p["name"], p["user"], "—" if p["cpu"] is None else f"{p['cpu']:.1f} %"]
+                for p in snap["processes"][key]]
+        page.wait_for_function(f"({ROWS})().length === {len(want)}")
+        assert page.evaluate(ROWS) == want
+    context.close()
+    assert page_errors.errors == []
 
 
 # ---- every reader in the app decodes it once -----------------------------------------------
