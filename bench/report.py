@@ -198,6 +198,11 @@ def sse_targets(summary: dict, ratio: dict, sampler: dict | None) -> list[dict]:
                             f"{sampler['cpu_ms_min']}-{sampler['cpu_ms_max']})", pct < 1.0))
     else:
         rows.append(_target("sampler at 1 Hz", "< 1% of one core", "not measured", None))
+    wire = (sampler or {}).get("wire")
+    rows.append(_target("bytes per metrics event", "new <= 2/3 of old",
+                        f"{wire['ratio']}x ({wire['new_bytes_mean']:.0f} of {wire['old_bytes_mean']:.0f} bytes, "
+                        f"samples {wire['ratio_min']}-{wire['ratio_max']})" if wire else "not measured",
+                        wire["pass"] if wire else None))
     return rows
 
 
@@ -306,6 +311,14 @@ def table(summary: dict, ratio: dict, target_rows: list[dict], sampler, ws, roun
             if sampler.get("collector_cpu_ms"):
                 lines.append("  per collector, ms CPU per sample: " + ", ".join(
                     f"{k} {v}" for k, v in sampler["collector_cpu_ms"].items()))
+            wire = sampler.get("wire")
+            if wire:
+                lines.append(
+                    f"Metrics event, same {wire['samples']} samples, plain JSON -> compact form: "
+                    f"{wire['old_bytes_mean']:.0f} -> {wire['new_bytes_mean']:.0f} bytes of data "
+                    f"({wire['ratio']}x, samples {wire['ratio_min']}-{wire['ratio_max']}), SSE frame "
+                    f"{wire['old_frame_bytes_mean']:.0f} -> {wire['new_frame_bytes_mean']:.0f} bytes, "
+                    f"encode {wire['old_encode_cpu_ms_mean']} -> {wire['new_encode_cpu_ms_mean']} ms CPU")
     if ws:
         if "skipped" in ws:
             lines.append(f"Node ws echo round trip: skipped ({ws['skipped']})")

@@ -29,7 +29,7 @@ from .alerts.delivery import Notifier  # noqa: E402
 from .alerts.rules import Alerts  # noqa: E402
 from .sampling.cgroups import Container, discover  # noqa: E402
 from .sampling.collectors import SYSTEM_COLLECTORS, Collector  # noqa: E402
-from .stream.events import to_json  # noqa: E402
+from .stream.wire import encode as encode_metrics  # noqa: E402
 from .store.notify_store import RedisNotifyStore  # noqa: E402
 from .fleet.sharing import ERRORS, HostSampling, publish_everywhere  # noqa: E402
 from .sampling.processes import ProcessTable  # noqa: E402
@@ -55,7 +55,7 @@ def build(cfg: dict, host: str) -> tuple[RedisStore, HostSampling]:
 
     def on_sample(sample: dict) -> None:
         try:
-            holder["sampling"].publish(sample, to_json(sample))
+            holder["sampling"].publish(sample, encode_metrics(sample))
         except ERRORS as exc:
             log.warning("could not publish a sample: %s", exc)
 

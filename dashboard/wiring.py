@@ -48,6 +48,7 @@ from .stream.events import Event, to_json
 from .stream.hub import Hub
 from .stream.history import History
 from .stream.views import Views
+from .stream.wire import encode as encode_metrics
 from .stream.windows import Windows
 from .web.credentials import Tokens
 from .web.throttle import Throttle
@@ -289,7 +290,7 @@ class Instance:
     def on_sample(self, sample: dict) -> None:
         if self.rollups is not None:
             self.rollups.add(sample)
-        data = to_json(sample)
+        data = encode_metrics(sample)  # the event's compact form, once per sample
         if self.shared:
             try:
                 self.fleet.sampling.publish(sample, data)

@@ -57,7 +57,10 @@ class IdClock:
 
 
 def to_json(payload: Any) -> str:
-    """Compact JSON; NaN and infinities (which JSON lacks) become null."""
+    """Compact JSON; NaN and infinities (which JSON lacks) become null.
+
+    Every event's data but the metrics event's, whose compact form is
+    `wire.encode` (this plain form is what the API answers with)."""
     try:
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError:

@@ -8,19 +8,19 @@ forgotten after IDLE_VIEW_SECONDS without a viewer.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Callable, Iterator, Protocol
 
 import gevent
 import gevent.event
 
-from .events import EventKey
+from .events import EventKey, to_json
 from .frame import Frame
 from .history import History
 from .history_cache import HistoryCache
 from .hub import Hub
 from .subscriber import Subscriber
+from .wire import decode
 
 # A followed remote host with no viewer for this long is dropped from memory.
 IDLE_VIEW_SECONDS = 600
@@ -42,7 +42,7 @@ class HostView:
         self.history = History(config["HISTORY_SECONDS"])
         self.history_cache = HistoryCache()  # /api/history answers, until the next sample
         self.latest: dict | None = None
-        self.latest_json: str | None = None
+        self._snapshot: tuple[dict, str] | None = None  # (sample, its plain JSON) for /api/snapshot
         self.latest_at: float | None = None  # monotonic, when the latest sample arrived
         self.used_at = time.monotonic()
         self.ready = gevent.event.Event()
@@ -58,11 +58,11 @@ class HostView:
             if frame.type != "metrics":
                 continue
             try:
-                sample = json.loads(data)
+                sample = decode(data)
             except ValueError:
                 continue
             self.history.add(frame.id, sample)
-            self.latest, self.latest_json = sample, data
+            self.latest = sample
             if isinstance(sample.get("seq"), int):
                 seq = max(seq, sample["seq"])
         return seq
@@ -79,14 +79,24 @@ class HostView:
         if self.keep is not None:
             self.keep(frame.key, type, data)
         if type == "metrics":
-            if sample is None:
+            if sample is None:  # another host's, or read back: the wire form, decoded once here
                 try:
-                    sample = json.loads(data)
+                    sample = decode(data)
                 except ValueError:
                     return frame
             self.history.add(frame.id, sample)
-            self.latest, self.latest_json, self.latest_at = sample, data, time.monotonic()
+            self.latest, self.latest_at = sample, time.monotonic()
         return frame
+
+    def snapshot_json(self) -> str | None:
+        """The latest sample as the API shows it (the plain JSON of the dict, not the
+        wire form), encoded at most once per sample, when someone first asks."""
+        sample = self.latest
+        if sample is None:
+            return None
+        if self._snapshot is None or self._snapshot[0] is not sample:
+            self._snapshot = (sample, to_json(sample))
+        return self._snapshot[1]
 
 
 class Remote(Protocol):

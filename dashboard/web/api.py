@@ -20,10 +20,11 @@ def snapshot():
     view, problem = host_view()
     if problem:
         return problem
-    if view.latest_json is None:
+    body = view.snapshot_json()
+    if body is None:
         return error(503, "no_sample", "no sample has been taken yet; retry in a second")
-    # The sample's JSON was encoded once when it was published; reuse it.
-    return Response(view.latest_json, mimetype="application/json")
+    # The sample's own JSON (not the event's compact form), encoded once per sample.
+    return Response(body, mimetype="application/json")
 
 
 @bp.get("/api/hosts")

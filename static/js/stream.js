@@ -12,6 +12,8 @@
 // router's 503, say): then the leader reopens it after a backoff, passing the
 // last id in the URL.
 
+import { decodeMetrics } from "./wire.js";
+
 const TYPES = ["metrics", "notice", "config", "alert", "resync"];
 
 // Event ids are "<ms>-<seq>": compare them as numbers, part by part.
@@ -153,6 +155,7 @@ export class MetricsStream extends EventTarget {
     let data;
     try {
       data = JSON.parse(text);
+      if (type === "metrics") data = decodeMetrics(data); // the compact form, read here only
     } catch (e) {
       console.warn("unparseable event", type, e);
       return;

@@ -1,0 +1,255 @@
+"""The metrics event on the wire: a compact form of the sample, and the way back.
+
+The sampler's dict stays what the app works with (alerts, roll-ups, evidence,
+the API); only the `metrics` event's data is this form, encoded once per
+sample and written as is to every viewer, to Redis and to the event buffer.
+It is plain JSON with `"v": 2` and differs from the sample in four ways:
+
+- `processes`: `top_cpu` and `top_mem` share one table of the distinct rows
+  of both lists, `{"columns": [...], "rows": [[...], ...]}`, and each list is
+  the row indexes, in order (a process in both lists is sent once); a text
+  column in which a value repeats (`name`, `user`) is listed once under
+  `strings` (`{"user": ["root", ...]}`) and its cells are indexes into it;
+- `disks`, `net.interfaces`, `sensors.temperatures` and `sensors.fans`, when
+  they have two rows or more of the same keys, are `{"columns", "rows"}` too;
+- `ts` is rounded to the millisecond;
+- a float with an integer value is written as an integer (`1186`, not
+  `1186.0`), and NaN or an infinity as null, as the plain encoder does.
+
+Every other number goes out exactly as the sample has it (the collectors
+already round: CPU to 0.1 %, rates to 0.1 B/s, bytes exact), so `decode`
+gives back the sample, with `ts` to the millisecond. Data without `v` is the
+plain form (events stored before this form existed, or a sample with a dict
+shaped like a table where the compact form puts one) and decodes as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .events import to_json
+
+VERSION = 2
+# Lists of rows written as a table (the parent keys, then the list's own key).
+TABLES = (("disks",), ("net", "interfaces"), ("sensors", "temperatures"), ("sensors", "fans"))
+# The process lists that share one table of rows.
+TOPS = ("top_cpu", "top_mem")
+_EXACT = 2.0 ** 53  # integer floats below this are exactly an int
+
+
+def encode(sample: dict) -> str:
+    """The `metrics` event's data for one sample (the sample is not changed)."""
+    if _ambiguous(sample):
+        return to_json(sample)  # a shape the compact form would misread: the plain form, as before
+    out = _short(sample)
+    ts = out.get("ts")
+    if isinstance(ts, float):
+        out["ts"] = _short(round(ts, 3))
+    for path in TABLES:
+        _to_table(out, path)
+    procs = out.get("processes")
+    if isinstance(procs, dict):
+        out["processes"] = _pack_processes(procs)
+    return json.dumps({"v": VERSION, **out}, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def decode(data: str | bytes | dict) -> dict:
+    """The sample a `metrics` event carries, in either form; ValueError if it is none."""
+    obj = json.loads(data) if isinstance(data, (str, bytes, bytearray)) else dict(data)
+    if not isinstance(obj, dict):
+        raise ValueError("a metrics event is a JSON object")
+    version = obj.pop("v", None)
+    if version is None:
+        return obj  # the plain form
+    if version != VERSION:
+        raise ValueError(f"metrics event form v{version!r} is not known here (this server reads v{VERSION})")
+    try:
+        for path in TABLES:
+            _from_table(obj, path)
+        procs = obj.get("processes")
+        if _is_table(procs):
+            obj["processes"] = _unpack_processes(procs)
+    except (TypeError, IndexError, KeyError, AttributeError) as exc:
+        raise ValueError(f"malformed metrics event: {type(exc).__name__}: {exc}") from None
+    return obj
+
+
+# ---- encoding -------------------------------------------------------------------------
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, dict) and "columns" in value and "rows" in value
+
+
+def _at(sample: dict, path: tuple) -> Any:
+    value: Any = sample
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _ambiguous(sample: dict) -> bool:
+    """Whether the sample has, where the compact form puts a table, a dict that looks like one."""
+    return "v" in sample or any(_is_table(_at(sample, path)) for path in TABLES + (("processes",),))
+
+
+_KEEP = frozenset((int, str, bool, type(None)))  # written as they are
+
+
+def _short(value: Any) -> Any:
+    """A copy of value with integer floats as ints and NaN or infinities as None."""
+    t = type(value)
+    if t in _KEEP:
+        return value
+    if t is dict:  # most of a sample: leaves are kept without a call each
+        return {k: v if type(v) in _KEEP else _short(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [v if type(v) in _KEEP else _short(v) for v in value]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if value.is_integer() and -_EXACT < value < _EXACT:
+            return int(value)
+        return value
+    if isinstance(value, dict):
+        return {k: _short(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_short(v) for v in value]
+    return value
+
+
+def _columns(rows: list) -> tuple | None:
+    """The keys every row has (all strings), in the first row's order, or None."""
+    if not rows or type(rows[0]) is not dict:
+        return None
+    keys = rows[0].keys()
+    if not all(type(k) is str for k in keys):
+        return None
+    for row in rows:
+        if type(row) is not dict or row.keys() != keys:
+            return None
+    return tuple(keys)
+
+
+def _to_table(out: dict, path: tuple) -> None:
+    parent = out
+    for key in path[:-1]:
+        parent = parent.get(key)
+        if not isinstance(parent, dict):
+            return
+    rows = parent.get(path[-1])
+    if not isinstance(rows, list) or len(rows) < 2:
+        return  # one row is no shorter as a table
+    columns = _columns(rows)
+    if columns is not None:
+        parent[path[-1]] = {"columns": list(columns), "rows": [[r[c] for c in columns] for r in rows]}
+
+
+def _pack_processes(procs: dict) -> dict:
+    if "columns" in procs or "rows" in procs or "strings" in procs:
+        return procs  # keys the compact form uses: as it is (never both columns and rows here)
+    tops = [name for name in TOPS if name in procs]
+    if not tops or not all(isinstance(procs[name], list) for name in tops):
+        return procs
+    columns = _columns([row for name in tops for row in procs[name]])
+    if columns is None:
+        return procs
+    index: dict = {}
+    table: list = []
+
+    def ref(row: dict) -> int:
+        values = [row[c] for c in columns]
+        try:
+            key: Any = (tuple(values), tuple(map(type, values)))  # true is not 1 here
+            hash(key)
+        except TypeError:  # a value that is a list or a dict
+            key = json.dumps(values, sort_keys=True)
+        i = index.get(key)
+        if i is None:
+            i = index[key] = len(table)
+            table.append(values)
+        return i
+
+    out = {k: v for k, v in procs.items() if k not in TOPS}
+    refs = {name: [ref(row) for row in procs[name]] for name in tops}
+    out["columns"] = list(columns)
+    strings = _strings(columns, table)
+    if strings:
+        out["strings"] = strings
+    out["rows"] = table
+    out.update(refs)
+    return out
+
+
+def _strings(columns: tuple, table: list) -> dict:
+    """Each text column with a repeated value, as its distinct values; cells become indexes."""
+    strings = {}
+    for j, name in enumerate(columns):
+        texts = [row[j] for row in table if row[j] is not None]
+        if not texts or not all(type(v) is str for v in texts):
+            continue
+        distinct = list(dict.fromkeys(texts))
+        if len(distinct) == len(texts):
+            continue  # nothing repeats: the text as it is
+        at = {text: i for i, text in enumerate(distinct)}
+        for row in table:
+            if row[j] is not None:
+                row[j] = at[row[j]]
+        strings[name] = distinct
+    return strings
+
+
+# ---- decoding -------------------------------------------------------------------------
+
+
+def _rows(columns: list, rows: list) -> list[dict]:
+    n = len(columns)
+    out = []
+    for row in rows:
+        if len(row) != n:
+            raise IndexError(f"a row of {len(row)} values under {n} columns")
+        out.append(dict(zip(columns, row)))
+    return out
+
+
+def _from_table(obj: dict, path: tuple) -> None:
+    parent = obj
+    for key in path[:-1]:
+        parent = parent.get(key)
+        if not isinstance(parent, dict):
+            return
+    table = parent.get(path[-1])
+    if _is_table(table):
+        parent[path[-1]] = _rows(table["columns"], table["rows"])
+
+
+def _unpack_processes(procs: dict) -> dict:
+    columns, rows = procs["columns"], procs["rows"]
+    strings = procs.get("strings") or {}
+    if strings:
+        coded = [(columns.index(name), values) for name, values in strings.items()]
+        rows = [list(row) for row in rows]
+        for row in rows:
+            for j, values in coded:
+                if row[j] is not None:
+                    row[j] = values[_index(row[j])]
+    rows = _rows(columns, rows)
+    out = {}
+    for key, value in procs.items():
+        if key in ("columns", "rows", "strings"):
+            continue
+        if key in TOPS:
+            # Each process a dict of its own, as in the sample (no row shared by two lists).
+            value = [dict(rows[_index(i)]) for i in value]
+        out[key] = value
+    return out
+
+
+def _index(i: Any) -> int:
+    if type(i) is not int or i < 0:
+        raise IndexError(f"{i!r} is not a row index")
+    return i
