@@ -60,7 +60,7 @@ def test_quick_run_writes_sane_json(tmp_path, bench_tools):
         assert 0 <= run["delay_p50_ms"] <= run["delay_p99_ms"] < 5000, run
         assert 0 <= run["server_cpu_percent"] < 200, run
         assert run["rss_mb"] > 5 and run["idle_rss_mb"] > 5, run
-        assert 1000 < run["event_bytes_mean"] < 10_000, run  # payloads of comparable size
+        assert 700 < run["event_bytes_mean"] < 3_000, run  # payloads of comparable size
         if run["server"] != "naive":
             assert run["delivered"] == 1.0, run
 
