@@ -394,6 +394,19 @@ def test_the_cap_follows_a_low_open_files_limit():
     assert procfs.fd_cap(resource.RLIM_INFINITY) == procfs.FD_CACHE
 
 
+def test_worker_connections_leave_room_for_the_kept_stat_files(monkeypatch):
+    import resource
+
+    from dashboard import setting_kinds
+
+    for soft in (1024, 4096, 20000, 65536, 10**6, resource.RLIM_INFINITY):
+        monkeypatch.setattr(setting_kinds.resource, "getrlimit", lambda _which, soft=soft: (soft, soft))
+        limit = 65536 if soft == resource.RLIM_INFINITY else soft
+        assert setting_kinds.default_worker_connections() == max(100, min(limit - 256 - procfs.fd_cap(soft), 50000))
+    monkeypatch.setattr(setting_kinds.resource, "getrlimit", lambda _which: (20000, 20000))
+    assert setting_kinds.default_worker_connections() == 20000 - 256 - 4096
+
+
 def test_out_of_descriptors_the_reader_gives_its_files_back(children, monkeypatch):
     sleeper(children)
     base = open_fds()
