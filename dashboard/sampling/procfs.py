@@ -18,8 +18,10 @@ through it. The reader then closes it and opens the path again, and the new
 process is new to the table: its start time differs, and (pid, create time)
 is the key. The file of a process gone from the listing is closed at the end
 of that sample; close() closes them all, as a finalizer does when the reader
-is collected or the interpreter exits. Processes beyond FD_CACHE are read
-with open, read and close each tick, as before.
+is collected or the interpreter exits. FD_CACHE bounds the files kept by all
+the readers of a process together (one in the app; tests and benchmarks make
+more); processes beyond it are read with open, read and close each tick, as
+before.
 
 The values are psutil's, to the bit where they are keys or shown: create time
 is psutil's formula (starttime / CLK_TCK + boot_time()), and the RSS of every
@@ -45,11 +47,14 @@ import psutil
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
-# Stat files kept open at most, one per process. The server's connection cap
-# (WORKER_CONNECTIONS, setting_kinds.default_worker_connections) leaves this
-# many descriptors below the open-files limit for them, on top of its 256;
-# fd_cap() takes less when the limit is low.
+# Stat files kept open at most, one per process read, by every Reader of this
+# process together. The server's connection cap (WORKER_CONNECTIONS,
+# setting_kinds.default_worker_connections) leaves this many descriptors below
+# the open-files limit for them, on top of its 256; fd_cap() takes less when
+# the limit is low.
 FD_CACHE = 4096
+_kept = 0  # files kept open now, by all readers
+_budget: int | None = None  # fd_cap(), read when the first file is kept
 
 # /proc/<pid>/stat is a few hundred bytes (52 numbers and a name of at most 64);
 # one read of this size returns all of it, as the kernel writes it in one go.
@@ -87,7 +92,7 @@ Row = tuple[int, bytes, int, float, int]  # pid, comm, starttime ticks, CPU seco
 
 
 def fd_cap(limit: int | None = None) -> int:
-    """Stat files a reader keeps open: FD_CACHE, or a quarter of the open-files limit when that is less."""
+    """Stat files this process keeps open: FD_CACHE, or a quarter of the open-files limit when that is less."""
     if limit is None:
         limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if limit == resource.RLIM_INFINITY:
@@ -138,8 +143,9 @@ class Reader:
     """Reads every process's stat each sample() through files kept open between calls (see the module)."""
 
     def __init__(self, root: str = "/proc", cap: int | None = None) -> None:
+        """cap: the most files this reader keeps (None: as many as the process's budget, fd_cap(), has left)."""
         self.root = os.fsencode(root)
-        self.cap = fd_cap() if cap is None else cap
+        self.cap = FD_CACHE if cap is None else cap
         self._fds: dict[bytes, int] = {}  # pid as listed -> its open stat file
         self._state: dict[bytes, tuple] = {}
         self._last: float | None = None
@@ -196,7 +202,7 @@ class Reader:
             add_pages(pages)
         self._state = new
         for name in fds.keys() - new.keys():  # gone from the listing (or unreadable): its file goes
-            os.close(fds.pop(name))
+            _drop(fds, name)
         elapsed = None if self._last is None else now - self._last
         self._last = now
         return Tick(now, elapsed, pids, scores, pages_of, new)
@@ -215,13 +221,12 @@ class Reader:
             self.close()
             self.cap = 0
             return self._first(name)
-        if len(self._fds) < self.cap:
-            self._fds[name] = fd
+        if len(self._fds) < self.cap and _room():
+            _keep(self._fds, name, fd)
             try:
                 return os.pread(fd, _READ, 0)
             except _SKIP:
-                del self._fds[name]
-                os.close(fd)
+                _drop(self._fds, name)
                 return b""
         try:
             return os.read(fd, _READ)
@@ -231,8 +236,7 @@ class Reader:
             os.close(fd)
 
     def _reopen(self, name: bytes, fd: int) -> bytes:
-        del self._fds[name]
-        os.close(fd)
+        _drop(self._fds, name)
         return self._first(name)
 
     def rss_of(self, name: bytes, data: bytes) -> int | None:
@@ -303,9 +307,32 @@ class Reader:
             os.close(fd)
 
 
+def _room() -> bool:
+    """Whether this process may keep one more stat file open."""
+    global _budget
+    if _budget is None:
+        _budget = fd_cap()
+    return _kept < _budget
+
+
+def _keep(fds: dict[bytes, int], name: bytes, fd: int) -> None:
+    global _kept
+    fds[name] = fd
+    _kept += 1
+
+
+def _drop(fds: dict[bytes, int], name: bytes) -> None:
+    global _kept
+    fd = fds.pop(name)
+    _kept -= 1
+    os.close(fd)
+
+
 def _close_all(fds: dict[bytes, int]) -> None:
+    global _kept
     while fds:
         _name, fd = fds.popitem()
+        _kept -= 1
         try:
             os.close(fd)
         except OSError:
