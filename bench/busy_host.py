@@ -10,8 +10,8 @@ all alike, times with time.process_time():
       inside oneshot(), cpu_times, memory_info, create_time and name (the name
       kept per process lifetime, as the app did before), i.e. the app's scan
       before it read /proc itself;
-  (b) our ProcessTable collector alone (what it reads on this system: /proc on
-      Linux, psutil elsewhere);
+  (b) our ProcessTable collector alone, the one the sampler of (c) calls (what
+      it reads on this system: /proc on Linux, psutil elsewhere);
   (c) our whole sampler.sample(): every collector of the app's own Instance,
       built as bench/sampler_bench.py builds it;
   (d) after a sample of (b), the full table as a console `ps` or `top` reads
@@ -210,7 +210,6 @@ def full_table(table, sample, calls: int, spacing: float) -> dict:
 
 
 def run(counts: list[int], rounds: int, samples: int, spacing: float, warmup: int) -> dict:
-    from dashboard.sampling.processes import ProcessTable
     from dashboard.sampling.rates import Rates
 
     from .sampler_bench import build_services
@@ -220,7 +219,9 @@ def run(counts: list[int], rounds: int, samples: int, spacing: float, warmup: in
     with tempfile.TemporaryDirectory(prefix="bench-busy-") as scratch, Sleepers() as extra:
         svc = build_services(scratch)
         try:
-            table = ProcessTable(10)
+            # (b) calls the sampler's own table, as (c) does: one table, as in the app, whose kept stat
+            # files stay within the process's budget (procfs.FD_CACHE) at 3,000 processes too.
+            table = svc.processes
             out["backend"] = getattr(table, "backend", "psutil")
             out["sampler_backend"] = getattr(svc.processes, "backend", "psutil")
             rates = Rates()
