@@ -268,6 +268,11 @@ def kept(reader: procfs.Reader) -> dict:
     return dict(reader._fds)
 
 
+def held(reader: procfs.Reader) -> int:
+    """Descriptors the reader holds: its kept stat files and /proc/loadavg's."""
+    return reader.kept + len(reader._aux)
+
+
 def test_a_kept_stat_file_refuses_a_reaped_process_with_esrch(children):
     """What the kept files rest on: a read of a reaped process's open stat fails, it never reads another's."""
     child = sleeper(children)
@@ -332,7 +337,7 @@ def test_the_files_of_processes_that_exit_are_closed(children):
         reader.sample()
         files = kept(reader)
         assert all(b"%d" % c.pid in files for c in mine)
-        assert open_fds() == base + reader.kept
+        assert open_fds() == base + held(reader)
         for child in mine[:3]:  # two reaped, one a zombie (still a process: still kept)
             child.kill()
         for child in mine[:2]:
@@ -342,7 +347,7 @@ def test_the_files_of_processes_that_exit_are_closed(children):
         files = kept(reader)
         assert [b"%d" % c.pid in files for c in mine] == [False, False, True, True, True]
         assert b"%d" % mine[0].pid not in tick.state and b"%d" % mine[2].pid in tick.state
-        assert open_fds() == base + reader.kept
+        assert open_fds() == base + held(reader)
     finally:
         reader.close()
     assert open_fds() == base
@@ -364,7 +369,7 @@ def test_no_file_leaks_over_many_samples_with_processes_coming_and_going(childre
             if round_no % 5 == 4:
                 [p.pid for p in table.latest]  # a console command now and then
             table_round(table, rates)
-            assert open_fds() == base + reader.kept
+            assert open_fds() == base + held(reader)
             time.sleep(0.05)
         tick = table._tick
         assert len(gone) > 40 and not {b"%d" % pid for pid in gone} & set(kept(reader))
@@ -384,7 +389,7 @@ def test_beyond_the_cap_processes_are_read_without_keeping_a_file(children):
             before = {b"%d" % r[0] for r in reader.scan()}
             tick = reader.sample()
             after = {b"%d" % r[0] for r in reader.scan()}
-            assert reader.kept == 5 and open_fds() == base + 5
+            assert reader.kept == 5 and open_fds() == base + held(reader) == base + 5 + 1
             assert before & after <= set(tick.pids)  # every process read, kept file or not
         for child in mine:  # idle, and known from the tick before, whether kept or not
             assert tick.used(tick.pids.index(b"%d" % child.pid)) == 0
@@ -402,7 +407,7 @@ def test_all_readers_of_a_process_share_one_budget_and_a_collected_one_gives_its
     first, second = procfs.Reader(), procfs.Reader()
     first.sample()
     tick = second.sample()
-    assert (first.kept, second.kept) == (8, 0) and open_fds() == base + 8
+    assert (first.kept, second.kept) == (8, 0) and open_fds() == base + held(first) + held(second)
     assert len(tick.pids) > 8  # the second reads every process all the same
     first.close()
     second.sample()
@@ -455,7 +460,7 @@ def test_out_of_descriptors_the_reader_gives_its_files_back(children, monkeypatc
 
         monkeypatch.setattr(procfs.os, "open", emfile_once)
         tick = reader.sample()
-        assert refused and reader.kept == 0 and reader.cap == 0 and open_fds() == base
+        assert refused and reader.kept == 0 and reader.cap == 0 and open_fds() == base + held(reader)
         assert len(tick.pids) >= before - 5  # still every process, with open, read, close
         assert len(reader.sample().pids) >= before - 5 and reader.kept == 0
     finally:
@@ -618,3 +623,101 @@ def test_the_rows_shown_and_the_full_table_have_psutil_s_rss(children):
         total += 1
         same += row.rss == rss
     assert same >= 0.9 * total and total > 10
+
+
+# ---- listing /proc only when a pid was given ---------------------------------------------------
+
+def test_a_new_process_moves_loadavg_s_last_pid_and_is_in_the_next_sample(children):
+    reader = procfs.Reader()
+    try:
+        for _ in range(3):  # long enough quiet for the reader to stop listing, if nothing forks meanwhile
+            reader.sample()
+        given = open("/proc/loadavg").read().split()[4]
+        child = sleeper(children)
+        assert open("/proc/loadavg").read().split()[4] != given
+        assert b"%d" % child.pid in reader.sample().pids
+        for _ in range(2):
+            reader.sample()
+        child.kill()
+        child.wait()
+        assert b"%d" % child.pid not in reader.sample().pids
+        assert b"%d" % child.pid not in kept(reader)
+    finally:
+        reader.close()
+
+
+@pytest.fixture
+def listings(monkeypatch):
+    calls = []
+    real = os.listdir
+
+    def listdir(path):
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(procfs.os, "listdir", listdir)
+    return calls
+
+
+def given(fake: FakeProc, pid: int) -> None:
+    (fake.root / "loadavg").write_text(f"0.10 0.20 0.30 1/99 {pid}\n")
+
+
+def test_while_no_pid_is_given_the_reader_reads_the_processes_it_knows(fake, listings):
+    (fake.root / "self").symlink_to(str(os.getpid()))
+    given(fake, 500)
+    fake.put(401, "a", start=1)
+    fake.put(402, "b", start=2)
+    reader = procfs.Reader(root=str(fake.root))
+    try:
+        reader.sample()
+        reader.sample()  # the pid stood still since the first: listed once more, then trusted
+        assert len(listings) == 2
+        fake.put(401, "a", start=1, ticks=7)
+        tick = reader.sample()
+        assert len(listings) == 2 and tick.used(tick.pids.index(b"401")) == 7
+        fake.reap(402)  # gone: its read fails, no listing needed
+        assert sorted(reader.sample().pids) == [b"401"] and set(kept(reader)) == {b"401"} and len(listings) == 2
+        fake.put(403, "c", start=3)  # comes, and the pid is given
+        given(fake, 403)
+        assert sorted(reader.sample().pids) == [b"401", b"403"] and len(listings) == 3
+        reader.sample()  # once more after the pid moved
+        reader.sample()
+        assert len(listings) == 4
+    finally:
+        reader.close()
+
+
+def test_the_reader_lists_every_list_every_and_stops_trusting_a_pid_that_did_not_move(fake, listings, monkeypatch):
+    (fake.root / "self").symlink_to(str(os.getpid()))
+    given(fake, 500)
+    fake.put(401, "a", start=1)
+    reader = procfs.Reader(root=str(fake.root))
+    try:
+        for _ in range(3):
+            reader.sample()
+        assert len(listings) == 2
+        fake.put(404, "unannounced", start=4)  # came without moving the pid: an emulated /proc
+        assert sorted(reader.sample().pids) == [b"401"]
+        monkeypatch.setattr(procfs, "LIST_EVERY", 0.0)
+        assert sorted(reader.sample().pids) == [b"401", b"404"] and len(listings) == 3
+        monkeypatch.setattr(procfs, "LIST_EVERY", 1e9)
+        fake.put(405, "more", start=5)
+        assert sorted(reader.sample().pids) == [b"401", b"404", b"405"] and len(listings) == 4  # listed every time now
+        reader.sample()
+        assert len(listings) == 5 and reader._aux == {}
+    finally:
+        reader.close()
+
+
+def test_a_proc_of_another_pid_namespace_is_always_listed(fake, listings):
+    (fake.root / "self").symlink_to("1")  # not this process: /proc is another namespace's
+    given(fake, 500)
+    fake.put(401, "a", start=1)
+    reader = procfs.Reader(root=str(fake.root))
+    try:
+        for _ in range(4):
+            reader.sample()
+        assert len(listings) == 4 and reader._aux == {}
+    finally:
+        reader.close()

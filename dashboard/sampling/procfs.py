@@ -1,16 +1,14 @@
 """Linux only: the process table's per-tick fields read straight from /proc, one kept-open file per process.
 
 psutil's process_iter() with oneshot() costs 55 to 65 µs of CPU per process
-per sample on our 2-core test machine: a Process object per pid, each file
-through a Python file object, layers of wrappers. The table needs three
-numbers per process per tick, and /proc/<pid>/stat holds them all: CPU times,
-start time and RSS. The reader keeps each process's stat file open (at most
-FD_CACHE of them) and reads it again with os.pread at offset 0, which makes
-the kernel write it anew: about 5 µs of kernel time a process, against 14 to
-open, read and close it. A process whose stat reads the same bytes as at the
-previous tick (an idle one: most of any host) is not parsed again. psutil
-stays for everything else (a name the kernel cut, the owner, `proc <pid>`,
-kill) and on every other system.
+per sample on our 2-core test machine (a Process object per pid, a Python
+file object per file, wrappers). The table needs three numbers per process
+per tick, all in /proc/<pid>/stat: CPU times, start time, RSS. The reader
+keeps each stat file open and reads it again with os.pread at offset 0, which
+makes the kernel write it anew: about 5 µs of kernel time a process, against
+14 to open, read and close it; a stat that reads the same bytes as at the
+tick before (an idle process) is not parsed again. psutil stays for the rest
+(a name the kernel cut, the owner, `proc <pid>`, kill) and on other systems.
 
 A kept file is that process's, not that number's: once the process is reaped
 a read fails with ESRCH, and a new process given the same pid is not seen
@@ -22,6 +20,17 @@ is collected or the interpreter exits. FD_CACHE bounds the files kept by all
 the readers of a process together (one in the app; tests and benchmarks make
 more); processes beyond it are read with open, read and close each tick, as
 before.
+
+Listing /proc costs about 1.4 µs a process too. The kernel's /proc/loadavg
+ends with the pid it gave last in our pid namespace: every new process (and
+thread) moves it. While it stands still, no process can have come, and the
+reader goes over the processes of the sample before instead of listing /proc
+(those that went fail their read). It lists again after the pid moved, and
+once more at the next sample (a process is given its pid a moment before it
+shows in /proc), and every LIST_EVERY seconds whatever it says; should such a
+listing find a process the standing pid did not announce, loadavg is not to
+be trusted here (an emulated /proc) and the reader lists every time from then
+on. It reads loadavg only when /proc is this process's own pid namespace's.
 
 The values are psutil's, to the bit where they are keys or shown: create time
 is psutil's formula (starttime / CLK_TCK + boot_time()), and the RSS of every
@@ -56,6 +65,8 @@ FD_CACHE = 4096
 _kept = 0  # files kept open now, by all readers
 _budget: int | None = None  # fd_cap(), read when the first file is kept
 
+LIST_EVERY = 10.0  # seconds: /proc is listed at least this often, whatever loadavg says
+
 # /proc/<pid>/stat is a few hundred bytes (52 numbers and a name of at most 64);
 # one read of this size returns all of it, as the kernel writes it in one go.
 _READ = 4096
@@ -73,20 +84,12 @@ _PF_KTHREAD = 0x00200000  # in stat's flags (field 9): a kernel thread (include/
 # pages, 0 << SHIFT for a process new this tick. One int, so that ranking by (CPU, RSS) is one
 # C-level comparison; RSS pages stay below 2**40 (4 PiB).
 SHIFT = 40
-_LOW = (1 << SHIFT) - 1
 
-
-def _rss_slack() -> int:
-    """The most by which stat's RSS may differ from statm's, in pages.
-
-    stat reads three per-CPU counters (file, anon and shmem pages) without
-    summing the CPUs' parts; each CPU holds less than the kernel's batch,
-    max(32, 2 x CPUs), of each (lib/percpu_counter.c)."""
-    cpus = max(os.cpu_count() or 1, os.sysconf("SC_NPROCESSORS_CONF") if hasattr(os, "sysconf") else 1)
-    return 3 * max(32, 2 * cpus) * cpus
-
-
-RSS_SLACK = _rss_slack()
+# The most by which stat's RSS may differ from statm's, in pages: stat reads three per-CPU
+# counters (file, anon and shmem pages) without summing the CPUs' parts, and each CPU holds
+# less than the kernel's batch, max(32, 2 x CPUs), of each (lib/percpu_counter.c).
+_CPUS = max(os.cpu_count() or 1, os.sysconf("SC_NPROCESSORS_CONF") if hasattr(os, "sysconf") else 1)
+RSS_SLACK = 3 * max(32, 2 * _CPUS) * _CPUS
 
 Row = tuple[int, bytes, int, float, int]  # pid, comm, starttime ticks, CPU seconds, RSS bytes
 
@@ -149,7 +152,11 @@ class Reader:
         self._fds: dict[bytes, int] = {}  # pid as listed -> its open stat file
         self._state: dict[bytes, tuple] = {}
         self._last: float | None = None
-        self._finalizer = weakref.finalize(self, _close_all, self._fds)
+        # The pid given last (loadavg's), once known to be trusted (_trust: None until checked); settled:
+        # listed with that pid standing since the sample before (see the module).
+        self._aux: dict[str, int] = {}  # "loadavg" -> its open file
+        self._trust, self._newest, self._settled, self._listed = None, None, False, 0.0
+        self._finalizer = weakref.finalize(self, _close_all, self._fds, self._aux)
 
     def sample(self) -> Tick:
         """Every process's stat, one pread each (a process that exits or is unreadable meanwhile is left out).
@@ -166,13 +173,15 @@ class Reader:
         fd_of, prev_of, pread = fds.get, old.get, os.pread
         add_pid, add_score, add_pages = pids.append, scores.append, pages_of.append
         size, shift, idle = _READ, SHIFT, 1 << SHIFT
-        for name in os.listdir(self.root):
+        names, settled = self._names(now, old)
+        for name in names:
             fd = fd_of(name)
             if fd is not None:
                 try:
                     data = pread(fd, size, 0)
                 except OSError:  # ESRCH: the process is gone, and the number may be another's now
-                    data = self._reopen(name, fd)
+                    _drop(fds, name)
+                    data = self._first(name)
             elif name.isdigit():
                 data = self._first(name)
             else:
@@ -200,12 +209,46 @@ class Reader:
             add_pid(name)
             add_score(score)
             add_pages(pages)
-        self._state = new
+        self._state, self._settled = new, settled  # not settled when this raised half-way
         for name in fds.keys() - new.keys():  # gone from the listing (or unreadable): its file goes
             _drop(fds, name)
         elapsed = None if self._last is None else now - self._last
         self._last = now
         return Tick(now, elapsed, pids, scores, pages_of, new)
+
+    def _names(self, now: float, old: dict) -> tuple:
+        """(what to read, settled): the processes of the sample before when no pid was given since, else /proc's listing."""
+        newest = self._given()
+        standing, settled = newest is not None and newest == self._newest, self._settled
+        self._newest, self._settled = newest, False
+        if standing and settled and old and now - self._listed < LIST_EVERY:
+            return old, True
+        listing = os.listdir(self.root)
+        if standing and settled and old and any(n not in old for n in listing if n.isdigit()):
+            self._distrust()  # a process came, and the pid did not move
+        self._listed = now
+        return listing, standing
+
+    def _given(self) -> bytes | None:
+        """loadavg's last field: the pid this namespace gave last; None when it is not to be trusted."""
+        if self._trust is None:
+            try:
+                self._trust = os.readlink(self.root + b"/self") == b"%d" % os.getpid()
+                if self._trust:
+                    self._aux["loadavg"] = os.open(self.root + b"/loadavg", _FLAGS)
+            except OSError:
+                self._trust = False
+        if not self._trust:
+            return None
+        try:
+            return os.pread(self._aux["loadavg"], 128, 0).split()[4]
+        except (OSError, IndexError, KeyError):
+            self._distrust()
+            return None
+
+    def _distrust(self) -> None:
+        self._trust = False
+        _close_all({}, self._aux)
 
     def _first(self, name: bytes) -> bytes:
         """The stat of a process without a kept file; the file is kept while there is room. b"" when gone."""
@@ -235,10 +278,6 @@ class Reader:
         finally:
             os.close(fd)
 
-    def _reopen(self, name: bytes, fd: int) -> bytes:
-        _drop(self._fds, name)
-        return self._first(name)
-
     def rss_of(self, name: bytes, data: bytes) -> int | None:
         """RSS in bytes of the process whose stat is data, from its statm as psutil reads it; 0 for a
         kernel thread (no memory map: statm would say 0), None when it cannot be read (gone).
@@ -253,9 +292,7 @@ class Reader:
                 return int(os.read(fd, _READ).split(b" ", 2)[1]) * PAGE_SIZE
             finally:
                 os.close(fd)
-        except _SKIP:
-            return None
-        except (IndexError, ValueError):
+        except (*_SKIP, IndexError, ValueError):
             return None
 
     @property
@@ -264,8 +301,9 @@ class Reader:
         return len(self._fds)
 
     def close(self) -> None:
-        """Close every kept file (a later sample() opens them again)."""
-        _close_all(self._fds)
+        """Close every kept file (a later sample() opens them again, and lists /proc)."""
+        _close_all(self._fds, self._aux)
+        self._trust, self._newest, self._settled = None, None, False
 
     def scan(self) -> list[Row]:
         """(pid, comm, starttime ticks, CPU seconds user+system, RSS bytes) of every process, RSS from statm.
@@ -275,27 +313,18 @@ class Reader:
         zombies are in it; a process that exits or is unreadable mid-scan is left out.
         """
         out: list[Row] = []
-        prefix = self.root + b"/"
         for name in os.listdir(self.root):
             if not name.isdigit():
                 continue
             try:
                 stat = self.read(int(name), "stat")
-                fields = stat[stat.rfind(b")") + 2:].split(b" ", 20)
-                if int(fields[6]) & _PF_KTHREAD:
-                    rss = 0
-                else:
-                    fd = os.open(prefix + name + b"/statm", _FLAGS)
-                    try:
-                        rss = int(os.read(fd, _READ).split(b" ", 2)[1]) * PAGE_SIZE
-                    finally:
-                        os.close(fd)
-                out.append((int(name), comm(stat), int(fields[19]), (int(fields[11]) + int(fields[12])) / CLK_TCK,
-                            rss))
-            except _SKIP:
-                continue
-            except (IndexError, ValueError):
-                continue
+                fields = stat[stat.rindex(b")") + 2:].split(b" ", 20)
+                rss = self.rss_of(name, stat)
+                if rss is not None:
+                    out.append((int(name), comm(stat), int(fields[19]), (int(fields[11]) + int(fields[12])) / CLK_TCK,
+                                rss))
+            except (*_SKIP, IndexError, ValueError):
+                continue  # gone (or, never seen, not a stat line)
         return out
 
     def read(self, pid: int, name: str) -> bytes:
@@ -328,15 +357,17 @@ def _drop(fds: dict[bytes, int], name: bytes) -> None:
     os.close(fd)
 
 
-def _close_all(fds: dict[bytes, int]) -> None:
+def _close_all(fds: dict[bytes, int], aux: dict[str, int]) -> None:
+    """Close a reader's stat files (fds, counted in the budget) and its other files (aux)."""
     global _kept
-    while fds:
-        _name, fd = fds.popitem()
-        _kept -= 1
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    for files, counted in ((fds, 1), (aux, 0)):
+        while files:
+            _name, fd = files.popitem()
+            _kept -= counted
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def created(starttime: int, boot: float) -> float:
