@@ -10,14 +10,17 @@ all alike, times with time.process_time():
       inside oneshot(), cpu_times, memory_info, create_time and name (the name
       kept per process lifetime, as the app did before), i.e. the app's scan
       before it read /proc itself;
-  (b) our ProcessTable collector alone (what it reads on this system: /proc on
-      Linux, psutil elsewhere);
+  (b) our ProcessTable collector alone, the one the sampler of (c) calls (what
+      it reads on this system: /proc on Linux, psutil elsewhere);
   (c) our whole sampler.sample(): every collector of the app's own Instance,
-      built as bench/sampler_bench.py builds it.
+      built as bench/sampler_bench.py builds it;
+  (d) after a sample of (b), the full table as a console `ps` or `top` reads
+      it (ProcessTable.rows(latest)): what such a command adds to the sample
+      it answers from (the /proc table makes every row then, statm included).
 
 It prints medians with min-max per count, the ratios (b)/(a) and (c)/(a), a
 verdict for the target "(c) at 1,000 processes <= 0.3x (a)", and one JSON
-object as the last line.
+object as the last line, with the stat files the table keeps open.
 
 The extra processes are `cat`s reading one pipe whose only writer is this
 process: they use no CPU, and they all end when it ends, however it ends
@@ -193,8 +196,20 @@ def measure_count(methods: dict, rounds: int, samples: int, spacing: float, warm
     return {name: _stats(ms) for name, ms in spent.items()}
 
 
+def full_table(table, sample, calls: int, spacing: float) -> dict:
+    """(d): CPU ms of table.rows(table.latest) right after a sample, as `ps` and `top` read it."""
+    table.rows(table.latest)  # owners of every process: looked up once per process lifetime
+    spent = []
+    for _ in range(calls):
+        sample()
+        t = time.process_time()
+        table.rows(table.latest)
+        spent.append(1000 * (time.process_time() - t))
+        time.sleep(spacing)
+    return _stats(spent)
+
+
 def run(counts: list[int], rounds: int, samples: int, spacing: float, warmup: int) -> dict:
-    from dashboard.sampling.processes import ProcessTable
     from dashboard.sampling.rates import Rates
 
     from .sampler_bench import build_services
@@ -204,7 +219,9 @@ def run(counts: list[int], rounds: int, samples: int, spacing: float, warmup: in
     with tempfile.TemporaryDirectory(prefix="bench-busy-") as scratch, Sleepers() as extra:
         svc = build_services(scratch)
         try:
-            table = ProcessTable(10)
+            # (b) calls the sampler's own table, as (c) does: one table, as in the app, whose kept stat
+            # files stay within the process's budget (procfs.FD_CACHE) at 3,000 processes too.
+            table = svc.processes
             out["backend"] = getattr(table, "backend", "psutil")
             out["sampler_backend"] = getattr(svc.processes, "backend", "psutil")
             rates = Rates()
@@ -233,6 +250,9 @@ def run(counts: list[int], rounds: int, samples: int, spacing: float, warmup: in
                 row["spawn_s"] = round(time.monotonic() - t, 1)
                 row["processes_before"] = count_processes()
                 row.update(measure_count(methods, rounds, samples, spacing, warmup))
+                row["full_table"] = full_table(table, table_alone, samples, spacing)
+                reader = getattr(table, "_reader", None)
+                row["kept_files"] = reader.kept if reader is not None else 0
                 row["processes"] = count_processes()
                 row["extra"] = len(extra)
                 base = row["psutil_scan"]["median_ms"]
@@ -259,8 +279,9 @@ def _cell(s: dict) -> str:
 
 
 def line(row: dict) -> str:
+    full = _cell(row["full_table"]) if "full_table" in row else "-"
     return (f"{row['processes']:>9}  {row['extra']:>5}  {_cell(row['psutil_scan']):>22}  {_cell(row['table']):>22}  "
-            f"{_cell(row['sample']):>22}  {row['table_ratio']:>7}  {row['sample_ratio']:>7}")
+            f"{_cell(row['sample']):>22}  {row['table_ratio']:>7}  {row['sample_ratio']:>7}  {full:>22}")
 
 
 def render(result: dict) -> str:
@@ -272,7 +293,7 @@ def render(result: dict) -> str:
         f"Busy host (process sampling, CPU ms per sample: median (min-max) of {result['rounds']} rounds x "
         f"{result['samples']} samples; table reads via {result.get('backend', '?')}):",
         f"{'processes':>9}  {'extra':>5}  {'(a) psutil scan':>22}  {'(b) our table':>22}  "
-        f"{'(c) whole sample':>22}  {'(b)/(a)':>7}  {'(c)/(a)':>7}  target",
+        f"{'(c) whole sample':>22}  {'(b)/(a)':>7}  {'(c)/(a)':>7}  {'(d) ps/top full table':>22}  target",
     ]
     for row in result["counts"]:
         mark = ""

@@ -81,7 +81,10 @@ def named_tokens(text: str) -> tuple[tuple[str, str], ...]:
 def default_worker_connections() -> int:
     # gevent hangs connection N+1 silently, so the cap must sit above any real
     # load yet below the open-files limit (each connection is one descriptor).
+    # Below it too: 256 for everything else, and the stat files the process
+    # table keeps open, sampling/procfs.fd_cap() (at most FD_CACHE, 4,096; a
+    # quarter of a lower limit), which this bottom layer cannot import.
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         soft = 65536
-    return max(100, min(soft - 256, 50000))
+    return max(100, min(soft - 256 - min(4096, soft // 4), 50000))

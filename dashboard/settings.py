@@ -40,7 +40,8 @@ SETTINGS: tuple[Setting, ...] = (
             kinds.ranged(int, 1, 64)),
     Setting("WORKER_CONNECTIONS", kinds.default_worker_connections(),
             "Open connections one gevent worker serves (streams, sockets and plain requests together); "
-            "past it, 503 server_full. Default: the open-files limit minus 256.", kinds.ranged(int, 10, 1_000_000)),
+            "past it, 503 server_full. Default: the open-files limit minus 256 and minus the stat files the "
+            "process table keeps open (4,096, or a quarter of a lower limit).", kinds.ranged(int, 10, 1_000_000)),
     Setting("GRACEFUL_TIMEOUT", 10,
             "Seconds a worker gets to finish after SIGTERM. Streams are ended at once; Heroku kills at 30 "
             "s.", kinds.ranged(int, 1, 300)),

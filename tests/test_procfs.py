@@ -1,5 +1,7 @@
 """The /proc reader against psutil, on this machine's real processes and on children made for it."""
 
+import errno
+import gc
 import os
 import shutil
 import subprocess
@@ -247,3 +249,475 @@ def test_without_a_readable_proc_the_table_uses_psutil(monkeypatch):
     assert out["count"] == len(table.latest) > 1 and all(p._proc is not None for p in table.latest)
     with pytest.raises(RuntimeError):
         processes.ProcessTable(backend="procfs")
+
+
+# ---- kept stat files (Reader.sample) -------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def no_readers_left():
+    """Readers of earlier tests, gone but not yet collected, would hold part of the process's budget."""
+    gc.collect()
+    yield
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd")) - 1  # less the one listdir itself holds
+
+
+def kept(reader: procfs.Reader) -> dict:
+    return dict(reader._fds)
+
+
+def held(reader: procfs.Reader) -> int:
+    """Descriptors the reader holds: its kept stat files and /proc/loadavg's."""
+    return reader.kept + len(reader._aux)
+
+
+def test_a_kept_stat_file_refuses_a_reaped_process_with_esrch(children):
+    """What the kept files rest on: a read of a reaped process's open stat fails, it never reads another's."""
+    child = sleeper(children)
+    fd = os.open(f"/proc/{child.pid}/stat", os.O_RDONLY)
+    try:
+        assert os.pread(fd, 4096, 0).startswith(b"%d (sleep)" % child.pid)
+        child.kill()
+        child.wait()
+        with pytest.raises(ProcessLookupError):
+            os.pread(fd, 4096, 0)
+    finally:
+        os.close(fd)
+
+
+def test_sample_agrees_with_scan_and_psutil_on_every_live_process(children):
+    mine = [sleeper(children) for _ in range(3)]
+    reader = procfs.Reader()
+    try:
+        before = set(psutil.pids())
+        first = reader.sample()
+        scanned = by_pid(reader.scan())
+        second = reader.sample()
+        after = set(psutil.pids())
+        boot = psutil.boot_time()
+        for tick in (first, second):
+            pids = [int(p) for p in tick.pids]
+            assert len(pids) == len(set(pids)) and before & after <= set(pids)
+            for name in tick.pids:
+                if int(name) in scanned:
+                    data, start, _ticks, _pages, _ = tick.state[name]
+                    assert int(start) == scanned[int(name)][2] and procfs.comm(data) == scanned[int(name)][1]
+        checked = 0
+        for name in set(first.pids) & set(second.pids):
+            pid = int(name)
+            if pid in scanned and first.state[name][1] == second.state[name][1]:
+                # CPU ticks read before, in between and after: in that order, to the tick.
+                assert first.state[name][2] * TICK - TICK <= scanned[pid][3] <= second.state[name][2] * TICK + TICK
+                checked += 1
+        assert checked >= len(before & after) * 0.9
+        assert all(u == -1 for u in map(first.used, range(len(first.pids))))  # nothing to compare with yet
+        assert all(second.used(i) >= 0 for i, n in enumerate(second.pids) if n in first.state
+                   and first.state[n][1] == second.state[n][1])
+        for child in mine:
+            name = b"%d" % child.pid
+            i = second.pids.index(name)
+            assert second.used(i) == 0  # idle
+            stat_rss = second.state[name][3] * procfs.PAGE_SIZE  # stat's own field: near statm's, not equal
+            assert abs(stat_rss - scanned[child.pid][4]) <= procfs.RSS_SLACK * procfs.PAGE_SIZE
+            assert procfs.created(int(second.state[name][1]), boot) == psutil.Process(child.pid).create_time()
+            assert reader.rss_of(name, second.state[name][0]) == psutil.Process(child.pid).memory_info().rss
+        assert reader.kept == len(second.pids) and set(kept(reader)) == set(second.pids)
+    finally:
+        reader.close()
+    assert reader.kept == 0
+
+
+def test_the_files_of_processes_that_exit_are_closed(children):
+    base = open_fds()
+    reader = procfs.Reader()
+    try:
+        mine = [sleeper(children) for _ in range(5)]
+        reader.sample()
+        files = kept(reader)
+        assert all(b"%d" % c.pid in files for c in mine)
+        assert open_fds() == base + held(reader)
+        for child in mine[:3]:  # two reaped, one a zombie (still a process: still kept)
+            child.kill()
+        for child in mine[:2]:
+            child.wait()
+        wait_for(lambda: psutil.Process(mine[2].pid).status() == psutil.STATUS_ZOMBIE)
+        tick = reader.sample()
+        files = kept(reader)
+        assert [b"%d" % c.pid in files for c in mine] == [False, False, True, True, True]
+        assert b"%d" % mine[0].pid not in tick.state and b"%d" % mine[2].pid in tick.state
+        assert open_fds() == base + held(reader)
+    finally:
+        reader.close()
+    assert open_fds() == base
+
+
+def test_no_file_leaks_over_many_samples_with_processes_coming_and_going(children):
+    base = open_fds()
+    reader = procfs.Reader()
+    table = processes.ProcessTable(top_n=3, backend="procfs")
+    table._reader.close()
+    table._reader = reader
+    rates = Rates()
+    short, started, gone = shutil.which("sleep") or "/bin/sleep", [], set()
+    try:
+        for round_no in range(25):
+            for _ in range(3):
+                started.append(children([short, "0.%d" % (1 + round_no % 3)]))  # each lives 0.1 to 0.3 s
+            gone |= {p.pid for p in started if p.poll() is not None}  # exited and reaped: /proc has them no more
+            if round_no % 5 == 4:
+                [p.pid for p in table.latest]  # a console command now and then
+            table_round(table, rates)
+            assert open_fds() == base + held(reader)
+            time.sleep(0.05)
+        tick = table._tick
+        assert len(gone) > 40 and not {b"%d" % pid for pid in gone} & set(kept(reader))
+        assert set(kept(reader)) <= set(tick.pids)
+        assert reader.kept >= len(tick.pids) - 10  # all but those that went while it read
+    finally:
+        reader.close()
+    assert open_fds() == base
+
+
+def test_beyond_the_cap_processes_are_read_without_keeping_a_file(children):
+    mine = [sleeper(children) for _ in range(3)]
+    base = open_fds()
+    reader = procfs.Reader(cap=5)
+    try:
+        for _ in range(3):
+            before = {b"%d" % r[0] for r in reader.scan()}
+            tick = reader.sample()
+            after = {b"%d" % r[0] for r in reader.scan()}
+            assert reader.kept == 5 and open_fds() == base + held(reader) == base + 5 + 1
+            assert before & after <= set(tick.pids)  # every process read, kept file or not
+        for child in mine:  # idle, and known from the tick before, whether kept or not
+            assert tick.used(tick.pids.index(b"%d" % child.pid)) == 0
+        assert len(tick.pids) > 5 + len(mine)
+    finally:
+        reader.close()
+    assert open_fds() == base
+
+
+def test_all_readers_of_a_process_share_one_budget_and_a_collected_one_gives_its_files_back(children,
+                                                                                           monkeypatch):
+    [sleeper(children) for _ in range(3)]
+    base, others = open_fds(), procfs._kept
+    monkeypatch.setattr(procfs, "_budget", others + 8)
+    first, second = procfs.Reader(), procfs.Reader()
+    first.sample()
+    tick = second.sample()
+    assert (first.kept, second.kept) == (8, 0) and open_fds() == base + held(first) + held(second)
+    assert len(tick.pids) > 8  # the second reads every process all the same
+    first.close()
+    second.sample()
+    assert (first.kept, second.kept) == (0, 8)
+    del second
+    gc.collect()
+    assert open_fds() == base and procfs._kept == others
+    first.sample()
+    assert first.kept == 8
+    first.close()
+
+
+def test_the_cap_follows_a_low_open_files_limit():
+    assert procfs.fd_cap(20000) == procfs.FD_CACHE == 4096
+    assert procfs.fd_cap(1024) == 256
+    import resource
+
+    assert procfs.fd_cap(resource.RLIM_INFINITY) == procfs.FD_CACHE
+
+
+def test_worker_connections_leave_room_for_the_kept_stat_files(monkeypatch):
+    import resource
+
+    from dashboard import setting_kinds
+
+    for soft in (1024, 4096, 20000, 65536, 10**6, resource.RLIM_INFINITY):
+        monkeypatch.setattr(setting_kinds.resource, "getrlimit", lambda _which, soft=soft: (soft, soft))
+        limit = 65536 if soft == resource.RLIM_INFINITY else soft
+        assert setting_kinds.default_worker_connections() == max(100, min(limit - 256 - procfs.fd_cap(soft), 50000))
+    monkeypatch.setattr(setting_kinds.resource, "getrlimit", lambda _which: (20000, 20000))
+    assert setting_kinds.default_worker_connections() == 20000 - 256 - 4096
+
+
+def test_out_of_descriptors_the_reader_gives_its_files_back(children, monkeypatch):
+    sleeper(children)
+    base = open_fds()
+    reader = procfs.Reader()
+    try:
+        before = len(reader.sample().pids)
+        assert reader.kept > 3
+        for name in list(kept(reader))[:2]:  # files of two processes closed under it: opened again next time
+            procfs._drop(reader._fds, name)
+        real_open, refused = os.open, []
+
+        def emfile_once(path, flags, *args):
+            if not refused and path.endswith(b"/stat"):
+                refused.append(path)
+                raise OSError(errno.EMFILE, "Too many open files")
+            return real_open(path, flags, *args)
+
+        monkeypatch.setattr(procfs.os, "open", emfile_once)
+        tick = reader.sample()
+        assert refused and reader.kept == 0 and reader.cap == 0 and open_fds() == base + held(reader)
+        assert len(tick.pids) >= before - 5  # still every process, with open, read, close
+        assert len(reader.sample().pids) >= before - 5 and reader.kept == 0
+    finally:
+        reader.close()
+
+
+# ---- a /proc of our own making: pid reuse, lagging RSS ---------------------------------------------
+
+def stat_line(pid: int, comm: str, start: int, ticks: int = 0, pages: int = 100, flags: int = 0x400100) -> bytes:
+    fields = ["S", "1", str(pid), str(pid), "0", "-1", str(flags), "0", "0", "0", "0", str(ticks), "0", "0", "0",
+              "20", "0", "1", "0", str(start), "1000000", str(pages)] + ["0"] * 30
+    return f"{pid} ({comm}) {' '.join(fields)}\n".encode()
+
+
+class FakeProc:
+    """A directory that reads like /proc: <pid>/stat and statm files; os.pread of a stat file that was
+    removed (its process reaped) fails with ESRCH, as the kernel's does."""
+
+    def __init__(self, root) -> None:
+        self.root = root
+
+    def put(self, pid: int, comm: str, start: int, ticks: int = 0, pages: int = 100, statm_pages: int | None = None):
+        """A process, or (same pid, start) new figures for one: written into the same files."""
+        d = self.root / str(pid)
+        d.mkdir(exist_ok=True)
+        (d / "stat").write_bytes(stat_line(pid, comm, start, ticks, pages))
+        (d / "statm").write_bytes(b"5000 %d 50 10 0 200 0\n" % (pages if statm_pages is None else statm_pages))
+
+    def reap(self, pid: int) -> None:
+        """The process is gone: its files too (a kept one then reads ESRCH)."""
+        shutil.rmtree(self.root / str(pid))
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    real = os.pread
+
+    def pread(fd, size, offset):
+        if os.fstat(fd).st_nlink == 0:
+            raise ProcessLookupError(errno.ESRCH, "No such process")
+        return real(fd, size, offset)
+
+    monkeypatch.setattr(procfs.os, "pread", pread)
+    return FakeProc(tmp_path)
+
+
+def test_a_reused_pid_is_another_process_and_its_file_is_opened_again(fake):
+    fake.put(4242, "first", start=1000, ticks=50)
+    fake.put(4243, "other", start=1001)
+    base = open_fds()
+    reader = procfs.Reader(root=str(fake.root))
+    try:
+        reader.sample()
+        fd = kept(reader)[b"4242"]
+        fake.put(4242, "first", start=1000, ticks=80)  # the same process, 30 ticks on
+        tick = reader.sample()
+        assert tick.used(tick.pids.index(b"4242")) == 30 and kept(reader)[b"4242"] == fd  # the same file
+        fake.reap(4242)
+        fake.put(4242, "second", start=2000, ticks=5)  # exited, reaped; the number given to a new process
+        tick = reader.sample()
+        i = tick.pids.index(b"4242")
+        assert tick.state[b"4242"][1] == b"2000" and procfs.comm(tick.state[b"4242"][0]) == b"second"
+        assert tick.used(i) == -1  # new: no CPU rate from the old one's ticks
+        assert os.fstat(kept(reader)[b"4242"]).st_ino == os.stat(fake.root / "4242" / "stat").st_ino  # opened again
+        assert open_fds() == base + 2  # and the old one closed
+        fake.reap(4243)
+        tick = reader.sample()
+        assert tick.pids == [b"4242"] and set(kept(reader)) == {b"4242"} and open_fds() == base + 1
+    finally:
+        reader.close()
+    assert open_fds() == base
+
+
+def test_a_new_process_on_a_reused_pid_gets_its_own_row(fake):
+    fake.put(4242, "first", start=1000, pages=300)
+    table = fake_table(fake, top_n=1)
+    rates = Rates()
+    table_round(table, rates)
+    old = table.latest[0]
+    fake.reap(4242)
+    fake.put(4242, "second", start=2000, pages=400)
+    out = table_round(table, rates)
+    new = table.latest[0]
+    assert (old.name, new.name) == ("first", "second") and new.created > old.created and new.cpu is None
+    assert out["top_mem"][0]["name"] == "second" and out["top_mem"][0]["rss"] == 400 * procfs.PAGE_SIZE
+
+
+def fake_table(fake: FakeProc, top_n: int) -> processes.ProcessTable:
+    table = processes.ProcessTable(top_n=top_n, backend="procfs")
+    table._reader.close()
+    table._reader = procfs.Reader(root=str(fake.root))
+    return table
+
+
+def test_the_top_by_memory_is_statm_s_though_stat_lags(fake):
+    """stat's RSS may be off by RSS_SLACK pages: the table ranks by it but shows and orders by statm's."""
+    slack = procfs.RSS_SLACK
+    fake.put(101, "big", start=10, pages=100_000, statm_pages=100_000)
+    fake.put(102, "lagging", start=11, pages=50_000 - slack, statm_pages=50_000 + slack // 2)  # stat under
+    fake.put(103, "ahead", start=12, pages=50_000 + slack // 2, statm_pages=50_000 - slack)  # stat over
+    fake.put(104, "small", start=13, pages=50_000 - 3 * slack, statm_pages=50_000 - 3 * slack)
+    for pid in range(200, 240):
+        fake.put(pid, "tiny", start=pid, pages=10 + pid)
+    table = fake_table(fake, top_n=2)
+    rates = Rates()
+    for _ in range(2):
+        out = table_round(table, rates)
+        assert [r["name"] for r in out["top_mem"]] == ["big", "lagging"]
+        assert [r["rss"] for r in out["top_mem"]] == [100_000 * procfs.PAGE_SIZE, (50_000 + slack // 2) * procfs.PAGE_SIZE]
+        assert out["count"] == 44 and len(table._made) < 44  # rows for those that may be shown, not all
+    assert [p.name for p in processes.top(table.latest, 2, "mem")] == ["big", "lagging"]
+    assert len(table._made) == 44
+    by_name = {p.name: p.rss for p in table.latest}
+    assert by_name["ahead"] == (50_000 - slack) * procfs.PAGE_SIZE  # the full table has statm's too
+
+
+def test_the_top_by_cpu_is_by_ticks_then_statm_s_rss(fake):
+    for pid, pages in ((301, 500), (302, 900), (303, 700)):
+        fake.put(pid, "p%d" % pid, start=pid, ticks=0, pages=pages, statm_pages=pages)
+    table = fake_table(fake, top_n=2)
+    rates = Rates()
+    out = table_round(table, rates)
+    assert [r["pid"] for r in out["top_cpu"]] == [302, 303] and all(r["cpu"] is None for r in out["top_cpu"])
+    fake.put(301, "p301", start=301, ticks=3, pages=500)
+    fake.put(303, "p303", start=303, ticks=0, pages=900 + procfs.RSS_SLACK // 2, statm_pages=600)  # stat over 302's
+    time.sleep(0.1)
+    out = table_round(table, rates)
+    assert [r["pid"] for r in out["top_cpu"]] == [301, 302]
+    assert out["top_cpu"][0]["cpu"] > 0 and out["top_cpu"][1]["cpu"] == 0.0
+    assert [r["rss"] for r in out["top_cpu"]] == [500 * procfs.PAGE_SIZE, 900 * procfs.PAGE_SIZE]
+
+
+# ---- the table's rows are psutil's for what it shows ---------------------------------------------
+
+def test_the_rows_shown_and_the_full_table_have_psutil_s_rss(children):
+    code = "import sys, time\nx = b'1' * (%d << 20)\nprint('ready', flush=True)\ntime.sleep(600)\n"
+    big = []
+    for mb in (300, 320, 340):  # written, so resident: more than anything else here
+        proc = children([sys.executable, "-c", code % mb], stdout=subprocess.PIPE, text=True)
+        big.append(proc)
+    for proc in big:
+        assert proc.stdout.readline().strip() == "ready"
+    table, rates = processes.ProcessTable(top_n=3, backend="procfs"), Rates()
+    table_round(table, rates)
+    time.sleep(0.05)
+    out = table_round(table, rates)
+    assert {r["pid"] for r in out["top_mem"]} == {p.pid for p in big}  # the biggest on this host
+    assert [r["pid"] for r in out["top_mem"]] == [p.pid for p in reversed(big)]
+    assert [r["rss"] for r in out["top_mem"]] == [psutil.Process(p.pid).memory_info().rss for p in reversed(big)]
+    rows = table.latest  # every row, made now: statm's RSS, as psutil reads it
+    assert out["count"] == len(rows)
+    same = total = 0
+    for row in rows:
+        if row.pid == os.getpid():
+            continue  # its memory moves as this test runs
+        try:
+            rss = psutil.Process(row.pid).memory_info().rss
+        except psutil.Error:
+            continue
+        total += 1
+        same += row.rss == rss
+    assert same >= 0.9 * total and total > 10
+
+
+# ---- listing /proc only when a pid was given ---------------------------------------------------
+
+def test_a_new_process_moves_loadavg_s_last_pid_and_is_in_the_next_sample(children):
+    reader = procfs.Reader()
+    try:
+        for _ in range(3):  # long enough quiet for the reader to stop listing, if nothing forks meanwhile
+            reader.sample()
+        given = open("/proc/loadavg").read().split()[4]
+        child = sleeper(children)
+        assert open("/proc/loadavg").read().split()[4] != given
+        assert b"%d" % child.pid in reader.sample().pids
+        for _ in range(2):
+            reader.sample()
+        child.kill()
+        child.wait()
+        assert b"%d" % child.pid not in reader.sample().pids
+        assert b"%d" % child.pid not in kept(reader)
+    finally:
+        reader.close()
+
+
+@pytest.fixture
+def listings(monkeypatch):
+    calls = []
+    real = os.listdir
+
+    def listdir(path):
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(procfs.os, "listdir", listdir)
+    return calls
+
+
+def given(fake: FakeProc, pid: int) -> None:
+    (fake.root / "loadavg").write_text(f"0.10 0.20 0.30 1/99 {pid}\n")
+
+
+def test_while_no_pid_is_given_the_reader_reads_the_processes_it_knows(fake, listings):
+    (fake.root / "self").symlink_to(str(os.getpid()))
+    given(fake, 500)
+    fake.put(401, "a", start=1)
+    fake.put(402, "b", start=2)
+    reader = procfs.Reader(root=str(fake.root))
+    try:
+        reader.sample()
+        reader.sample()  # the pid stood still since the first: listed once more, then trusted
+        assert len(listings) == 2
+        fake.put(401, "a", start=1, ticks=7)
+        tick = reader.sample()
+        assert len(listings) == 2 and tick.used(tick.pids.index(b"401")) == 7
+        fake.reap(402)  # gone: its read fails, no listing needed
+        assert sorted(reader.sample().pids) == [b"401"] and set(kept(reader)) == {b"401"} and len(listings) == 2
+        fake.put(403, "c", start=3)  # comes, and the pid is given
+        given(fake, 403)
+        assert sorted(reader.sample().pids) == [b"401", b"403"] and len(listings) == 3
+        reader.sample()  # once more after the pid moved
+        reader.sample()
+        assert len(listings) == 4
+    finally:
+        reader.close()
+
+
+def test_the_reader_lists_every_list_every_and_stops_trusting_a_pid_that_did_not_move(fake, listings, monkeypatch):
+    (fake.root / "self").symlink_to(str(os.getpid()))
+    given(fake, 500)
+    fake.put(401, "a", start=1)
+    reader = procfs.Reader(root=str(fake.root))
+    try:
+        for _ in range(3):
+            reader.sample()
+        assert len(listings) == 2
+        fake.put(404, "unannounced", start=4)  # came without moving the pid: an emulated /proc
+        assert sorted(reader.sample().pids) == [b"401"]
+        monkeypatch.setattr(procfs, "LIST_EVERY", 0.0)
+        assert sorted(reader.sample().pids) == [b"401", b"404"] and len(listings) == 3
+        monkeypatch.setattr(procfs, "LIST_EVERY", 1e9)
+        fake.put(405, "more", start=5)
+        assert sorted(reader.sample().pids) == [b"401", b"404", b"405"] and len(listings) == 4  # listed every time now
+        reader.sample()
+        assert len(listings) == 5 and reader._aux == {}
+    finally:
+        reader.close()
+
+
+def test_a_proc_of_another_pid_namespace_is_always_listed(fake, listings):
+    (fake.root / "self").symlink_to("1")  # not this process: /proc is another namespace's
+    given(fake, 500)
+    fake.put(401, "a", start=1)
+    reader = procfs.Reader(root=str(fake.root))
+    try:
+        for _ in range(4):
+            reader.sample()
+        assert len(listings) == 4 and reader._aux == {}
+    finally:
+        reader.close()

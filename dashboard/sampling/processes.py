@@ -1,17 +1,18 @@
 """The process table: one scan of every process per sample.
 
 This is the most expensive collector (one /proc read per process), so it does
-the least it can per process. On Linux it reads each process's stat and statm
-files itself (sampling/procfs.py: CPU times, start time and RSS, for under half
-of psutil's CPU); elsewhere, or when /proc does not read as expected at start,
-CPU times and RSS come from psutil's oneshot(). The name is read once per
-process lifetime and the owner only for processes that are shown, through a
-psutil.Process built for those rows alone. The latest table stays in memory so
-console commands such as `top` and `ps` answer from it instead of scanning
-again, and the trails of the processes shown (sampling/trails.py) give
-`proc <pid>` their recent past.
+the least it can per process. On Linux it reads each process's stat file
+itself, through a file kept open (sampling/procfs.py: CPU times, start time and
+RSS, for about a fifth of psutil's CPU), and makes a row (Proc) only for the
+processes that may be shown; elsewhere, or when /proc does not read as
+expected at start, CPU times and RSS come from psutil's oneshot() for every
+process. The name is read once per process lifetime and the owner only for
+processes that are shown, through a psutil.Process built for those rows
+alone. The latest sample stays in memory so console commands such as `top`
+and `ps` answer from it instead of scanning again (`latest`: the /proc rows
+are made when first asked), and the trails of the processes shown
+(sampling/trails.py) give `proc <pid>` their recent past.
 """
-
 from __future__ import annotations
 
 import heapq
@@ -126,26 +127,49 @@ class ProcessTable:
         self.top_n = top_n
         self.owners = Owners()
         # Name per process lifetime. psutil scan: (pid, created) -> name; /proc
-        # scan: (pid, starttime) -> (created, name), so that a process keeps the
-        # create time it was first seen with, as psutil's cached objects do.
+        # scan: (pid, starttime) as bytes -> (created, name), for every process
+        # a row was made for, so that a process keeps the create time it was
+        # first seen with, as psutil's cached objects do.
         self._names: dict = {}
-        self.latest: list[Proc] = []
+        self._latest: list[Proc] | None = []
+        self._tick: procfs.Tick | None = None
+        self._made: dict[bytes, Proc] = {}  # this tick's rows, by pid as listed
+        self._boot: float | None = None
         self.trails = Trails()
+
+    @property
+    def latest(self) -> list[Proc]:
+        """Every process of the latest sample, for console commands (`ps`, `top`, `proc`).
+
+        The /proc scan makes these rows only when asked, once per sample: a
+        sample itself makes rows for the few processes it shows. Their RSS is
+        statm's, psutil's figure, read when the list is made (the rows shown
+        keep the one read at the sample), so that `ps` and `top` give what
+        psutil would; CPU is the sample's."""
+        if self._latest is None:
+            tick = self._tick
+            self._latest = [self._row(i) for i in range(len(tick.pids))]
+        return self._latest
+
+    def close(self) -> None:
+        """Close the files the /proc reader keeps open (a finalizer does it too, at the latest at exit)."""
+        if self._reader is not None:
+            self._reader.close()
 
     def __call__(self, rates: Rates) -> dict:
         if self._reader is not None:
-            rows, alive = self._scan_procfs(rates)
+            count, top_cpu, top_mem, asked, alive = self._sample_procfs()
         else:
             rows, alive = self._scan_psutil(rates)
+            self._latest, count = rows, len(rows)
+            top_cpu, top_mem = top(rows, self.top_n, "cpu"), top(rows, self.top_n, "mem")
+            asked = [p for p in rows if (p.pid, p.created) in self.trails.asked] if self.trails.asked else []
         self.owners.keep(alive)
-        self.latest = rows
-        top_cpu, top_mem = top(rows, self.top_n, "cpu"), top(rows, self.top_n, "mem")
-        asked = self.trails.asked
-        shown = {(p.pid, p.created): (p.cpu, p.rss) for p in rows if (p.pid, p.created) in asked} if asked else {}
+        shown = {(p.pid, p.created): (p.cpu, p.rss) for p in asked}
         shown.update({(p.pid, p.created): (p.cpu, p.rss) for p in top_cpu + top_mem})
         self.trails.feed(time.time(), shown, alive)
         return {
-            "count": len(rows),
+            "count": count,
             "top_cpu": [p.row(self.owners) for p in top_cpu],
             "top_mem": [p.row(self.owners) for p in top_mem],
         }
@@ -176,27 +200,91 @@ class ProcessTable:
         self._names = {k: v for k, v in names.items() if k in alive}
         return rows, alive
 
-    def _scan_procfs(self, rates: Rates) -> tuple[list[Proc], set[tuple[int, float]]]:
-        rows: list[Proc] = []
-        alive: set[tuple[int, float]] = set()
-        known, fresh = self._names, {}
-        boot = None
-        per_second, append, add = rates.per_second, rows.append, alive.add
-        for pid, comm, start, cpu_seconds, rss in self._reader.scan():
-            seen = known.get((pid, start))
+    def _sample_procfs(self) -> tuple[int, list[Proc], list[Proc], list[Proc], set[tuple[int, float]]]:
+        """One /proc sample: the count, the top tables, the rows asked about, and which rows made are alive.
+
+        Every process costs one pread and, when its stat changed, one parse;
+        rows (Proc) are made only for the processes that may be shown: the
+        top by (CPU, stat's RSS) and by stat's RSS, with those near the cut
+        (_near_top), then ranked again on statm's RSS, in the listing's order
+        so that ties fall as in the full table. Nothing else is made
+        per process per tick: the full table waits until asked (`latest`)."""
+        tick = self._reader.sample()
+        self._tick, self._latest, self._made, self._boot = tick, None, {}, None
+        state, alive, names = tick.state, set(), {}
+        for key, seen in self._names.items():  # rows made before: forgotten once their process is gone
+            now = state.get(key[0])
+            if now is not None and now[1] == key[1]:
+                names[key] = seen
+                alive.add((int(key[0]), seen[0]))
+        self._names = names
+        n, k = len(tick.pids), self.top_n
+        top_cpu = top_mem = []
+        if k and n:
+            spare = 3 * k + 8
+            by_cpu = heapq.nlargest(spare, range(n), key=tick.scores.__getitem__)
+            top_cpu = top([self._row(i) for i in sorted(_near_top(by_cpu, k, tick.pages, self._cpu_rank))], k, "cpu")
+            by_mem = heapq.nlargest(spare, range(n), key=tick.pages.__getitem__)
+            top_mem = top([self._row(i) for i in sorted(_near_top(by_mem, k, tick.pages))], k, "mem")
+        asked = []
+        for pid, created in self.trails.asked:
+            try:
+                row = self._row(tick.pids.index(b"%d" % pid))
+            except ValueError:
+                continue  # gone
+            if row.created == created:
+                asked.append(row)
+        alive.update((p.pid, p.created) for p in self._made.values())
+        return n, top_cpu, top_mem, asked, alive
+
+    def _cpu(self, i: int) -> float | None:
+        used, elapsed = self._tick.used(i), self._tick.elapsed
+        return None if used < 0 or not elapsed else round(100.0 * used / (procfs.CLK_TCK * elapsed), 1)
+
+    def _cpu_rank(self, i: int) -> float:
+        cpu = self._cpu(i)
+        return -1.0 if cpu is None else cpu  # as top() ranks: no rate yet sorts last
+
+    def _row(self, i: int) -> Proc:
+        """The row of process i of the latest tick, made once per tick."""
+        tick = self._tick
+        name = tick.pids[i]
+        row = self._made.get(name)
+        if row is None:
+            data, start, _ticks, pages, _idle = tick.state[name]
+            rss = self._reader.rss_of(name, data)
+            if rss is None:  # gone since the tick: its RSS then, from stat
+                rss = pages * procfs.PAGE_SIZE
+            seen = self._names.get((name, start))
+            pid, ticks = int(name), int(start)
             if seen is None:
-                if boot is None:  # read once per scan, and only when a process is new
-                    boot = psutil.boot_time()
-                created = procfs.created(start, boot)
-                seen = (created, _full_name(pid, comm, created, start))
-            fresh[pid, start] = seen
-            created, name = seen
-            add((pid, created))
-            cpu_rate = per_second(("proc", pid, created), cpu_seconds)
-            cpu = None if cpu_rate is None else round(100.0 * cpu_rate, 1)
-            append(Proc(pid, name, cpu, rss, None, created, start))
-        self._names = fresh
-        return rows, alive
+                if self._boot is None:  # read once per tick, and only when a row is new
+                    self._boot = psutil.boot_time()
+                created = procfs.created(ticks, self._boot)
+                seen = self._names[name, start] = (created, _full_name(pid, procfs.comm(data), created, ticks))
+            row = self._made[name] = Proc(pid, seen[1], self._cpu(i), rss, None, seen[0], ticks)
+        return row
+
+
+def _near_top(ranked: list[int], k: int, pages: list[int], major=None) -> list[int]:
+    """Of the processes in ranked, those that may be in the top k by (major, statm's RSS).
+
+    stat's RSS is off by at most procfs.RSS_SLACK pages either way: once
+    ranked is in (major, stat's RSS) order, each of its first k has a statm
+    RSS above that of any process with the same major and a stat RSS more than
+    twice that below the k-th's, which therefore cannot be among the top k.
+    major: the shown CPU of a process (ranked comes in order of CPU ticks,
+    which is the same order at intervals under 10 s, where a tick is more than
+    0.1 %); None for memory. When more than ranked holds are that near, the
+    cut among them is stat's."""
+    if len(ranked) <= k:
+        return ranked
+    if major is None:
+        floor = pages[ranked[k - 1]] - 2 * procfs.RSS_SLACK
+        return [i for i in ranked if pages[i] >= floor]
+    keyed = sorted(((major(i), pages[i], i) for i in ranked), reverse=True)
+    bar, floor = keyed[k - 1][0], keyed[k - 1][1] - 2 * procfs.RSS_SLACK
+    return [i for m, p, i in keyed if m > bar or (m == bar and p >= floor)]
 
 
 def _full_name(pid: int, comm: bytes, created: float, start: int) -> str:
