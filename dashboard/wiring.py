@@ -264,6 +264,7 @@ class Instance:
         if self.fleet is not None:
             self.fleet.stop()
         self.sampler.stop()
+        self.processes.close()  # the /proc files the process table keeps open
         self.notifier.stop()
         if self._ticker is not None:
             self._ticker.kill(block=False)

@@ -80,3 +80,25 @@ def test_passwords_never_reach_the_log():
     assert redacted("redis://localhost:6379") == "redis://localhost:6379"
     assert "s3cret" not in redacted("redis://:s3cret@host")
     json.dumps(redacted("redis://:x@h"))
+
+
+def test_the_holder_writes_the_full_process_table_at_most_every_table_seconds(monkeypatch):
+    from types import SimpleNamespace
+
+    from dashboard.alerts.rules import Alerts
+    from dashboard.fleet import lease
+
+    written = []
+    store = SimpleNamespace(add_sample=lambda host, data, procs, info: written.append(procs))
+    built = []
+    sampling = lease.HostSampling(store, "h1", SimpleNamespace(interval=1.0, paused=False), Alerts(),
+                                  lease_seconds=5, role="web", publish_event=lambda e: None,
+                                  table_rows=lambda: built.append(1) or [{"pid": 1}])
+    now = [100.0]
+    monkeypatch.setattr(lease.time, "monotonic", lambda: now[0])
+    for _ in range(5):  # five samples a second apart: one table
+        sampling.publish({"seq": 1}, '{"seq": 1}')
+        now[0] += 1.0
+    assert written == ['[{"pid":1}]', None, None, None, None] and len(built) == 1
+    sampling.publish({"seq": 2}, '{"seq": 2}')  # TABLE_SECONDS later: the next one
+    assert written[-1] == '[{"pid":1}]' and len(built) == 2

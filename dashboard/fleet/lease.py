@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from typing import Callable
 
 import redis
@@ -23,6 +24,9 @@ from ..store.redis_store import RedisStore
 from ..stream.events import Event, to_json
 
 log = logging.getLogger("dashboard.fleet")
+
+# Another process's ps/top for this host reads a table at most this old (seconds).
+TABLE_SECONDS = 5.0
 
 ERRORS = (redis.RedisError, OSError)
 
@@ -45,6 +49,7 @@ class HostSampling:
         self.on_transition = on_transition  # records it for notifications (only the holder sees it)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.holding = False
+        self._table_at: float | None = None  # when the full process table was last written
 
     def step(self) -> None:
         """Renew or try to take the lease (call every lease/5 seconds)."""
@@ -91,10 +96,17 @@ class HostSampling:
 
     def publish(self, sample: dict, data: str) -> None:
         """Append one sample to the host's stream and check the alert rules on it."""
-        rows = self.table_rows()
         info = {"role": self.role, "interval": self.sampler.interval, "pid": os.getpid(),
                 "paused": self.sampler.paused}
-        self.store.add_sample(self.host, data, json.dumps(rows, separators=(",", ":")), info)
+        # The full table (every process, for another process's ps and top) costs
+        # as much again as the sample on a busy host: written at most every
+        # TABLE_SECONDS, not with every sample.
+        rows = None
+        now = time.monotonic()
+        if self._table_at is None or now - self._table_at >= TABLE_SECONDS:
+            rows = json.dumps(self.table_rows(), separators=(",", ":"))
+            self._table_at = now
+        self.store.add_sample(self.host, data, rows, info)
         for rule, st, change in self.alerts.evaluate(sample, self.host):
             self.store.save_alert_state(rule.id, self.host, st.public())
             self.publish_event(alert_event(rule, st, change, self.host))

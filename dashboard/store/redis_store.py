@@ -116,11 +116,12 @@ class RedisStore:
     def _minid(self) -> str:
         return f"{self.history_start()}-0"
 
-    def add_sample(self, host: str, data: str, procs: str, info: dict) -> str:
-        """Append a sample to the host's stream; note the host as alive."""
+    def add_sample(self, host: str, data: str, procs: str | None, info: dict) -> str:
+        """Append a sample to the host's stream (and its process table, when given); note the host as alive."""
         pipe = self.r.pipeline(transaction=False)
         pipe.xadd(self.stream(host), {"t": "metrics", "d": data}, minid=self._minid(), approximate=True)
-        pipe.set(self.key("procs", host), procs, ex=max(60, int(info.get("interval", 1) * 10)))
+        if procs is not None:
+            pipe.set(self.key("procs", host), procs, ex=max(60, int(info.get("interval", 1) * 10)))
         pipe.hset(self.key("hosts"), host, json.dumps({**info, "last_seen": time.time()}))
         return pipe.execute()[0]
 
