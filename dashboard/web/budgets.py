@@ -86,25 +86,21 @@ class ClientBudget:
         return AfterResponse(result, release, when_sent=True)
 
     def _refuse_full(self, start_response):
-        payload = json.dumps({"error": {
-            "code": "server_full",
-            "message": f"this worker already serves {self.worker_limit} requests, streams and sockets "
-                       f"(WORKER_CONNECTIONS); retry in {RETRY_AFTER_SECONDS} s",
-            "retry_after": RETRY_AFTER_SECONDS}}).encode()
-        force_close(start_response)
-        start_response("503 Service Unavailable", [
-            ("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
-            ("Retry-After", str(RETRY_AFTER_SECONDS))])
-        return [payload]
+        return _refusal(start_response, "503 Service Unavailable", "server_full",
+                        f"this worker already serves {self.worker_limit} requests, streams and sockets "
+                        f"(WORKER_CONNECTIONS); retry in {RETRY_AFTER_SECONDS} s")
 
     def _refuse(self, start_response, held: int):
-        payload = json.dumps({"error": {
-            "code": "too_many_connections",
-            "message": f"this address already has {held} connections open "
-                       f"(MAX_CONNECTIONS_PER_CLIENT={self.limit}); retry in {RETRY_AFTER_SECONDS} s",
-            "retry_after": RETRY_AFTER_SECONDS}}).encode()
-        force_close(start_response)
-        start_response("429 Too Many Requests", [
-            ("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
-            ("Retry-After", str(RETRY_AFTER_SECONDS))])
-        return [payload]
+        return _refusal(start_response, "429 Too Many Requests", "too_many_connections",
+                        f"this address already has {held} connections open "
+                        f"(MAX_CONNECTIONS_PER_CLIENT={self.limit}); retry in {RETRY_AFTER_SECONDS} s")
+
+
+def _refusal(start_response, status: str, code: str, message: str):
+    """The answer before the app runs: JSON, Retry-After, and the connection closed."""
+    payload = json.dumps({"error": {"code": code, "message": message,
+                                    "retry_after": RETRY_AFTER_SECONDS}}).encode()
+    force_close(start_response)
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
+                            ("Retry-After", str(RETRY_AFTER_SECONDS))])
+    return [payload]
