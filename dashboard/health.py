@@ -9,6 +9,8 @@ import time
 import greenlet
 import psutil
 
+from .sampling import procfs
+
 
 def health(node, details: bool = False) -> tuple[bool, dict]:
     """(ok, body) for the wiring.Instance `node`: ok is False when the sampler is stuck."""
@@ -51,13 +53,17 @@ def health(node, details: bool = False) -> tuple[bool, dict]:
 
 def process_details() -> dict:
     """Resource use of this process, for leak checks (costs a few ms: on request only)."""
+    kept = procfs.kept_files()
     try:
-        open_files = len(os.listdir("/proc/self/fd"))
+        # The process table's kept /proc files follow the host's processes, not
+        # this server's clients: counted apart, so a leak check sees sockets and files.
+        open_files = len(os.listdir("/proc/self/fd")) - kept
     except OSError:
         open_files = None
     gc.collect()  # count what is alive, not cycles waiting for the collector
     return {
         "open_files": open_files,
+        "proc_files": kept,
         "rss": psutil.Process().memory_info().rss,
         "greenlets": sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet)),
     }
