@@ -57,10 +57,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 # Stat files kept open at most, one per process read, by every Reader of this
-# process together. The server's connection cap (WORKER_CONNECTIONS,
+# process together. The server's connection cap (WORKER_CONNECTIONS, see
 # setting_kinds.default_worker_connections) leaves this many descriptors below
-# the open-files limit for them, on top of its 256; fd_cap() takes less when
-# the limit is low.
+# the open-files limit for them, on top of its 256 (fd_cap: less if it is low).
 FD_CACHE = 4096
 _kept = 0  # files kept open now, by all readers
 _budget: int | None = None  # fd_cap(), read when the first file is kept
