@@ -236,7 +236,10 @@ def render(r: dict) -> str:
         "Lasting history",
         f"  idle worker CPU at 1 Hz, % of a core, median of {idle['rounds']} x {idle['seconds']:g} s: "
         f"store on {idle['on_median']} ({idle['on_min']}-{idle['on_max']}), off {idle['off_median']} "
-        f"({idle['off_min']}-{idle['off_max']}): {idle['extra_percent']:+}% (target at most +10%)",
+        f"({idle['off_min']}-{idle['off_max']}): "
+        # None when the store-off run measured 0 (CPU comes in 10 ms ticks: short idle windows)
+        + (f"{idle['extra_percent']:+}%" if idle["extra_percent"] is not None else "not comparable (off measured 0)")
+        + " (target at most +10%)",
         f"  disk, one host, {disk['series']} series: minute tier {disk['minute']['bytes_per_day'] / 1e3:.0f} kB/day "
         f"({disk['minute']['bytes_per_point']} B/point; Netdata ~6), hour tier "
         f"{disk['hour']['bytes_per_day'] / 1e3:.1f} kB/day ({disk['hour']['bytes_per_point']} B/point; Netdata ~18); "
