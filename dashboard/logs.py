@@ -11,11 +11,13 @@ prints the same records for people reading a terminal.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
 import sys
 import time
+import traceback
 import uuid
 from contextvars import ContextVar
 
@@ -98,11 +100,29 @@ def gunicorn_config(level: str, kind: str) -> dict:
             "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "main"}
         },
         "root": {"level": level.upper(), "handlers": ["stdout"]},
+        "filters": {"closed_listener": {"()": "dashboard.logs.ClosedListenerFilter"}},
         "loggers": {
-            "gunicorn.error": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+            "gunicorn.error": {"level": "INFO", "handlers": ["stdout"], "propagate": False,
+                               "filters": ["closed_listener"]},
             "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
         },
     }
+
+
+class ClosedListenerFilter(logging.Filter):
+    """gunicorn 27 asks the listening socket its name for each connection it
+    handles; a connection accepted just before a stopping worker closed that
+    socket fails there with EBADF and gunicorn logs a traceback. It is the
+    shutdown, not a fault: one warning line instead (the client reconnects)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, OSError) and exc.errno == errno.EBADF and exc.__traceback__ is not None \
+                and traceback.extract_tb(exc.__traceback__)[-1].name == "getsockname":
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "a connection accepted as the worker stopped was closed", ()
+            record.exc_info = record.exc_text = None
+        return True
 
 
 class Refusals:

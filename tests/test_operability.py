@@ -140,3 +140,38 @@ def test_forwarding_headers_only_from_trusted_proxies(tmp_path):
     assert 'data-base="/monitor"' in trusted and "/monitor/static/js/main.js" in trusted
     untrusted = build("10.1.1.1").test_client().get("/", headers=headers).get_data(as_text=True)
     assert 'data-base=""' in untrusted and '"/static/js/main.js"' in untrusted
+
+
+def test_a_connection_caught_by_a_stopping_worker_is_one_warning_not_a_traceback():
+    import errno
+    import logging
+    import socket as stdsocket
+
+    from dashboard.logs import ClosedListenerFilter, JsonFormatter
+
+    def record_of(raise_it):
+        try:
+            raise_it()
+        except OSError:
+            import sys
+            return logging.LogRecord("gunicorn.error", logging.ERROR, __file__, 1,
+                                     "Socket error processing request.", (), sys.exc_info())
+
+    closed = stdsocket.socket()
+    closed.close()
+
+    def getsockname():  # what gunicorn's handler calls on the listener a stopping worker closed
+        closed.getsockname()
+
+    shutdown = record_of(getsockname)
+    assert shutdown.exc_info[1].errno == errno.EBADF
+    assert ClosedListenerFilter().filter(shutdown)
+    line = JsonFormatter().format(shutdown)
+    assert shutdown.levelname == "WARNING" and "Traceback" not in line and "worker stopped" in line
+
+    def other():  # any other bad descriptor is still an error with its traceback
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    fault = record_of(other)
+    assert ClosedListenerFilter().filter(fault)
+    assert fault.levelname == "ERROR" and "Traceback" in JsonFormatter().format(fault)
