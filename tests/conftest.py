@@ -145,3 +145,24 @@ def store(redis_server):
     s = RedisStore(redis_server.url, "test", history_seconds=60)
     yield s
     s.close()
+
+
+# ---- the fast part: `bin/test -m "not live"` -------------------------------------------------------
+
+_REAL_PARTS = {"start_server", "redis_server", "store", "browser", "children"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark what runs real parts: `live` (servers, processes, browsers), and `browser` too for Chromium.
+
+    By fixture and by file, so a new test is marked without anyone remembering to:
+    a test that starts gunicorn, redis-server, Chromium or child processes, or
+    lives in a *_live.py / *_browser.py file or the benchmark's smoke test."""
+    for item in items:
+        name = item.path.name
+        fixtures = set(getattr(item, "fixturenames", ()))
+        browser = name.endswith("_browser.py") or "browser" in fixtures
+        if browser or fixtures & _REAL_PARTS or name.endswith("_live.py") or name == "test_bench_smoke.py":
+            item.add_marker(pytest.mark.live)
+        if browser:
+            item.add_marker(pytest.mark.browser)

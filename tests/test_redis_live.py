@@ -13,6 +13,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.server import REPO
 from tests.support.sseclient import SSEClient
 from tests.support.wsclient import TOKEN, Console
+from tests.support.waiting import eventually
 
 
 def shared_env(redis_server, **extra):
@@ -23,13 +24,10 @@ def shared_env(redis_server, **extra):
 
 
 def wait_until(predicate, timeout=15.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
+    try:
+        return eventually(predicate, timeout, step)
+    except AssertionError:
+        return predicate()
 
 
 def seqs(events):

@@ -5,6 +5,7 @@ import time
 
 from dashboard.store.audit import Record, RedisAuditLog
 from dashboard.store.redis_store import redacted
+from tests.support.waiting import eventually
 
 
 def test_samples_and_events_share_one_ordered_stream_per_host(store):
@@ -49,11 +50,14 @@ def test_state_rules_and_pushes(store):
     assert store.alert_states() == {("a1", "h"): {"state": "firing", "since": 1.0, "value": 95.0}}
     store.push('{"type": "notice"}')
     seen = []
-    deadline = time.monotonic() + 2
-    while len(seen) < 3 and time.monotonic() < deadline:
+
+    def three_messages():
         msg = pubsub.get_message(timeout=0.2)
         if msg:
             seen.append(msg["channel"].split(":")[-1])
+        return len(seen) >= 3
+
+    eventually(three_messages, interval=0, what="three messages on the channels")
     assert seen == ["control", "control", "pushes"]
     assert store.remove_rule("a1")["metric"] == "cpu"
     assert store.rules() == {} and store.alert_states() == {}

@@ -4,12 +4,12 @@ import json
 import signal
 import socket
 import threading
-import time
 
 from tests.support.crowd import Crowd
 from tests.support.server import TOKEN
 from tests.support.sseclient import Dechunker, SSEParser
 from tests.support.wsclient import Console, handshake_status, login_cookie
+from tests.support.waiting import eventually
 
 
 def test_sigterm_with_1000_viewers_and_50_consoles(start_server):
@@ -96,9 +96,7 @@ def test_a_stream_asked_for_after_sigterm_is_short_and_says_come_back_in_a_secon
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as kept_alive:
         assert _http(kept_alive, "/healthz")[0] == 200  # the connection stays open (keep-alive, 2 s)
         server.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 1.0
-        while "shutting down" not in server.log() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        eventually(lambda: "shutting down" in server.log(), interval=0.02, what="the server says it is shutting down")
         status, headers, body = _http(kept_alive, "/events")
     assert status == 200 and headers["content-type"].startswith("text/event-stream")
     parser = SSEParser()

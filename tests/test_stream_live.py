@@ -8,6 +8,7 @@ import pytest
 
 from dashboard.stream.events import parse_id
 from tests.support.sseclient import SSEClient
+from tests.support.waiting import eventually
 
 FAST = {"SAMPLE_INTERVAL": "0.25", "HEARTBEAT_SECONDS": "0.5"}
 
@@ -118,10 +119,8 @@ def test_a_closed_client_is_cleaned_up_within_two_heartbeats(start_server):
     assert server.get("/healthz")[1]["subscribers"] == 20
     for c in clients:
         c.close()
-    deadline = time.monotonic() + 1.0  # two heartbeats
-    while time.monotonic() < deadline and server.get("/healthz")[1]["subscribers"]:
-        time.sleep(0.05)
-    assert server.get("/healthz")[1]["subscribers"] == 0
+    # Noticed at the second write after the close: within about two heartbeats (1 s), longer on a busy host.
+    eventually(lambda: server.get("/healthz")[1]["subscribers"] == 0, what="closed streams are let go")
 
 
 def test_a_thousand_connect_disconnect_cycles_leak_nothing(start_server):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-import time
 from dataclasses import dataclass, field
+from tests.support.waiting import eventually
 
 _SEQ = re.compile(rb'"seq":(\d+)')
 
@@ -129,9 +129,7 @@ class Crowd:
     # ---- views for assertions -------------------------------------------------
 
     def wait(self, predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.1)
-        return predicate()
+        try:
+            return bool(eventually(predicate, timeout, 0.1))
+        except AssertionError:
+            return bool(predicate())

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 from tests.support.server import REPO, free_port
 from tests.support.system import require
+from tests.support.waiting import eventually
 
 
 def require_nginx() -> str:
@@ -58,14 +58,15 @@ http {{
                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         import socket
 
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError((self.dir / "error.log").read_text())
+        def accepts() -> bool:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+
+        try:
+            eventually(accepts, 10, ignoring=(OSError,), what="nginx accepts connections")
+        except AssertionError:
+            raise TimeoutError((self.dir / "error.log").read_text()) from None
+        return self
 
     def stop(self) -> None:
         if self.proc is not None:
