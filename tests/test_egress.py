@@ -259,3 +259,17 @@ def test_the_channel_and_silence_past_the_limit_are_refused_with_bad_args(small)
     with pytest.raises(CommandError) as err:
         run(small, "silence all 30m")
     assert err.value.code == "bad_args" and "MAX_SILENCES" in err.value.message
+
+
+def test_the_setting_reaches_the_check(tmp_path):
+    app = create_app({"TESTING": True, "OPERATOR_TOKEN": TOKEN, "SECRET_KEY": "test-secret-key-of-length",
+                      "AUDIT_DB": str(tmp_path / "audit.sqlite3"), "DATA_DIR": str(tmp_path / "data"),
+                      "NOTIFY_ALLOW_PRIVATE": False})
+    svc = app.extensions["dashboard"]
+    try:
+        ctx = Context(Operator("alice", "operator", "sess-1", "127.0.0.1", "cookie"), svc.ops, connection="c1")
+        with pytest.raises(CommandError) as err:
+            run(ctx, "notify add json://127.0.0.1:9/x")
+        assert err.value.code == "bad_args" and "NOTIFY_ALLOW_PRIVATE=0" in err.value.message
+    finally:
+        svc.shutdown("test finished")
