@@ -106,6 +106,7 @@ def test_redirects_and_templates_never_lead_to_a_forbidden_receiver(start_server
                               op.ok(f"notify test r{status}")["rows"][0]]
             assert ok is False
         assert len(bouncer.posts) == 4  # each was asked, none was followed
+        assert forbidden.settled() == 0
         assert op.error(f"notify add json://127.0.0.1:{bouncer.port}/307?redirect=yes")["code"] == "bad_args"
         # A template fetched over HTTP obeys the same policy as the message.
         op.ok(f"notify add discord://1234/abcd?template={target}.json --name tpl")
