@@ -51,7 +51,8 @@ def build(cfg: dict, host: str) -> tuple[RedisStore, HostSampling]:
     holder: dict = {}
     # The agent records its host's transitions in the shared outbox; web processes deliver them.
     notifier = Notifier(RedisNotifyStore(store), env_urls=cfg["NOTIFY_URLS"],
-                        group_seconds=cfg["NOTIFY_GROUP_SECONDS"], public_url=cfg["PUBLIC_URL"])
+                        group_seconds=cfg["NOTIFY_GROUP_SECONDS"], public_url=cfg["PUBLIC_URL"],
+                        raw_schemes=cfg["NOTIFY_RAW_SCHEMES"])
 
     def on_sample(sample: dict) -> None:
         try:

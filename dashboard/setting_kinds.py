@@ -28,6 +28,27 @@ def words(text: str) -> tuple[str, ...]:
     return tuple(text.replace(",", " ").split())
 
 
+def networks(text: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks (10.0.0.0/8, 127.0.0.2, fd00::/8)."""
+    import ipaddress
+
+    out = []
+    for item in list(text):
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"{item[:40]!r} is not an address or a network such as 10.0.0.0/8") from None
+    return tuple(out)
+
+
+def schemes(text: str) -> tuple[str, ...]:
+    out = tuple(item.lower() for item in list(text))
+    for item in out:
+        if not re.fullmatch(r"[a-z][a-z0-9+.-]{0,19}", item):
+            raise ValueError(f"{item[:20]!r} is not a URL scheme such as irc")
+    return out
+
+
 def choice(*options: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text.lower() not in options:

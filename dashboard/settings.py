@@ -139,6 +139,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NOTIFY_TIMEOUT", 10.0,
             "Seconds one delivery attempt to one channel may take before it counts as failed.",
             kinds.ranged(float, 0.5, 300.0)),
+    Setting("NOTIFY_ALLOW_PRIVATE", True,
+            "1 lets notifications reach loopback and private addresses (a receiver on this host or the "
+            "LAN); 0 allows only public addresses. Metadata, link-local and the app's Redis are refused "
+            "either way.", kinds.bool),
+    Setting("NOTIFY_DENY_NETWORKS", (),
+            "Comma-separated addresses or networks (10.20.0.0/16, 127.0.0.2) notifications never connect "
+            "to, besides the built-in ones.", kinds.networks),
+    Setting("NOTIFY_RAW_SCHEMES", (),
+            "Comma-separated Apprise schemes outside the allowlist that may be used, such as irc, rsyslog "
+            "or mqtt (raw-socket protocols; off unless named here).", kinds.schemes),
+    Setting("MAX_NOTIFY_CHANNELS", 50,
+            "Channels `notify add` may create in all; past it answers bad_args (NOTIFY_URLS ones not "
+            "counted).", kinds.ranged(int, 1, 10_000)),
+    Setting("MAX_SILENCES", 100,
+            "Silences that may be in force at once; `silence` past it answers bad_args.",
+            kinds.ranged(int, 1, 100_000)),
     Setting("PUBLIC_URL", "",
             "Address people reach the dashboard at (e.g. https://dash.example.com), for the link in each "
             "notification. Empty: messages carry no link."),

@@ -25,7 +25,7 @@ import redis
 
 from . import __version__
 from .health import health
-from .alerts.delivery import Notifier
+from .alerts.delivery import Notifier, notify_policy
 from .logs import Refusals
 from .alerts.rules import Alerts, alert_event
 from .console import protocol
@@ -112,7 +112,9 @@ class Instance:
         self.notifier = Notifier(
             notify_store, env_urls=config["NOTIFY_URLS"], group_seconds=config["NOTIFY_GROUP_SECONDS"],
             retry_hours=config["NOTIFY_RETRY_HOURS"], timeout=config["NOTIFY_TIMEOUT"],
-            public_url=config["PUBLIC_URL"], errors=notify_errors, fallback_sample=self._latest_of)
+            public_url=config["PUBLIC_URL"], errors=notify_errors, fallback_sample=self._latest_of,
+            policy=notify_policy(config), raw_schemes=config["NOTIFY_RAW_SCHEMES"],
+            max_channels=config["MAX_NOTIFY_CHANNELS"], max_silences=config["MAX_SILENCES"])
         self.notify_errors = notify_errors
         self._lasting(config)
         self.command_counts: dict[tuple[str, str], int] = {}

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from dashboard.alerts import notify
+from dashboard.alerts import notify, urls
 from dashboard.alerts.delivery import Notifier
 from dashboard.alerts.rules import Rule, RuleState
 from dashboard.console import commands
@@ -59,7 +59,7 @@ def test_a_group_is_one_message_naming_every_transition():
     "json://[fe80::1]/x", "json://[::ffff:169.254.169.254]/x",
 ])
 def test_link_local_and_metadata_addresses_are_refused(url):
-    with pytest.raises(ValueError, match="link-local or cloud metadata"):
+    with pytest.raises(ValueError, match="refused: .* is a (link-local|cloud metadata) address"):
         notify.check_url(url)
 
 
@@ -82,10 +82,34 @@ def test_masking_hides_passwords_tokens_and_header_values():
     assert "123456789" not in notify.mask("tgram://123456789:AAHsecretbottoken/42/")
     assert notify.scrub("posting with pw-Zq81xKp and key-Hh27Yq3m failed", [url]) == "posting with *** and *** failed"
     assert commands.masked(f"notify add {url} --name x") == f"notify add {shown} --name x"
-    assert commands.masked("notify add bogus://tok-1234@h") == "notify add bogus://***"
+    assert commands.masked("notify add bogus://tok-1234@h").startswith("notify add bogus://***@***#fp:")
+    assert "tok-1234" not in commands.masked("notify add bogus://tok-1234@h")
     assert commands.masked("status") == "status"
     assert "pw-Zq81xKp" not in commands.masked(f"NOTIFY add {url}")
     assert "pw-Zq81xKp" not in commands.masked(f"notify ad {url}")
+
+
+def test_masks_show_scheme_host_query_key_names_and_a_keyed_fingerprint_never_path_secrets():
+    hook = "json://127.0.0.1:8080/hooks/T0PS3CR3T-path?+X-Api-Key=key-Hh27Yq3m&to=ops"
+    shown = notify.mask(hook)
+    assert shown.startswith("json://127.0.0.1:8080/***?+X-Api-Key=***&to=***#fp:")
+    assert "T0PS3CR3T" not in shown and "hooks" not in shown and "key-Hh27Yq3m" not in shown
+    # An ntfy topic is a secret, as host (ntfy://topic) or path (ntfy://host/topic); so are service tokens.
+    assert "my-secret-topic" not in notify.mask("ntfy://my-secret-topic")
+    assert notify.mask("ntfys://ntfy.example.com/my-secret-topic").startswith("ntfys://ntfy.example.com/***#fp:")
+    assert "TokenA" not in notify.mask("slack://TokenA/TokenB/TokenC/#ops")
+    assert "AAHsecret" not in notify.mask("tgram://123456789:AAHsecret/42/")
+    # The fingerprint tells two URLs apart (same host, other path), is stable, and depends on the key.
+    other = hook.replace("T0PS3CR3T", "another")
+    assert notify.mask(other) != shown and notify.mask(hook) == shown
+    urls.set_fingerprint_key("a-different-secret-key")
+    try:
+        assert notify.mask(hook) != shown
+    finally:
+        urls.set_fingerprint_key(TOKEN)
+    line = commands.masked(f"notify add {hook} --name x")
+    assert "T0PS3CR3T" not in line and line.endswith(" --name x")
+    assert notify.scrub("POST /hooks/T0PS3CR3T-path failed", [hook]) == "POST /***/*** failed"
 
 
 def test_durations():

@@ -3,13 +3,17 @@
 `Notifier.record` is all the sampler's path does: one write to the store (the
 history entry, and one outbox entry per channel unless a silence holds). The
 delivery loop, one greenlet per process (with Redis: only in the process that
-holds the delivery lease), sends what is due through Apprise, one channel at a
-time, each attempt under NOTIFY_TIMEOUT. Transitions within
+holds the delivery lease), sends what is due through Apprise: one greenlet per
+channel attempt, each under NOTIFY_TIMEOUT, so a slow channel delays no other.
+Every send runs inside the egress policy (alerts.egress): each connection it
+makes, redirects and template fetches included, is checked where it is made. Transitions within
 NOTIFY_GROUP_SECONDS of the first waiting one go out as one message; a failed
 attempt is retried with backoff (1 s doubling to 5 min) until the entry is
 NOTIFY_RETRY_HOURS old, then given up. Each channel keeps its last success and
 last error; errors are scrubbed of the URL's secrets before they are kept or
-logged, and Apprise's own log lines never reach the app's log.
+logged, and Apprise's own log lines never reach the app's log. Channels and
+silences are bounded (MAX_NOTIFY_CHANNELS, MAX_SILENCES), checked by the store
+in the same step as the write.
 """
 
 from __future__ import annotations
@@ -24,9 +28,8 @@ from typing import Callable
 
 import gevent
 from gevent.event import Event as _Flag
-from gevent.lock import Semaphore
 
-from . import notify
+from . import egress, notify
 from .rules import Rule, RuleState
 
 log = logging.getLogger("dashboard.notify")
@@ -37,11 +40,23 @@ BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
 LEASE_SECONDS = 30.0  # at least; renewed before each channel's attempt
 
 
+def notify_policy(config) -> egress.Policy:
+    """The egress policy of the app's settings; also keys URL fingerprints with SECRET_KEY."""
+    notify.urls.set_fingerprint_key(config.get("SECRET_KEY") or "")
+    return egress.make_policy(allow_private=config["NOTIFY_ALLOW_PRIVATE"], deny=config["NOTIFY_DENY_NETWORKS"],
+                              redis_url=config["REDIS_URL"], own_addresses=egress.own_addresses())
+
+
 class Notifier:
     def __init__(self, store, *, env_urls=(), group_seconds: float = 30.0, retry_hours: float = 24.0,
                  timeout: float = 10.0, public_url: str = "", tick: float = 0.5,
-                 errors: tuple = (), fallback_sample: Callable[[str], dict | None] = lambda host: None):
+                 errors: tuple = (), fallback_sample: Callable[[str], dict | None] = lambda host: None,
+                 policy: egress.Policy | None = None, raw_schemes=(), max_channels: int | None = None,
+                 max_silences: int | None = None):
         self.store = store
+        self.policy = policy or egress.Policy()
+        self.raw_schemes = tuple(raw_schemes)
+        self.max_channels, self.max_silences = max_channels, max_silences
         self.env = {f"env{i}": url for i, url in enumerate(env_urls, 1)}
         self.group = group_seconds
         self.retry_seconds = retry_hours * 3600
@@ -55,13 +70,13 @@ class Notifier:
         self.counts = {"recorded": 0, "silenced": 0, "sent": 0, "failed": 0, "given_up": 0}
         self.pending = 0
         self.delivering = False
-        self._send_lock = Semaphore()
+        self._inflight: dict[str, gevent.Greenlet] = {}  # channel -> its attempt under way
         self._wake = _Flag()
         self._greenlet: gevent.Greenlet | None = None
         self._fired: dict[tuple[str, str], dict] = {}
         for name, url in self.env.items():
             try:
-                notify.check_url(url)
+                notify.check_url(url, self.policy, self.raw_schemes)
             except ValueError as exc:
                 log.error("NOTIFY_URLS entry %s (%s) is not used: %s", name, notify.mask(url), exc)
                 del self.env[name]
@@ -88,7 +103,7 @@ class Notifier:
         return out
 
     def add_channel(self, url: str, name: str | None, by: str | None) -> dict:
-        url = notify.check_url(url)
+        url = notify.check_url(url, self.policy, self.raw_schemes)
         taken = set(self.channel_urls())
         if name is None:
             scheme = url.split("://", 1)[0].lower()
@@ -96,7 +111,10 @@ class Notifier:
         notify.check_name(name)
         if name in taken:
             raise ValueError(f"a channel named {name!r} exists already; see 'notify list'")
-        row = self.store.add_channel(name, url, by)
+        row = self.store.add_channel(name, url, by, limit=self.max_channels)
+        if row is None:
+            raise ValueError(f"there are already {self.max_channels} notification channels (MAX_NOTIFY_CHANNELS); "
+                             "remove one first (notify list, notify remove <name>)")
         return {"name": row["name"], "url": notify.mask(url)}
 
     def remove_channel(self, name: str) -> dict:
@@ -153,7 +171,10 @@ class Notifier:
     def add_silence(self, rule: str, seconds: float, reason: str | None, by: str | None) -> dict:
         now = time.time()
         silence = self.store.add_silence({"rule": rule, "until": now + seconds, "reason": reason, "by": by,
-                                          "created": now})
+                                          "created": now}, limit=self.max_silences)
+        if silence is None:
+            raise ValueError(f"there are already {self.max_silences} silences in force (MAX_SILENCES); "
+                             "clear one first (silence list, silence clear <id>)")
         self._wake.set()
         return silence
 
@@ -168,6 +189,8 @@ class Notifier:
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
             self._greenlet = None
+            for attempt in list(self._inflight.values()):
+                attempt.kill(block=False)
             if self.delivering:
                 self.delivering = False
                 try:
@@ -179,7 +202,7 @@ class Notifier:
         trouble = None  # said once when the store goes away, once when it is back
         while True:
             try:
-                self.step()
+                self.step(wait=False)
                 if trouble is not None:
                     log.info("notification outbox reachable again")
                     trouble = None
@@ -192,8 +215,9 @@ class Notifier:
             self._wake.wait(self.tick)
             self._wake.clear()
 
-    def step(self, now: float | None = None) -> None:
-        """Send what is due; reschedule what failed; give up what is too old."""
+    def step(self, now: float | None = None, wait: bool = True) -> None:
+        """Start an attempt for each channel with something due (and none under way); reschedule what
+        failed; give up what is too old. wait: return once this round's attempts are over."""
         self.delivering = self.store.claim_delivery(self.holder, self.lease_seconds)
         if not self.delivering:
             self.pending = 0
@@ -208,7 +232,10 @@ class Notifier:
         by_channel: dict[str, list[dict]] = {}
         for e in entries:
             by_channel.setdefault(e["channel"], []).append(e)
+        due = []
         for name, rows in by_channel.items():
+            if name in self._inflight:
+                continue
             if name not in urls:
                 self.store.done([e["id"] for e in rows])
                 continue
@@ -227,11 +254,28 @@ class Notifier:
                 continue
             if now < min(e["created"] for e in rows) + self.group:
                 continue  # the group is still open
-            # Sends to slow channels add up: renew first, so no other process takes over mid-send.
-            if not self.store.claim_delivery(self.holder, self.lease_seconds):
-                self.delivering = False
-                return
-            self._deliver(name, urls[name], rows, now)
+            due.append((name, rows))
+        # Renew first, so no other process takes over while these attempts run (each < lease / 3).
+        if due and not self.store.claim_delivery(self.holder, self.lease_seconds):
+            self.delivering = False
+            return
+        started = [self._start(name, urls[name], rows, now) for name, rows in due]
+        if wait:
+            gevent.joinall(started)
+
+    def _start(self, name: str, url: str, rows: list[dict], now: float) -> gevent.Greenlet:
+        def attempt():
+            try:
+                self._deliver(name, url, rows, now)
+            except self.errors as exc:
+                log.warning("notification outbox unreachable while noting a send to %s (%s)", name, exc)
+            except Exception:
+                log.exception("notification delivery to %s failed", name)
+            finally:
+                self._inflight.pop(name, None)
+
+        self._inflight[name] = gevent.spawn(attempt)
+        return self._inflight[name]
 
     def _deliver(self, name: str, url: str, rows: list[dict], now: float) -> None:
         group = sorted((self._linked(e["transition"]) for e in rows), key=lambda t: t["ts"])
@@ -251,26 +295,31 @@ class Notifier:
         log.warning("notification to %s failed (attempt %d, next in %.0f s): %s", name, attempts, wait, error)
 
     def send(self, url: str, title: str, body: str) -> tuple[bool, str | None]:
-        """One attempt through Apprise, under the timeout; (ok, scrubbed error)."""
-        for host in notify._hosts_of(url):
-            why = notify.forbidden_address(host)
-            if why:
-                return False, f"refused: {why}"
+        """One attempt through Apprise, under the timeout and the egress policy; (ok, scrubbed error)."""
+        try:  # stored URLs too: one kept from before a setting changed is refused now
+            notify.check_url(url, self.policy, self.raw_schemes)
+        except ValueError as exc:
+            return False, notify.scrub(str(exc), [url])
         apprise = notify.apprise()
-        with self._send_lock:
-            target = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
+        # One URL per Apprise object, sent in this greenlet (service_timeout=0: no worker thread; the
+        # gevent timeout below interrupts the send itself); redirects are not followed.
+        target = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False, http_redirects=False,
+                                                            service_timeout=0))
+        error, said = None, ""
+        with egress.confined(self.policy) as confinement:
             if not target.add(url):
                 return False, "not a notification URL Apprise knows"
-            error = None
-            with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as capture:
-                try:
-                    with gevent.Timeout(self.timeout):
-                        ok = bool(target.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT))
-                except gevent.Timeout:
-                    ok, error = False, f"timed out after {self.timeout:g} s"
-                except Exception as exc:  # a plugin's bug must not stop the loop
-                    ok, error = False, f"{type(exc).__name__}: {exc}"
-                said = " ".join(capture.getvalue().split())
+            try:
+                with gevent.Timeout(self.timeout):
+                    result = target.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT)
+                ok = bool(result)
+                said = " ".join(" ".join(entry.message.split()) for entry in result.logs())
+            except gevent.Timeout:
+                ok, error = False, f"timed out after {self.timeout:g} s"
+            except Exception as exc:  # a plugin's bug must not stop the loop
+                ok, error = False, f"{type(exc).__name__}: {exc}"
+        if confinement.refused:
+            ok, error = False, f"refused by the notification egress policy: {confinement.refused[0]}"
         if not ok:
             error = notify.scrub((error or said or "the service refused the message")[:500], [url])
         return ok, error
@@ -282,11 +331,14 @@ class Notifier:
             if name not in urls:
                 raise KeyError(name)
             urls = {name: urls[name]}
+        body = (f"A test message sent by {by or 'an operator'} with 'notify test'."
+                + (f"\nDashboard: {self.public_url}" if self.public_url else ""))
+        attempts = {n: gevent.spawn(self.send, url, "[TEST] dashboard notifications work", body)
+                    for n, url in urls.items()}  # all at once: one slow channel delays no other
+        gevent.joinall(list(attempts.values()))
         out = []
-        for n, url in urls.items():
-            ok, error = self.send(url, "[TEST] dashboard notifications work",
-                                  f"A test message sent by {by or 'an operator'} with 'notify test'."
-                                  + (f"\nDashboard: {self.public_url}" if self.public_url else ""))
+        for n, attempt in attempts.items():
+            ok, error = attempt.value if attempt.successful() else (False, "the attempt failed (see the log)")
             self.store.note(n, ok, error)
             out.append({"name": n, "ok": ok, "error": error})
         return out

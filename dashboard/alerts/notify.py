@@ -4,23 +4,21 @@
 title, value, threshold, since when, the top five processes by CPU and by
 memory taken from the very sample that caused it (never a new scan), and a
 link to the dashboard. `compose` makes one message of one or several such
-records (a group). `check_url` refuses URLs Apprise does not know or that
-point at link-local or cloud metadata addresses; `mask` and `scrub` keep the
-secrets that Apprise URLs hold out of every listing, audit line and log.
+records (a group). Which URLs may be used and how they are shown is
+alerts.urls' job (`check_url`, `mask`, `scrub`, `mask_line`, re-exported here).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import socket
 import time
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote
 
+from . import urls
 from .rules import Rule, RuleState, unit_of
+from .urls import check_url, mask, mask_line, scrub, secrets_of  # noqa: F401  (the URL side, re-exported)
 
 EVIDENCE_ROWS = 5
-METADATA_V6 = ipaddress.ip_address("fd00:ec2::254")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -138,7 +136,7 @@ def compose(group: list[dict]) -> tuple[str, str]:
     return head, "\n".join(lines)
 
 
-# ---- URLs: which are allowed, and how they are shown --------------------------------------
+# ---- channel names and durations ------------------------------------------------------------
 
 
 def check_name(name: str) -> str:
@@ -156,91 +154,3 @@ def parse_duration(text: str) -> float:
     if not 0 < seconds <= MAX_SILENCE:
         raise ValueError("a duration is more than 0 and at most 30 days")
     return seconds
-
-
-def _hosts_of(url: str) -> list[str]:
-    """The hosts a URL may make the server connect to: its own, and an explicit SMTP server."""
-    parts = urlsplit(url)
-    out = []
-    try:
-        if parts.hostname:
-            out.append(parts.hostname)
-    except ValueError:
-        pass
-    for key, value in parse_qsl(parts.query):
-        if key.lower() in ("smtp", "host", "server") and value:
-            out.append(value)
-    return out
-
-
-def forbidden_address(host: str) -> str | None:
-    """Why connecting to host is refused (a link-local or metadata address), or None."""
-    try:
-        infos = socket.getaddrinfo(host.strip("[]"), None)
-    except (OSError, UnicodeError):
-        return None  # not resolvable: the send will fail on its own, and is checked again then
-    for info in infos:
-        try:
-            ip = ipaddress.ip_address(info[4][0].split("%")[0])
-        except ValueError:
-            continue
-        mapped = getattr(ip, "ipv4_mapped", None)
-        ip = mapped or ip
-        if ip.is_link_local or ip == METADATA_V6:
-            return f"{host[:60]} resolves to {ip}, a link-local or cloud metadata address"
-    return None
-
-
-def check_url(url: str) -> str:
-    """The URL if it may be used, else ValueError with the reason (never echoing the URL)."""
-    url = url.strip()
-    if not url or len(url) > 2000:
-        raise ValueError("a notification URL is 1 to 2000 characters")
-    if apprise().Apprise.instantiate(url) is None:
-        scheme = url.split("://", 1)[0][:20] if "://" in url else "?"
-        raise ValueError(f"not a notification URL Apprise knows (scheme {scheme!r}); "
-                         "see the Apprise wiki for the URL of each service")
-    for host in _hosts_of(url):
-        why = forbidden_address(host)
-        if why:
-            raise ValueError(f"refused: {why}")
-    return url
-
-
-def mask(url: str) -> str:
-    """The URL as it may be shown: Apprise's private form without its query (which can hold tokens)."""
-    scheme = url.split("://", 1)[0][:20] if "://" in url else "?"
-    try:
-        plugin = apprise().Apprise.instantiate(url)
-        shown = plugin.url(privacy=True) if plugin is not None else None
-    except Exception:
-        shown = None
-    if not shown:
-        return f"{scheme}://***"
-    return shown.split("?", 1)[0].split("#", 1)[0]
-
-
-_SPLIT = re.compile(r"[/:@?&=#,;+\s]+")
-
-
-def secrets_of(url: str) -> set[str]:
-    """The pieces of a URL that its masked form leaves out (tokens, passwords, header values)."""
-    shown = set(_SPLIT.split(mask(url)))
-    parts = urlsplit(url)
-    pieces = set(_SPLIT.split(parts.netloc + "/" + parts.path))
-    for _key, value in parse_qsl(parts.query):
-        pieces |= {value, *_SPLIT.split(value)}
-    return {p for p in pieces if len(p) >= 3 and p not in shown and p != parts.scheme}
-
-
-def scrub(text: str, urls) -> str:
-    """text with every secret of the given URLs replaced by ***."""
-    for url in urls:
-        for secret in sorted(secrets_of(url), key=len, reverse=True):
-            text = text.replace(secret, "***")
-    return text
-
-
-def mask_line(line: str) -> str:
-    """A command line with each URL in it masked (for the audit log)."""
-    return " ".join(mask(w) if "://" in w else w for w in line.split(" "))

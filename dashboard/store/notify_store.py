@@ -8,7 +8,8 @@ what they mean is the alerts layer's business.
 A transition is recorded together with one outbox entry per channel in one
 write, so a message is either queued for every channel or not at all, and a
 queued message survives a restart. Entries leave the outbox when delivered or
-given up. With Redis one process at a time delivers, under a lease
+given up. Channels and silences are counted and added in one step (a
+transaction, a Lua script), so racing workers cannot pass a limit. With Redis one process at a time delivers, under a lease
 (`claim_delivery`), so each entry is sent once however many processes run.
 """
 
@@ -40,7 +41,8 @@ HISTORY_KEEP = 5000
 class NotifyStore(Protocol):
     """The methods both stores share (what alerts.delivery and the operations use)."""
 
-    def add_channel(self, name: str, url: str, by: str | None) -> dict: ...  # ValueError: name taken
+    def add_channel(self, name: str, url: str, by: str | None,
+                    limit: int | None = None) -> dict | None: ...  # ValueError: name taken; None: full
     def remove_channel(self, name: str) -> dict | None: ...
     def channels(self) -> list[dict]: ...
     def status(self) -> dict[str, dict]: ...
@@ -50,7 +52,7 @@ class NotifyStore(Protocol):
     def outbox(self) -> list[dict]: ...
     def reschedule(self, ids: list, attempts: int, next_at: float) -> None: ...
     def done(self, ids: list) -> None: ...
-    def add_silence(self, silence: dict) -> dict: ...
+    def add_silence(self, silence: dict, limit: int | None = None) -> dict | None: ...  # None: full
     def silences(self, now: float | None = None) -> list[dict]: ...
     def clear_silence(self, silence_id: str) -> dict | None: ...
     def claim_delivery(self, holder: str, seconds: float) -> bool: ...
@@ -96,14 +98,16 @@ class SqliteNotifyStore:
 
     # ---- channels ---------------------------------------------------------------
 
-    def add_channel(self, name: str, url: str, by: str | None) -> dict:
+    def add_channel(self, name: str, url: str, by: str | None, limit: int | None = None) -> dict | None:
         row = {"name": name, "url": url, "by": by, "created": time.time()}
         try:
-            self.db.execute("INSERT INTO channels (name, url, by, created) VALUES (?, ?, ?, ?)",
-                            (name, url, by, row["created"]))
+            # One statement: the count and the insert cannot be split by another writer.
+            cur = self.db.execute(
+                "INSERT INTO channels (name, url, by, created) SELECT ?, ?, ?, ? "
+                "WHERE (SELECT count(*) FROM channels) < ?", (name, url, by, row["created"], limit or 2**62))
         except sqlite3.IntegrityError:
             raise ValueError(f"a channel named {name!r} exists already") from None
-        return row
+        return row if cur.rowcount == 1 else None
 
     def remove_channel(self, name: str) -> dict | None:
         found = [c for c in self.channels() if c["name"] == name]
@@ -166,10 +170,21 @@ class SqliteNotifyStore:
 
     # ---- silences -----------------------------------------------------------------------
 
-    def add_silence(self, silence: dict) -> dict:
-        cur = self.db.execute("INSERT INTO silences (data, until) VALUES ('{}', ?)", (silence["until"],))
-        silence = {**silence, "id": f"s{cur.lastrowid}"}
-        self.db.execute("UPDATE silences SET data = ? WHERE id = ?", (json.dumps(silence), cur.lastrowid))
+    def add_silence(self, silence: dict, limit: int | None = None) -> dict | None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("DELETE FROM silences WHERE until <= ?", (time.time(),))
+            (count,) = self.db.execute("SELECT count(*) FROM silences").fetchone()
+            if limit is not None and count >= limit:
+                self.db.execute("ROLLBACK")
+                return None
+            cur = self.db.execute("INSERT INTO silences (data, until) VALUES ('{}', ?)", (silence["until"],))
+            silence = {**silence, "id": f"s{cur.lastrowid}"}
+            self.db.execute("UPDATE silences SET data = ? WHERE id = ?", (json.dumps(silence), cur.lastrowid))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
         return silence
 
     def silences(self, now: float | None = None) -> list[dict]:
@@ -201,6 +216,26 @@ if cur == false or cur == ARGV[1] then
 end
 return 0
 """
+# Add a channel unless the name is taken (0) or there are ARGV[3] already (-1).
+_ADD_CHANNEL = """
+if redis.call('hexists', KEYS[1], ARGV[1]) == 1 then return 0 end
+if redis.call('hlen', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
+redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) return 1
+"""
+# Drop expired silences, then add one unless ARGV[4] are in force.
+_ADD_SILENCE = """
+local all = redis.call('hgetall', KEYS[1])
+local live = 0
+for i = 1, #all, 2 do
+  if tonumber(cjson.decode(all[i + 1])['until']) <= tonumber(ARGV[3]) then
+    redis.call('hdel', KEYS[1], all[i])
+  else
+    live = live + 1
+  end
+end
+if live >= tonumber(ARGV[4]) then return 0 end
+redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) return 1
+"""
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
@@ -215,12 +250,15 @@ class RedisNotifyStore:
             k("outbox"), k("silences"), k("ids"), k("lease"))
         self._claim = self.r.register_script(_CLAIM)
         self._release = self.r.register_script(_RELEASE)
+        self._add_channel = self.r.register_script(_ADD_CHANNEL)
+        self._add_silence = self.r.register_script(_ADD_SILENCE)
 
-    def add_channel(self, name: str, url: str, by: str | None) -> dict:
+    def add_channel(self, name: str, url: str, by: str | None, limit: int | None = None) -> dict | None:
         row = {"name": name, "url": url, "by": by, "created": time.time()}
-        if not self.r.hsetnx(self.k_channels, name, json.dumps(row)):
+        added = self._add_channel(keys=[self.k_channels], args=[name, json.dumps(row), limit or 2**52])
+        if added == 0:
             raise ValueError(f"a channel named {name!r} exists already")
-        return row
+        return row if added == 1 else None
 
     def remove_channel(self, name: str) -> dict | None:
         raw = self.r.hget(self.k_channels, name)
@@ -281,10 +319,11 @@ class RedisNotifyStore:
         if ids:
             self.r.hdel(self.k_outbox, *ids)
 
-    def add_silence(self, silence: dict) -> dict:
+    def add_silence(self, silence: dict, limit: int | None = None) -> dict | None:
         silence = {**silence, "id": f"s{self.r.incr(self.k_ids + ':silence')}"}
-        self.r.hset(self.k_silences, silence["id"], json.dumps(silence))
-        return silence
+        added = self._add_silence(keys=[self.k_silences],
+                                  args=[silence["id"], json.dumps(silence), time.time(), limit or 2**52])
+        return silence if added == 1 else None
 
     def silences(self, now: float | None = None) -> list[dict]:
         now = time.time() if now is None else now

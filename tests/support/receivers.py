@@ -1,10 +1,12 @@
-"""Real notification receivers for tests: an HTTP server taking json:// posts, an SMTP server taking mail."""
+"""Real notification receivers for tests: an HTTP server taking json:// posts (or redirecting them, or
+holding them), an SMTP server taking mail, and a listener that only counts the connections it gets."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,22 +16,47 @@ from aiosmtpd.controller import Controller
 from tests.support.server import free_port
 
 
-class JsonReceiver:
-    """Records every POST (path, headers, JSON body). Can be stopped and started on the same port."""
+def _free_port(host: str) -> int:
+    if host == "127.0.0.1":
+        return free_port()
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+
+class JsonReceiver:
+    """Records every POST (path, headers, JSON body). Can be stopped and started on the same port.
+
+    redirect_to: answer each POST with the status its path names (/301, /302, /307) and this Location.
+    hold: a threading.Event each POST waits for before its answer (a stalled receiver); `held` counts
+    the POSTs that arrived and are waiting."""
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", redirect_to: str | None = None,
+                 hold: threading.Event | None = None) -> None:
+        self.host = host
+        self.port = port or _free_port(host)
         self.posts: list[dict] = []
         self.server: ThreadingHTTPServer | None = None
+        self.redirect_to, self.hold, self.held = redirect_to, hold, 0
 
     def url(self, path: str = "/hook", auth: str = "", query: str = "") -> str:
-        return f"json://{auth}127.0.0.1:{self.port}{path}{query}"
+        return f"json://{auth}{self.host}:{self.port}{path}{query}"
 
     def start(self) -> "JsonReceiver":
-        posts = self.posts
+        posts, receiver = self.posts, self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
+                if receiver.redirect_to is not None:
+                    self.send_response(int(self.path.strip("/")[:3]))
+                    self.send_header("Location", receiver.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    posts.append({"path": self.path, "redirected": True})
+                    return
+                if receiver.hold is not None:
+                    receiver.held += 1
+                    receiver.hold.wait(120)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
                     data = json.loads(body)
@@ -44,7 +71,7 @@ class JsonReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server = ThreadingHTTPServer((self.host, self.port), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
@@ -60,6 +87,44 @@ class JsonReceiver:
         while len(self.posts) < n and time.monotonic() < deadline:
             time.sleep(0.05)
         return list(self.posts)
+
+
+class CountingListener:
+    """Accepts TCP connections on one address and counts them (then closes them): the "forbidden"
+    receiver. `settled()` is the count of connections made before it was called, without sleeping:
+    it connects once itself and waits for that connection, which the kernel queues after the others."""
+
+    def __init__(self, host: str = "127.0.0.2") -> None:
+        self.host = host
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.count = 0
+        self._marks = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _addr = self.sock.accept()
+            except OSError:
+                return
+            self.count += 1
+            conn.close()
+
+    def settled(self, timeout: float = 20.0) -> int:
+        self._marks += 1
+        with socket.create_connection((self.host, self.port), timeout=timeout):
+            pass
+        deadline = time.monotonic() + timeout
+        while self.count < self._marks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.count - self._marks
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class SmtpReceiver:

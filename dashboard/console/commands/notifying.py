@@ -82,6 +82,8 @@ def cmd_silence(ctx: Context, a: dict) -> Any:
         s = ctx.ops.silence_add(a["rule"], a["duration"], a["reason"], by=ctx.operator.name)
     except KeyError:
         raise CommandError("not_found", f"no alert rule {a['rule'][:20]!r}; see 'alert list'") from None
+    except ValueError as exc:  # MAX_SILENCES reached
+        raise CommandError("bad_args", str(exc)) from None
     return {**s, "until_utc": _when(s["until"])}
 
 
