@@ -194,6 +194,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONSOLE_LOGIN_BURST", 100,
             "Console requests one login may send at once, across all its sockets and reconnects.",
             kinds.ranged(int, 1, 1_000_000)),
+    Setting("HISTORY_BUILDS_PER_MINUTE", 60,
+            "/api/history answers one login may have built a minute (a quarter of them at once); answers "
+            "the cache already holds are free. Past it, 429 too_many_requests with Retry-After.",
+            kinds.ranged(int, 1, 1_000_000)),
     Setting("MAX_ALERT_RULES", 100,
             "Alert rules that may exist at once; `alert set` past it answers bad_args.",
             kinds.ranged(int, 1, 100_000)),

@@ -50,6 +50,7 @@ from .stream.history import History
 from .stream.views import Views
 from .stream.wire import encode as encode_metrics
 from .stream.windows import Windows
+from .web.budgets import LoginBudget
 from .web.credentials import Tokens
 from .web.throttle import Throttle
 
@@ -79,6 +80,7 @@ class Instance:
         self.consoles = Consoles()
         self.tokens = Tokens(config)
         self.throttle = Throttle(allowed=config["LOGIN_FAILURES_ALLOWED"])
+        self.history_budget = LoginBudget(config["HISTORY_BUILDS_PER_MINUTE"])
         self.store = None
         self.fleet: Fleet | None = None
         if config["REDIS_URL"]:

@@ -20,6 +20,7 @@ class Instance(Protocol):
     shutting_down: bool
     tokens: Any  # web.credentials.Tokens
     throttle: Any  # web.throttle.Throttle
+    history_budget: Any  # web.budgets.LoginBudget: /api/history answers built per login
     audit: AuditStore
     consoles: Consoles
     desk: Desk
