@@ -40,6 +40,7 @@ from .sampling.rollup import Rollups
 from .sampling.sampler import Sampler, check_interval
 from .sampling.series import SERIES
 from .store.audit import AuditLog, Record, RedisAuditLog
+from .store.login_epoch import RedisLoginEpoch, SqliteLoginEpoch
 from .store.notify_store import RedisNotifyStore, SqliteNotifyStore
 from .store.audit_summary import AuditSummary
 from .store.history_store import HistoryStore, StoreBroken
@@ -102,6 +103,7 @@ class Instance:
                                stale_seconds=config["HOST_STALE_SECONDS"])
             self.views.remote = self.fleet
             self.audit = RedisAuditLog(self.store)
+            self.login_epoch = RedisLoginEpoch(self.store, (redis.RedisError, OSError))
             notify_store, notify_errors = RedisNotifyStore(self.store), (redis.RedisError, OSError)
             # Nothing is served from this host's view until it holds what Redis
             # has (or Redis proved unreachable): a viewer resuming right after a
@@ -109,6 +111,7 @@ class Instance:
             self.local.ready.clear()
         else:
             self.audit = AuditLog(config["AUDIT_DB"], config["AUDIT_SYNC"])
+            self.login_epoch = SqliteLoginEpoch(config["AUDIT_DB"], self.audit)
             notify_store = SqliteNotifyStore(os.path.join(config["DATA_DIR"], "notify.sqlite3"))
             notify_errors = (sqlite3.Error, OSError)
         self.notifier = Notifier(

@@ -22,6 +22,7 @@ class Instance(Protocol):
     throttle: Any  # web.throttle.Throttle
     history_budget: Any  # web.budgets.LoginBudget: /api/history answers built per login
     audit: AuditStore
+    login_epoch: Any  # store.login_epoch: the generation cookies carry, and whether one is still a login
     consoles: Consoles
     desk: Desk
     views: Views
