@@ -110,6 +110,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Failed logins (wrong token on POST /login, a bearer header or a console handshake) one "
             "address may make before it must wait: 429 with Retry-After, 1 s and doubling up to 5 min.",
             kinds.ranged(int, 1, 1000)),
+    Setting("LOGIN_FAILURES_PER_MINUTE", 100,
+            "Failed logins from all addresses together within a minute; past it every address gets 429 "
+            "with Retry-After until that minute is over (many addresses guessing at once).",
+            kinds.ranged(int, 1, 1_000_000)),
     Setting("SECRET_KEY", "",
             "Key that signs session cookies (at least 16 characters). Unset: generated at start, so "
             "logins end at restart.", kinds.secret, secret=True),

@@ -80,7 +80,8 @@ class Instance:
         self.alerts = Alerts()
         self.consoles = Consoles()
         self.tokens = Tokens(config)
-        self.throttle = Throttle(allowed=config["LOGIN_FAILURES_ALLOWED"])
+        self.throttle = Throttle(allowed=config["LOGIN_FAILURES_ALLOWED"],
+                                 ceiling=config["LOGIN_FAILURES_PER_MINUTE"])
         self.history_budget = LoginBudget(config["HISTORY_BUILDS_PER_MINUTE"])
         self.store = None
         self.fleet: Fleet | None = None

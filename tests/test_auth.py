@@ -267,3 +267,24 @@ def test_guessing_is_throttled_per_address_and_a_good_token_works_after_the_wait
     clock[0] += 2.01
     assert login(client, TOKEN).status_code == 200
     assert login(client, "wrong-token-guess-4").status_code == 401  # counting starts over
+
+
+def test_failures_from_all_addresses_past_the_minute_ceiling_stop_everyone_until_it_ends():
+    from dashboard.web.throttle import Throttle
+
+    now = [5000.0]
+    throttle = Throttle(allowed=5, clock=lambda: now[0], ceiling=3)
+    for addr in ("10.0.0.1", "10.0.0.2"):
+        throttle.failed(addr)
+    assert throttle.retry_after("10.0.0.9") is None and not throttle.everyone_waits()
+    now[0] += 20
+    throttle.failed("10.0.0.3")  # the third within the minute that began 20 s ago
+    assert throttle.everyone_waits()
+    assert throttle.retry_after("10.0.0.9") == 40  # until that minute is over, whoever asks
+    assert throttle.ceiling_refused_total == 1
+    now[0] += 39.5
+    assert throttle.retry_after("10.0.0.1") == 1
+    now[0] += 0.5
+    assert throttle.retry_after("10.0.0.9") is None and not throttle.everyone_waits()
+    throttle.failed("10.0.0.4")  # a new minute starts its own count
+    assert throttle.retry_after("10.0.0.9") is None

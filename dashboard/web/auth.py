@@ -101,11 +101,14 @@ def session_operator() -> Operator | None:
 
 def _throttled():
     """429 when this address must wait before presenting another token."""
-    wait = services().throttle.retry_after(_addr())
+    throttle = services().throttle
+    wait = throttle.retry_after(_addr())
     if wait is None:
         return None
+    whose = ("all addresses this minute (LOGIN_FAILURES_PER_MINUTE)" if throttle.everyone_waits()
+             else "this address")
     response, status = error(429, "too_many_attempts",
-                             f"too many failed logins from this address; try again in {wait} s",
+                             f"too many failed logins from {whose}; try again in {wait} s",
                              retry_after=wait)
     response.headers["Retry-After"] = str(wait)
     return response, status

@@ -133,6 +133,7 @@ class DashboardCollector:
         refused = CounterMetricFamily(P + "refused", "clients turned away, by reason (see the README's "
                                       "Faults and abuse table)", labels=["reason"])
         counts = dict(svc.refusals.counts)
+        counts["login_ceiling"] = svc.throttle.ceiling_refused_total
         for reason in sorted(set(REFUSAL_REASONS) | set(counts)):
             refused.add_metric([reason], counts.get(reason, 0))
         yield refused
