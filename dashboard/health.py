@@ -48,6 +48,8 @@ def health(node, details: bool = False) -> tuple[bool, dict]:
     body["history"] = node.lasting_health()
     if details:
         body["process"] = process_details()
+        caches = [view.history_cache for view in node.views]
+        body["history_cache"] = {"hits": sum(c.hits for c in caches), "builds": sum(c.builds for c in caches)}
     return ok, body
 
 

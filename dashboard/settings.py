@@ -110,6 +110,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Failed logins (wrong token on POST /login, a bearer header or a console handshake) one "
             "address may make before it must wait: 429 with Retry-After, 1 s and doubling up to 5 min.",
             kinds.ranged(int, 1, 1000)),
+    Setting("LOGIN_FAILURES_PER_MINUTE", 100,
+            "Failed logins from all addresses together within a minute; past it every address gets 429 "
+            "with Retry-After until that minute is over (many addresses guessing at once).",
+            kinds.ranged(int, 1, 1_000_000)),
     Setting("SECRET_KEY", "",
             "Key that signs session cookies (at least 16 characters). Unset: generated at start, so "
             "logins end at restart.", kinds.secret, secret=True),
@@ -209,6 +213,10 @@ SETTINGS: tuple[Setting, ...] = (
             kinds.ranged(float, 0.1, 1_000_000)),
     Setting("CONSOLE_LOGIN_BURST", 100,
             "Console requests one login may send at once, across all its sockets and reconnects.",
+            kinds.ranged(int, 1, 1_000_000)),
+    Setting("HISTORY_BUILDS_PER_MINUTE", 60,
+            "/api/history answers one login may have built a minute (a quarter of them at once); answers "
+            "the cache already holds are free. Past it, 429 too_many_requests with Retry-After.",
             kinds.ranged(int, 1, 1_000_000)),
     Setting("MAX_ALERT_RULES", 100,
             "Alert rules that may exist at once; `alert set` past it answers bad_args.",

@@ -40,6 +40,7 @@ from .sampling.rollup import Rollups
 from .sampling.sampler import Sampler, check_interval
 from .sampling.series import SERIES
 from .store.audit import AuditLog, Record, RedisAuditLog
+from .store.login_epoch import RedisLoginEpoch, SqliteLoginEpoch
 from .store.notify_store import RedisNotifyStore, SqliteNotifyStore
 from .store.audit_summary import AuditSummary
 from .store.history_store import HistoryStore, StoreBroken
@@ -50,6 +51,7 @@ from .stream.history import History
 from .stream.views import Views
 from .stream.wire import encode as encode_metrics
 from .stream.windows import Windows
+from .web.budgets import LoginBudget
 from .web.credentials import Tokens
 from .web.throttle import Throttle
 
@@ -78,7 +80,9 @@ class Instance:
         self.alerts = Alerts()
         self.consoles = Consoles()
         self.tokens = Tokens(config)
-        self.throttle = Throttle(allowed=config["LOGIN_FAILURES_ALLOWED"])
+        self.throttle = Throttle(allowed=config["LOGIN_FAILURES_ALLOWED"],
+                                 ceiling=config["LOGIN_FAILURES_PER_MINUTE"])
+        self.history_budget = LoginBudget(config["HISTORY_BUILDS_PER_MINUTE"])
         self.store = None
         self.fleet: Fleet | None = None
         if config["REDIS_URL"]:
@@ -100,6 +104,7 @@ class Instance:
                                stale_seconds=config["HOST_STALE_SECONDS"])
             self.views.remote = self.fleet
             self.audit = RedisAuditLog(self.store)
+            self.login_epoch = RedisLoginEpoch(self.store, (redis.RedisError, OSError))
             notify_store, notify_errors = RedisNotifyStore(self.store), (redis.RedisError, OSError)
             # Nothing is served from this host's view until it holds what Redis
             # has (or Redis proved unreachable): a viewer resuming right after a
@@ -107,6 +112,7 @@ class Instance:
             self.local.ready.clear()
         else:
             self.audit = AuditLog(config["AUDIT_DB"], config["AUDIT_SYNC"])
+            self.login_epoch = SqliteLoginEpoch(config["AUDIT_DB"], self.audit)
             notify_store = SqliteNotifyStore(os.path.join(config["DATA_DIR"], "notify.sqlite3"))
             notify_errors = (sqlite3.Error, OSError)
         self.notifier = Notifier(

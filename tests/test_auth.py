@@ -62,6 +62,37 @@ def test_logout_revokes_the_session_even_if_the_cookie_is_replayed(client, svc):
     assert svc.audit.is_revoked(svc.audit.revoked().pop())
 
 
+def test_a_lost_audit_file_ends_every_login_and_revives_no_logged_out_one(app, tmp_path):
+    """The logouts are in the audit file; so is the login generation the cookies carry."""
+    import os
+
+    from dashboard import create_app
+
+    config = {k: app.config[k] for k in ("SECRET_KEY", "OPERATOR_TOKEN", "AUDIT_DB", "DATA_DIR")}
+    config.update(TESTING=True, MAX_CONNECTIONS_PER_CLIENT=1_000_000)
+    out, kept = app.test_client(), app.test_client()
+    login(out)
+    login(kept)
+    stolen = out.get_cookie("dashboard_session").value
+    assert out.post("/logout", json={}, headers={"Origin": HERE}).json["authenticated"] is False
+    app.extensions["dashboard"].shutdown("restart")
+    for suffix in ("", "-wal", "-shm"):  # the file is lost with its revocations
+        if os.path.exists(config["AUDIT_DB"] + suffix):
+            os.remove(config["AUDIT_DB"] + suffix)
+    again = create_app(config)
+    try:
+        for cookie in (stolen, kept.get_cookie("dashboard_session").value):
+            c = again.test_client()
+            c.set_cookie("dashboard_session", cookie)
+            assert c.get("/api/snapshot").status_code == 401
+            assert c.get("/api/session").json["authenticated"] is False
+        fresh = again.test_client()
+        assert login(fresh).status_code == 200
+        assert fresh.get("/api/session").json["authenticated"] is True
+    finally:
+        again.extensions["dashboard"].shutdown("test finished")
+
+
 def test_logout_from_another_origin_is_refused(client):
     login(client)
     r = client.post("/logout", json={}, headers={"Origin": "http://evil.example"})
@@ -236,3 +267,24 @@ def test_guessing_is_throttled_per_address_and_a_good_token_works_after_the_wait
     clock[0] += 2.01
     assert login(client, TOKEN).status_code == 200
     assert login(client, "wrong-token-guess-4").status_code == 401  # counting starts over
+
+
+def test_failures_from_all_addresses_past_the_minute_ceiling_stop_everyone_until_it_ends():
+    from dashboard.web.throttle import Throttle
+
+    now = [5000.0]
+    throttle = Throttle(allowed=5, clock=lambda: now[0], ceiling=3)
+    for addr in ("10.0.0.1", "10.0.0.2"):
+        throttle.failed(addr)
+    assert throttle.retry_after("10.0.0.9") is None and not throttle.everyone_waits()
+    now[0] += 20
+    throttle.failed("10.0.0.3")  # the third within the minute that began 20 s ago
+    assert throttle.everyone_waits()
+    assert throttle.retry_after("10.0.0.9") == 40  # until that minute is over, whoever asks
+    assert throttle.ceiling_refused_total == 1
+    now[0] += 39.5
+    assert throttle.retry_after("10.0.0.1") == 1
+    now[0] += 0.5
+    assert throttle.retry_after("10.0.0.9") is None and not throttle.everyone_waits()
+    throttle.failed("10.0.0.4")  # a new minute starts its own count
+    assert throttle.retry_after("10.0.0.9") is None

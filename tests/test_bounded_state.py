@@ -148,13 +148,14 @@ def test_the_summary_window_runs_by_itself(tmp_path):
 def test_login_buckets_outlive_sessions_and_are_forgotten_once_full_again():
     from dashboard.console.sessions import Logins
 
-    logins = Logins(rate=100.0, burst=5, max_consoles=3)
+    now = [1000.0]
+    logins = Logins(rate=100.0, burst=5, max_consoles=3, clock=lambda: now[0])
     bucket = logins.limit("bearer:operator:10.0.0.1")
     for _ in range(5):
         assert bucket.take() == 0
     assert logins.limit("bearer:operator:10.0.0.1").take() > 0  # the same bucket, still empty
     logins.forget_idle()
     assert len(logins) == 1  # not idle yet
-    bucket.stamp -= 11  # as if untouched for 11 s: full again, refusals too old to count
+    now[0] += 11  # untouched for 11 s: full again, refusals too old to count
     logins.forget_idle()
     assert len(logins) == 0

@@ -184,3 +184,31 @@ def test_console_sockets_count_against_the_address_budget(start_server):
     viewer.close()
     for c in held:
         c.close()
+
+
+def _served_in_a_burst(console: Console, line: str, n: int) -> list[bool]:
+    """Send n requests without waiting, then read their n replies: which were served."""
+    ids = [console.send_line(line) for _ in range(n)]
+    replies = [console.reply_to(rid) for rid in ids]
+    for reply in replies:
+        assert reply["ok"] or reply["error"]["code"] == "rate_limited", reply
+    return [reply["ok"] for reply in replies]
+
+
+def test_a_burst_of_proc_is_refused_far_sooner_than_a_burst_of_ping(start_server):
+    # The default limits: 20 requests a second per connection in bursts of 40.
+    server = start_server()
+    pings = Console(server.port)  # the operator's login
+    procs = Console(server.port, token=OBSERVER)  # another login, so the buckets are apart
+    try:
+        assert all(_served_in_a_burst(pings, "ping", 40))
+        served = _served_in_a_burst(procs, f"proc {os.getpid()}", 40)
+        # Each proc takes 25 of the burst: one or two go through (more on a slow
+        # machine, where the bucket refills while each runs), then rate_limited.
+        assert 1 <= sum(served) < 10, served
+        err = procs.error(f"proc {os.getpid()}")
+        assert err["code"] == "rate_limited" and "counts as 25" in err["message"]
+        assert "pong" in procs.ok("ping")  # a ping still fits in what is left
+    finally:
+        pings.close()
+        procs.close()

@@ -1,6 +1,7 @@
 """ConsoleSession with a fake socket: the whole life of a frame, no network."""
 
 import json
+import os
 
 import gevent
 
@@ -48,19 +49,57 @@ def test_every_request_gets_exactly_one_reply_with_its_id(svc):
     assert got[2]["error"]["code"] == "unknown_command"
 
 
+class FakeClock:
+    """Monotonic seconds that move only when a test says so."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_rate_limit_answers_then_closes_on_sustained_abuse(app, svc):
-    svc.desk.rate, svc.desk.burst = 1.0, 3
+    clock = FakeClock()
+    svc.desk.rate, svc.desk.burst, svc.desk.clock = 1.0, 3, clock
     s, ws = session(svc)
     for i in range(6):
         s.handle(json.dumps({"id": i, "line": "whoami"}))
     got = replies(ws)
     assert [m["ok"] for m in got] == [True, True, True, False, False, False]
     assert got[3]["error"]["code"] == "rate_limited" and got[3]["id"] == 3
-    assert got[3]["error"]["retry_after"] > 0
+    assert got[3]["error"]["retry_after"] == 1.0  # one request a second, none left
     assert not s.closed
-    s.handle('{"id": 99, "line": "whoami"}')  # the fourth refusal within 10 s
+    clock.now += 1.0  # a second later: exactly one more request
+    s.handle('{"id": 7, "line": "whoami"}')
+    s.handle('{"id": 8, "line": "whoami"}')  # the fourth refusal within 10 s
     gevent.sleep(0.01)
+    assert [m["ok"] for m in replies(ws)][6:] == [True]
     assert s.closed and ws.closed == (1008, "rate limit exceeded repeatedly")
+
+
+def test_proc_takes_its_cost_from_the_rate_limits_and_ping_does_not(app, svc):
+    from dashboard.console.commands.inspecting import PROC_COST
+
+    clock = FakeClock()
+    svc.desk.rate, svc.desk.burst, svc.desk.clock = 10.0, 2 * PROC_COST, clock
+    s, ws = session(svc)
+    proc = json.dumps({"id": "p", "line": f"proc {os.getpid()}"})
+    ping = json.dumps({"id": "g", "line": "ping"})
+    for _ in range(3):
+        s.handle(proc)
+    got = replies(ws)
+    assert [m["ok"] for m in got] == [True, True, False]
+    err = got[2]["error"]
+    assert err["code"] == "rate_limited" and f"counts as {PROC_COST}" in err["message"]
+    assert err["retry_after"] == PROC_COST / 10.0
+    clock.now += 1.0  # ten requests' worth back: ten pings, not one proc
+    s.handle(proc)
+    for _ in range(10):
+        s.handle(ping)
+    got = replies(ws)[3:]
+    assert [m["ok"] for m in got] == [False] + [True] * 10
+    # A refused proc took nothing: the pings above were all served from the same second.
 
 
 def test_a_console_that_stops_reading_is_closed_without_blocking_others(svc):

@@ -41,25 +41,33 @@ _CLOSE = object()
 
 class RateLimit:
     """Token bucket: `rate` requests a second, bursts of `burst`. Requests
-    refused more than `burst` times within 10 s mark the client as abusive."""
+    refused more than `burst` times within 10 s mark the client as abusive.
+    `clock` (monotonic seconds) is the real one unless a test gives its own."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.burst = burst
+        self.clock = clock
         self.tokens = float(burst)
-        self.stamp = time.monotonic()
+        self.stamp = clock()
         self.refusals: deque[float] = deque(maxlen=burst + 1)
 
-    def take(self) -> float:
-        """0 when allowed, else seconds until the next request would be."""
-        now = time.monotonic()
+    def take(self, cost: float = 1.0) -> float:
+        """0 when allowed (cost taken), else seconds until a request of this cost would be.
+        A cost above the burst is taken as the whole burst, so it stays possible."""
+        cost = min(cost, self.burst)
+        now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+        if self.tokens >= cost:
+            self.tokens -= cost
             return 0.0
         self.refusals.append(now)
-        return (1 - self.tokens) / self.rate
+        return (cost - self.tokens) / self.rate
+
+    def give_back(self, cost: float) -> None:
+        """Return what take() took (another limit refused the request after all)."""
+        self.tokens = min(self.burst, self.tokens + min(cost, self.burst))
 
     def abusive(self) -> bool:
         r = self.refusals
@@ -73,20 +81,22 @@ class Logins:
     enough to be full again, with no refusal that still counts, is the same as
     a new one, so it is forgotten (memory stays bounded by the active logins)."""
 
-    def __init__(self, rate: float, burst: int, max_consoles: int) -> None:
+    def __init__(self, rate: float, burst: int, max_consoles: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.burst = burst
         self.max_consoles = max_consoles
+        self.clock = clock
         self._limits: dict[str, RateLimit] = {}
 
     def limit(self, login: str) -> RateLimit:
         bucket = self._limits.get(login)
         if bucket is None:
-            bucket = self._limits[login] = RateLimit(self.rate, self.burst)
+            bucket = self._limits[login] = RateLimit(self.rate, self.burst, self.clock)
         return bucket
 
     def forget_idle(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         idle = max(self.burst / self.rate, 10.0)  # refilled, and its refusals too old to count
         for login, bucket in list(self._limits.items()):
             if now - bucket.stamp > idle:
@@ -115,6 +125,7 @@ class Desk:
     # Failed and repeated read-only requests are counted (store.audit_summary);
     # without one, each is its own record.
     summary: Any = None
+    clock: Callable[[], float] = time.monotonic  # the per-connection rate limits' clock
 
     def note(self, record: Record) -> None:
         """Record a request that changed nothing (StoreUnavailable when it cannot be)."""
@@ -144,7 +155,7 @@ class ConsoleSession:
         self.commands = 0
         self.closed = False
         self.close_code: int | None = None
-        self.limit = RateLimit(desk.rate, desk.burst)
+        self.limit = RateLimit(desk.rate, desk.burst, desk.clock)
         self.context = Context(operator, desk.ops, connection=self.id)
         self.outbox: Queue = Queue(maxsize=desk.outbox)
         self.writer = gevent.spawn(self._write_loop)
@@ -227,11 +238,21 @@ class ConsoleSession:
 
     def handle(self, raw: Any) -> None:
         """One incoming frame: exactly one reply (or a close for abuse)."""
+        # Parsed before the rate limit (the envelope is small and cheap to read)
+        # so that a request is charged what its command costs: `proc` far more than `ping`.
+        try:
+            rid, line = protocol.parse_request(raw)
+            problem = None
+        except protocol.ProtocolError as exc:
+            rid, line, problem = exc.id, "", exc
+        cost = commands.cost_of(line) if problem is None else 1
         limit = self.limit
-        wait = limit.take()
+        wait = limit.take(cost)
         if not wait:
             limit = self.desk.logins.limit(self.operator.login)  # shared, kept across reconnects
-            wait = limit.take()
+            wait = limit.take(cost)
+            if wait:
+                self.limit.give_back(cost)  # not served: the connection's own bucket keeps it
         if wait:
             whose = "this connection" if limit is self.limit else "this login"
             if limit.abusive():
@@ -239,16 +260,14 @@ class ConsoleSession:
                 self.close(POLICY_VIOLATION, "rate limit exceeded repeatedly")
                 return
             self.desk.on_refused("console_rate", self.addr, f"console requests over the rate of {whose}")
-            rid = _best_effort_id(raw)
+            weight = f" (this command counts as {cost})" if cost > 1 else ""
             self.send(protocol.reply_error(
                 rid, "rate_limited",
-                f"more than {limit.rate:g} requests a second on {whose}; retry in {wait:.2f} s",
+                f"more than {limit.rate:g} requests a second on {whose}{weight}; retry in {wait:.2f} s",
                 retry_after=round(wait, 3)))
             return
-        try:
-            rid, line = protocol.parse_request(raw)
-        except protocol.ProtocolError as exc:
-            self.send(protocol.reply_error(exc.id, exc.code, exc.message))
+        if problem is not None:
+            self.send(protocol.reply_error(problem.id, problem.code, problem.message))
             return
         self.commands += 1
         self.send(self.execute(rid, line))
@@ -308,14 +327,6 @@ class ConsoleSession:
         if error is not None:
             return protocol.reply_error(rid, error.code, error.message, **error.extra)
         return protocol.reply_ok(rid, result)
-
-
-def _best_effort_id(raw: Any):
-    """The id of a request we will not parse fully (rate limited), if it is cheap to find."""
-    try:
-        return protocol.parse_request(raw)[0]
-    except protocol.ProtocolError as exc:
-        return exc.id
 
 
 class Consoles:

@@ -13,6 +13,7 @@
     {p}:audit            stream   audit records (trimmed to AUDIT_RETENTION_DAYS, and
                                   to 100,000 entries)
     {p}:revoked          zset     logged-out session ids, scored by expiry
+    {p}:login_epoch      string   the generation login cookies carry (store.login_epoch)
     {p}:tier:{step}:{name} zset   one host's roll-ups of one tier (store/redis_tiers.py):
                                   score = start of the step, member = 8-byte time + packed
                                   point; trimmed to the tier's retention
@@ -34,6 +35,7 @@ callers decide what that means (fall back, refuse, retry).
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from typing import Iterable
 from urllib.parse import urlsplit, urlunsplit
@@ -274,3 +276,19 @@ class RedisStore:
     def is_revoked(self, session: str) -> bool:
         score = self.r.zscore(self.key("revoked"), session)
         return score is not None and score > time.time()
+
+    def login_epoch(self) -> str:
+        """The generation new login cookies carry: made by the first login, kept until Redis loses it."""
+        key = self.key("login_epoch")
+        pipe = self.r.pipeline()
+        pipe.set(key, secrets.token_urlsafe(12), nx=True)
+        pipe.get(key)
+        return pipe.execute()[1]
+
+    def login_state(self, session: str) -> tuple[str | None, bool]:
+        """(the current login generation or None, whether session was logged out), in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.get(self.key("login_epoch"))
+        pipe.zscore(self.key("revoked"), session)
+        epoch, score = pipe.execute()
+        return epoch, score is not None and score > time.time()

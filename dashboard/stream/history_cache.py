@@ -7,7 +7,9 @@ so each encoded answer is kept with the version it was built from (the time
 the view's latest sample arrived) and served again, byte for byte, until that
 changes. N callers cost one encode per sample and window. At most `size`
 windows are kept per host (least recently used go first), so odd windows
-cannot grow memory.
+cannot grow memory. Callers round a window to the step it is answered at
+first (stream.windows.Windows.canonical), so windows that differ by less than a
+step share one entry. `hits` and `builds` are shown in /metrics and /healthz.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ class HistoryCache:
         self._entries: OrderedDict[Hashable, tuple[Hashable, bytes]] = OrderedDict()
         self.builds = 0
         self.hits = 0
+
+    def fresh(self, window: Hashable, version: Hashable) -> bool:
+        """True when get() would answer from the cache (nothing is counted or moved)."""
+        entry = self._entries.get(window)
+        return entry is not None and entry[0] == version
 
     def get(self, window: Hashable, version: Hashable, build: Callable[[], bytes]) -> bytes:
         """The cached answer for window if built from this version, else build it now."""

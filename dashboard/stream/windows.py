@@ -11,7 +11,9 @@ long as that reads at most MAX_POINTS * MERGE_AT_MOST stored points.
 Rolled-up answers are a regular grid (`ts` every `step` seconds): a step with
 no stored point is null in every column, so a chart shows the downtime as a
 gap. The answer depends only on (host, seconds, until) and the data, so a
-cache keyed by those can sit in front of it.
+cache keyed by those can sit in front of it; `canonical` rounds a window to
+the step it is answered at, so that asking 3599.3 s or 3600 s (or an `until`
+a second apart inside one hour-step) is one cache entry, not two encodes.
 """
 
 from __future__ import annotations
@@ -79,6 +81,26 @@ class Windows:
         tier = self.tiers[-1]
         return tier, max(1, math.ceil(seconds / tier.step / MAX_POINTS))
 
+    def canonical(self, view: HostView, seconds: float | None, until: float | None,
+                  now: float | None = None) -> tuple[float, float | None]:
+        """(seconds, until) as answered: seconds rounded up to whole steps of the tier
+        that answers (at most `longest`), until rounded up to a step and None (the live
+        window) when it reaches the newest sample. NoHistory as window() would."""
+        now = time.time() if now is None else now
+        seconds = self.history_seconds if seconds is None else seconds
+        newest = float((view.latest or {}).get("ts") or now)
+        if until is not None and until >= min(newest, now):
+            until = None
+        interval = float((view.latest or {}).get("interval") or 1.0)
+        tier, k = self.choose(seconds, now if until is None else until, now, interval)
+        step = interval if tier is None else float(tier.step * k)
+        seconds = min(_whole_steps(seconds, step), self.longest)
+        if until is not None:
+            until = _whole_steps(until, step)
+            if until >= min(newest, now):
+                until = None
+        return seconds, until
+
     def window(self, view: HostView, seconds: float | None, until: float | None = None,
                now: float | None = None) -> dict:
         now = time.time() if now is None else now
@@ -138,6 +160,11 @@ class Windows:
             "series": {s.name: {"unit": s.unit, "help": s.help} for s in SERIES},
             "columns": columns,
         }
+
+
+def _whole_steps(value: float, step: float) -> float:
+    """value rounded up to a whole number of steps (a hair over one is not a step more)."""
+    return math.ceil(value / step - 1e-9) * step
 
 
 def _column(values) -> list:

@@ -7,7 +7,7 @@ import math
 from flask import Blueprint, Response, jsonify, request
 
 from ..store.audit import StoreUnavailable
-from .auth import may_see_host
+from .auth import current_login, may_see_host
 from ..stream.events import to_json
 from ..stream.windows import NoHistory
 from .common import error, host_view, services
@@ -62,15 +62,41 @@ def history():
     if problem:
         return problem
     try:
-        # Encoded once, compactly (a month is some 27,000 numbers), and once per
-        # window and sample whoever asks (see stream.history_cache).
-        body = view.history_cache.get((seconds, until), (view.latest_at, len(view.history)),
-                                      lambda: to_json(windows.window(view, seconds, until)).encode())
+        # Rounded to the step it is answered at, so near-equal windows share one
+        # answer; encoded once, compactly (a month is some 27,000 numbers), and
+        # once per window and sample whoever asks (see stream.history_cache).
+        key = windows.canonical(view, seconds, until)
+        version = (view.latest_at, len(view.history))
+        if not view.history_cache.fresh(key, version):
+            refused = _over_budget(svc)
+            if refused is not None:
+                return refused
+        body = view.history_cache.get(key, version, lambda: to_json(windows.window(view, *key)).encode())
         return Response(body, mimetype="application/json")
     except NoHistory as exc:
         return error(503, "no_history", str(exc))
     except StoreUnavailable as exc:
         return error(503, "unavailable", f"the history store cannot be read: {exc}")
+
+
+def _over_budget(svc):
+    """429 when this login has had HISTORY_BUILDS_PER_MINUTE answers built for it; None otherwise.
+
+    Only answers that must be built count: one the cache holds costs next to nothing."""
+    op, _ = current_login()
+    addr = request.remote_addr or "?"
+    wait = svc.history_budget.take(op.login if op is not None else f"anonymous:{addr}")
+    if not wait:
+        return None
+    seconds = max(1, math.ceil(wait))
+    per_minute = svc.config["HISTORY_BUILDS_PER_MINUTE"]
+    svc.refusals.note("history_budget", addr, f"history windows over {per_minute} a minute for one login")
+    response, status = error(
+        429, "too_many_requests",
+        f"this login asked for more than {per_minute} history windows a minute that had to be built "
+        f"(HISTORY_BUILDS_PER_MINUTE); retry in {seconds} s", retry_after=seconds)
+    response.headers["Retry-After"] = str(seconds)
+    return response, status
 
 
 @bp.get("/api/alerts")

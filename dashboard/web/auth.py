@@ -29,6 +29,7 @@ from flask import Blueprint, current_app, g, jsonify, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 from ..console.operator import Operator
+from ..store.audit import StoreUnavailable
 from .common import error, services
 from .credentials import METRICS, at_least
 
@@ -37,6 +38,8 @@ NAME = re.compile(r"[A-Za-z0-9_.@-]{1,32}")
 bp = Blueprint("auth", __name__)
 
 UNAUTHORIZED = "log in first (POST /login) or send Authorization: Bearer <token>"
+# A cookie whose logout cannot be looked up is refused, never taken on trust.
+UNCHECKED = "logins cannot be checked right now (the store of logouts is unreachable); retry shortly"
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -78,24 +81,34 @@ def _addr() -> str:
 
 
 def session_operator() -> Operator | None:
-    """The cookie's login, if it is still good (not logged out, token unchanged)."""
+    """The cookie's login, if it is still good (not logged out, token unchanged, and of the
+    login generation the store of logouts holds: see store.login_epoch)."""
     sid, role = session.get("sid"), session.get("role")
     if not sid or not role:
         return None
     svc = services()
     credential = svc.tokens.by_id(session.get("cred"))
-    if credential is None or credential.role != role or svc.audit.is_revoked(sid):
+    if credential is None or credential.role != role:
+        return None
+    try:
+        if not svc.login_epoch.valid(session.get("gen"), sid):
+            return None
+    except StoreUnavailable:
+        g.login_unchecked = True  # refused; require_access and guard_console say why (503)
         return None
     return Operator(credential.name or session.get("op", role), role, sid, _addr(), "cookie")
 
 
 def _throttled():
     """429 when this address must wait before presenting another token."""
-    wait = services().throttle.retry_after(_addr())
+    throttle = services().throttle
+    wait = throttle.retry_after(_addr())
     if wait is None:
         return None
+    whose = ("all addresses this minute (LOGIN_FAILURES_PER_MINUTE)" if throttle.everyone_waits()
+             else "this address")
     response, status = error(429, "too_many_attempts",
-                             f"too many failed logins from this address; try again in {wait} s",
+                             f"too many failed logins from {whose}; try again in {wait} s",
                              retry_after=wait)
     response.headers["Retry-After"] = str(wait)
     return response, status
@@ -179,6 +192,8 @@ def require_access():
     if op is None:
         if public():
             return None
+        if g.get("login_unchecked"):
+            return error(503, "unavailable", UNCHECKED)
         response, status = error(401, "unauthorized", UNAUTHORIZED)
         response.headers["WWW-Authenticate"] = 'Bearer realm="dashboard"'
         return response, status
@@ -200,6 +215,8 @@ def guard_console():
     if op is None and request.headers.get("Origin") is not None:
         op = session_operator()
     if op is None:
+        if g.get("login_unchecked"):
+            return error(503, "unavailable", UNCHECKED)
         if request.headers.get("Origin") is None and session.get("sid"):
             message = "a client that sends no Origin must authenticate with Authorization: Bearer"
         else:
@@ -258,9 +275,15 @@ def login(body: dict):
     name = credential.name or body.get("name") or credential.role
     if not isinstance(name, str) or not NAME.fullmatch(name):
         return error(400, "bad_request", "name: 1 to 32 letters, digits or . _ @ -")
+    try:
+        epoch = svc.login_epoch.current()
+    except StoreUnavailable:
+        return error(503, "unavailable", "logins cannot be made right now (the store of logouts is "
+                     "unreachable); retry shortly")
     session.clear()
     session.permanent = True
     session["sid"] = secrets.token_urlsafe(12)
+    session["gen"] = epoch
     session["role"] = credential.role
     session["op"] = name
     session["cred"] = credential.id
@@ -273,6 +296,8 @@ def login(body: dict):
 @state_changing
 def logout(body: dict):
     op = session_operator()
+    if g.get("login_unchecked"):  # the logout could not be recorded: say so, keep the cookie
+        return error(503, "unavailable", UNCHECKED)
     session.clear()
     if op is None:
         return jsonify({"authenticated": False})

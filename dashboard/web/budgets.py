@@ -6,11 +6,18 @@ request in progress counts, event streams and console sockets for as long as
 they stay open; past MAX_CONNECTIONS_PER_CLIENT the request is answered at
 once with 429, `Retry-After` and `Connection: close`, before the app runs, so
 one address can never take the worker's WORKER_CONNECTIONS from everyone else.
+
+`LoginBudget` is the other kind: how many costly answers (history windows that
+must be built) one login may have a minute, whatever addresses it comes from.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from typing import Callable
+
+from ..console.sessions import RateLimit
 
 from .body_limits import AfterResponse, force_close
 
@@ -104,3 +111,30 @@ def _refusal(start_response, status: str, code: str, message: str):
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
                             ("Retry-After", str(RETRY_AFTER_SECONDS))])
     return [payload]
+
+
+class LoginBudget:
+    """Costly answers per login: `per_minute` a minute, up to a quarter of that at once.
+    A bucket refilled to full is forgotten, so memory follows the active logins."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = max(1, per_minute // 4)
+        self.clock = clock
+        self._buckets: dict[str, RateLimit] = {}
+        self._swept = clock()
+
+    def take(self, login: str) -> float:
+        """0 when login may have one more, else seconds until it may."""
+        now = self.clock()
+        if now - self._swept > 60.0:
+            self._swept = now
+            full = self.burst / self.rate
+            self._buckets = {k: b for k, b in self._buckets.items() if now - b.stamp <= full}
+        bucket = self._buckets.get(login)
+        if bucket is None:
+            bucket = self._buckets[login] = RateLimit(self.rate, self.burst, self.clock)
+        return bucket.take()
+
+    def __len__(self) -> int:
+        return len(self._buckets)

@@ -20,7 +20,9 @@ class Instance(Protocol):
     shutting_down: bool
     tokens: Any  # web.credentials.Tokens
     throttle: Any  # web.throttle.Throttle
+    history_budget: Any  # web.budgets.LoginBudget: /api/history answers built per login
     audit: AuditStore
+    login_epoch: Any  # store.login_epoch: the generation cookies carry, and whether one is still a login
     consoles: Consoles
     desk: Desk
     views: Views

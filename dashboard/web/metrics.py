@@ -22,7 +22,7 @@ P = "dashboard_"
 
 # Always exported, so a dashboard can graph them before the first refusal.
 REFUSAL_REASONS = ("connections", "worker_full", "consoles", "console_rate", "body_too_large",
-                   "body_timeout", "shutting_down")
+                   "body_timeout", "shutting_down", "history_budget")
 
 
 def _gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
@@ -113,6 +113,12 @@ class DashboardCollector:
             dropped.add_metric([view.name, "backlog"], st.dropped_slow)
             dropped.add_metric([view.name, "buffer"], st.dropped_buffer)
         yield from (viewers, published, opened, dropped)
+        cache = CounterMetricFamily(P + "history_cache", "/api/history answers served from the cache "
+                                    "(hit) or built (build)", labels=["host", "outcome"])
+        for view in svc.views:
+            cache.add_metric([view.name, "hit"], view.history_cache.hits)
+            cache.add_metric([view.name, "build"], view.history_cache.builds)
+        yield cache
         yield GaugeMetricFamily(P + "consoles", "open console connections in this process",
                                 value=len(svc.consoles))
         yield GaugeMetricFamily(P + "sampler_running", "1 when this process samples its host",
@@ -127,6 +133,7 @@ class DashboardCollector:
         refused = CounterMetricFamily(P + "refused", "clients turned away, by reason (see the README's "
                                       "Faults and abuse table)", labels=["reason"])
         counts = dict(svc.refusals.counts)
+        counts["login_ceiling"] = svc.throttle.ceiling_refused_total
         for reason in sorted(set(REFUSAL_REASONS) | set(counts)):
             refused.add_metric([reason], counts.get(reason, 0))
         yield refused

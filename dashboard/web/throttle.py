@@ -6,7 +6,10 @@ one, up to 5 minutes. While it waits, every attempt that presents a token
 (POST /login, a bearer header, a console handshake) gets 429 with
 Retry-After, correct token or not, so waiting is the only way on; a success
 after the wait starts it over. The count is forgotten after QUIET_SECONDS
-without a failure. Other addresses are never affected.
+without a failure. Other addresses are not affected, with one exception:
+past `ceiling` failures within a minute (LOGIN_FAILURES_PER_MINUTE, from all
+addresses together: many addresses, or one that can choose its address behind
+a trusted proxy), every address gets 429 until that minute is over.
 
 Failures are counted (in /metrics) and logged once per address and window,
 never written one audit row each. Each process keeps its own counts.
@@ -41,20 +44,31 @@ class _Entry:
 class Throttle:
     allowed: int = 5
     clock: object = time.monotonic
+    ceiling: int = 1_000_000  # failures a minute from every address together
     failures_total: int = 0
     refused_total: int = 0
+    ceiling_refused_total: int = 0  # of refused_total, those refused for the ceiling alone
     _clients: OrderedDict = field(default_factory=OrderedDict)
+    _minute: list = field(default_factory=lambda: [-math.inf, 0])  # [window start, failures in it]
 
     def wait(self, addr: str) -> float:
         """Seconds addr must still wait before its next attempt (0: it may try now)."""
+        now = self.clock()
         entry = self._clients.get(addr)
-        if entry is None:
-            return 0.0
-        left = entry.until - self.clock()
-        if left > 0:
+        left = 0.0 if entry is None else entry.until - now
+        start, count = self._minute
+        everyone = start + LOG_WINDOW - now if count >= self.ceiling else 0.0
+        if everyone > left and everyone > 0:
+            self.ceiling_refused_total += 1
+        if max(left, everyone) > 0:
             self.refused_total += 1
-            return left
+            return max(left, everyone)
         return 0.0
+
+    def everyone_waits(self) -> bool:
+        """True while the minute's failures from all addresses are at the ceiling."""
+        start, count = self._minute
+        return count >= self.ceiling and self.clock() - start < LOG_WINDOW
 
     def retry_after(self, addr: str) -> int | None:
         """Whole seconds for a Retry-After header, or None when addr may try."""
@@ -64,6 +78,13 @@ class Throttle:
     def failed(self, addr: str) -> None:
         now = self.clock()
         self.failures_total += 1
+        if now - self._minute[0] >= LOG_WINDOW:
+            self._minute = [now, 0]
+        self._minute[1] += 1
+        if self._minute[1] == self.ceiling:
+            log.warning("%d failed logins within a minute from all addresses (LOGIN_FAILURES_PER_MINUTE): "
+                        "every address must wait %.0f s", self.ceiling, self._minute[0] + LOG_WINDOW - now,
+                        extra={"fields": {"remote": addr, "failures_this_minute": self.ceiling}})
         entry = self._clients.pop(addr, None) or _Entry()
         if now - entry.last > QUIET_SECONDS:
             entry = _Entry(logged_at=entry.logged_at)

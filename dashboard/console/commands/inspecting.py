@@ -4,6 +4,11 @@ The answer is read on request for that one pid (command line, user, status,
 start time, threads, open files, connections by state, children, nice) with
 its CPU and memory over the samples that showed it. Never its environment.
 Killing it from there is the ordinary `kill`, with its confirmation.
+
+Reading one process (its files, connections and children from /proc) takes
+70-240 ms of the worker, against a tenth of a millisecond for `ping`, so a
+`proc` takes PROC_COST requests from the console's rate limits (see README,
+"The operator console").
 """
 
 from __future__ import annotations
@@ -15,12 +20,18 @@ from ..cmdline import Arg
 from ..operator import ROLES
 from .registry import CommandError, Context, command
 
+# A whole request's worth of the worker could not be weighed in pings (about a
+# thousand) without making `proc` impossible within a burst; 25 keeps one login
+# (CONSOLE_LOGIN_RATE 50/s, burst 100) to 4 at once and 2 a second after.
+PROC_COST = 25
+
 
 @command(
     "proc",
     "Look into one process of this host: command line, user, status, threads, files, "
     "connections, children, and its CPU and memory while it was watched.",
     Arg("pid", cmdline.integer(1, 2**22)),
+    cost=PROC_COST,
 )
 def cmd_proc(ctx: Context, a: dict) -> Any:
     pid = a["pid"]

@@ -61,6 +61,7 @@ class Command:
     verbatim: bool = False  # the rest of the line is one argument, quotes optional
     audited: bool = True
     mask: Callable[[str], str] | None = None  # how the line is written to the audit log (hides secrets)
+    cost: int = 1  # what one request takes from the console rate limits (a `ping` is 1)
 
     @property
     def usage(self) -> str:
@@ -74,9 +75,10 @@ REGISTRY: dict[str, Command] = {}
 
 
 def command(name: str, help: str, *args, role: str = "observer", changes: bool = False,
-            verbatim: bool = False, audited: bool = True, mask: Callable[[str], str] | None = None):
+            verbatim: bool = False, audited: bool = True, mask: Callable[[str], str] | None = None,
+            cost: int = 1):
     def register(fn):
-        REGISTRY[name] = Command(name, help, role, fn, tuple(args), changes, verbatim, audited, mask)
+        REGISTRY[name] = Command(name, help, role, fn, tuple(args), changes, verbatim, audited, mask, cost)
         return fn
 
     return register
@@ -111,6 +113,16 @@ def _closest(name: str, names: list[str]) -> list[str]:
     second = {n.split(" ", 1)[1]: n for n in names}
     near = difflib.get_close_matches(name.split(" ", 1)[1], list(second), n=1, cutoff=0.6)
     return [second[near[0]]] if near else []
+
+
+def cost_of(line: str) -> int:
+    """What a request line takes from the rate limits: its command's cost, 1 when it names none
+    (a typo costs what a ping does; it is answered without running anything)."""
+    head = line.split(None, 2)
+    if not head:
+        return 1
+    cmd = REGISTRY.get(" ".join(head[:2])) or REGISTRY.get(head[0])
+    return cmd.cost if cmd is not None else 1
 
 
 def masked(line: str) -> str:
