@@ -6,26 +6,21 @@ over the cores and no process nears the open-files limit (20,000 here).
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import selectors
-import subprocess
-import sys
-import time
 from pathlib import Path
 
+from .children import ChildError, Children
 from .histogram import merge
-from .load_client import DELAY
-
-REPO = Path(__file__).resolve().parents[1]
+from .sse_viewer import DELAY
 
 
-class ClientError(RuntimeError):
-    pass
+# The error the groups raise (a client did not answer in time, or exited).
+ClientError = ChildError
 
 
 class ClientGroup:
+    """`viewers` viewers over as few load client processes as `per_process` allows."""
+
     def __init__(self, port: int, viewers: int, per_process: int, rate: int, log_dir: Path) -> None:
         self.port = port
         self.viewers = viewers
@@ -34,59 +29,16 @@ class ClientGroup:
         # `rate` viewers per second in total, opened in steps of 0.1 s.
         self.batch = max(1, round(rate / 10 / n))
         self.log_dir = log_dir
-        self.procs: list[subprocess.Popen] = []
-        self._bufs: dict[int, bytes] = {}
-        self._errs = []
+        self.children = Children("clients", f" (see {log_dir})")
 
     def start(self) -> None:
         for i, share in enumerate(self.shares):
-            err = open(self.log_dir / f"client-{self.port}-{i}.log", "ab")
-            self._errs.append(err)
-            self.procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "bench.load_client", "--port", str(self.port),
-                     "--viewers", str(share), "--batch", str(self.batch), "--every", "0.1"],
-                    cwd=REPO,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                )
-            )
-
-    def _read_all(self, kind: str, timeout: float) -> list[dict]:
-        """One JSON line of the given type from every client, within timeout."""
-        got: dict[int, dict] = {}
-        sel = selectors.DefaultSelector()
-        for i, p in enumerate(self.procs):
-            sel.register(p.stdout, selectors.EVENT_READ, i)
-            self._bufs.setdefault(i, b"")
-        deadline = time.monotonic() + timeout
-        try:
-            while len(got) < len(self.procs):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise ClientError(f"clients sent no '{kind}' within {timeout:g}s")
-                for key, _ in sel.select(min(left, 1.0)):
-                    i = key.data
-                    chunk = os.read(key.fileobj.fileno(), 1 << 20)
-                    if not chunk:
-                        sel.unregister(key.fileobj)
-                        if i not in got:
-                            raise ClientError(f"client {i} exited without '{kind}' "
-                                              f"(see {self.log_dir})")
-                        continue
-                    self._bufs[i] += chunk
-                    while b"\n" in self._bufs[i] and i not in got:
-                        line, self._bufs[i] = self._bufs[i].split(b"\n", 1)
-                        msg = json.loads(line)
-                        if msg.get("type") == kind:
-                            got[i] = msg
-        finally:
-            sel.close()
-        return [got[i] for i in range(len(self.procs))]
+            self.children.spawn("load_client", ["--port", str(self.port), "--viewers", str(share),
+                                                "--batch", str(self.batch), "--every", "0.1"],
+                                self.log_dir / f"client-{self.port}-{i}.log")
 
     def wait_connected(self, timeout: float) -> dict:
-        msgs = self._read_all("connected", timeout)
+        msgs = self.children.read("connected", timeout)
         errors: dict[str, int] = {}
         for m in msgs:
             for k, v in m["errors"].items():
@@ -98,31 +50,13 @@ class ClientGroup:
         }
 
     def measure(self, start: float, end: float, grace: float) -> None:
-        cmd = (json.dumps({"cmd": "measure", "start": start, "end": end, "grace": grace}) + "\n").encode()
-        for p in self.procs:
-            p.stdin.write(cmd)
-            p.stdin.flush()
+        self.children.send({"cmd": "measure", "start": start, "end": end, "grace": grace})
 
     def results(self, timeout: float) -> dict:
-        msgs = self._read_all("result", timeout)
-        return combine(msgs)
+        return combine(self.children.read("result", timeout))
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                try:
-                    p.stdin.close()
-                except OSError:
-                    pass
-        deadline = time.monotonic() + 10
-        for p in self.procs:
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-        for f in self._errs:
-            f.close()
+        self.children.stop(10.0)
 
 
 def combine(msgs: list[dict]) -> dict:

@@ -19,21 +19,20 @@ line before its reply, as in production.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import profiler as profiler_mod
+from .children import ChildError, run_json
 from .clients import ClientError, ClientGroup
 from .console_client import RTT
+from .console_report import console_ratios, console_summary
 from .histogram import merge
 from .run import _sleep_until
-from .servers import REPO, Server
+from .servers import REPO, Server, available
 
 # The per-connection rate limit (20/s, bursts of 40) is for humans; the load
 # would be refused. The largest values the settings accept.
@@ -85,18 +84,12 @@ def measure_rtt(server: Server, p: ConsoleParams) -> dict:
     """One client, sequential, in its own process (like the load clients)."""
     timeout = 60 + (p.messages + p.rtt_warmup) * 0.05
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.console_client", "rtt", "--url", _url(server),
-             "--expect", _expect(server), "--line", LINE,
-             "--messages", str(p.messages), "--warmup", str(p.rtt_warmup)],
-            cwd=REPO, env=_client_env(server), capture_output=True, text=True, timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        raise ClientError(f"round-trip client timed out after {timeout:g}s") from None
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise ClientError(f"round-trip client failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
-    return json.loads(lines[-1])
+        return run_json("console_client", ["rtt", "--url", _url(server), "--expect", _expect(server),
+                                           "--line", LINE, "--messages", str(p.messages),
+                                           "--warmup", str(p.rtt_warmup)],
+                        timeout, env=_client_env(server))
+    except ChildError as exc:
+        raise ClientError(f"round-trip client failed: {exc}") from None
 
 
 class ConsoleClients(ClientGroup):
@@ -105,23 +98,19 @@ class ConsoleClients(ClientGroup):
     def __init__(self, server: Server, p: ConsoleParams, log_dir: Path) -> None:
         per = math.ceil(p.consoles / max(1, min(p.clients, p.consoles)))
         super().__init__(server.port, p.consoles, per, rate=1, log_dir=log_dir)
+        self.children.label = "console clients"
         self.server = server
         self.p = p
 
     def start(self) -> None:
         for i, share in enumerate(self.shares):
-            err = open(self.log_dir / f"console-client-{self.port}-{i}.log", "ab")
-            self._errs.append(err)
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "bench.console_client", "load", "--url", _url(self.server),
-                 "--expect", _expect(self.server), "--line", LINE,
-                 "--connections", str(share), "--window", str(self.p.window)],
-                cwd=REPO, env=_client_env(self.server),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-            ))
+            self.children.spawn("console_client", [
+                "load", "--url", _url(self.server), "--expect", _expect(self.server), "--line", LINE,
+                "--connections", str(share), "--window", str(self.p.window)],
+                self.log_dir / f"console-client-{self.port}-{i}.log", env=_client_env(self.server))
 
     def results(self, timeout: float) -> dict:
-        return combine(self._read_all("result", timeout))
+        return combine(self.children.read("result", timeout))
 
 
 def combine(msgs: list[dict]) -> dict:
@@ -229,3 +218,46 @@ def line(r: dict) -> str:
             f"p50 {ld['rtt_ms_p50']} ms p99 {ld['rtt_ms_p99']} ms, server CPU {ld['server_cpu_percent']:.0f}% "
             f"({ld['server_cpu_us_per_command']} us/cmd), client CPU max {ld['client_cpu_percent_max']:.0f}%, "
             f"errors {rt['errors'] + ld['errors']}")
+
+
+def run_part(args, scratch: Path, app_dir: Path | None) -> dict:
+    """The operator console: rounds of (ours, echo floor), rotated, then the summary."""
+    kinds = ["ours"]
+    if args.no_ws:
+        print("note: --no-ws: the console runs without its Node ws echo floor")
+    else:
+        why = available("echo")
+        if why:
+            print(f"note: the console runs without its Node ws echo floor: {why}")
+        else:
+            kinds.append("echo")
+    cp = ConsoleParams(
+        consoles=args.consoles, window=args.console_window, clients=args.console_clients,
+        seconds=args.console_seconds, warmup=args.console_warmup, messages=args.console_messages,
+        rtt_warmup=args.console_rtt_warmup, idle=args.idle, profile=args.profile,
+        app_dir=app_dir)
+    steps = plan(args.rounds, kinds)
+    print(f"console: servers {', '.join(kinds)}; `{LINE}` x {cp.messages} from one client, "
+          f"then {cp.consoles} consoles ({cp.window} in flight each, {cp.clients} client processes) "
+          f"for {cp.seconds:g} s; {len(steps)} runs", flush=True)
+    runs = []
+    try:
+        for i, (rnd, kind) in enumerate(steps, 1):
+            t = time.monotonic()
+            r = run_console(kind, cp, scratch, rnd)
+            runs.append(r)
+            print(f"[console {i}/{len(steps)}] round {rnd} {kind:<4}: {line(r)}"
+                  f"  ({time.monotonic() - t:.0f} s)", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: reporting the console runs that finished")
+    summary = console_summary(runs)
+    return {
+        "params": {"line": LINE, "rounds": args.rounds, "servers": kinds,
+                   "consoles": cp.consoles, "window": cp.window, "clients": cp.clients,
+                   "seconds": cp.seconds, "warmup": cp.warmup, "messages": cp.messages,
+                   "rtt_warmup": cp.rtt_warmup, "idle": cp.idle, "profile": cp.profile,
+                   "server_env": CONSOLE_ENV},
+        "summary": summary,
+        "ratios": console_ratios(runs, summary),
+        "runs": runs,
+    }

@@ -7,14 +7,11 @@ Two modes, each its own process, one JSON object per line on stdout:
     python -m bench.console_client load --url ws://127.0.0.1:8000/console --token T --connections 25
 
 `rtt`: one connection with websocket-client (the library the tests and ws_check
-use), requests sent one after another: send `{"id": n, "line": "status"}`,
-then read frames until the one carrying id n (pushes have a `type` and no id
-and are skipped). Every frame read is decoded with `json.loads`, from our
-server and from the echo server alike. A warm-up of `--warmup` requests runs
-first and is not counted.
+use), requests sent one after another (console_rtt.py).
 
 `load`: `--connections` WebSocket connections in one asyncio process (uvloop
-when installed) on raw sockets, each keeping `--window` requests in flight (1:
+when installed) on raw sockets, speaking ws_frames.py's framing, each keeping
+`--window` requests in flight (1:
 each console sends its next request when the reply to the previous one
 arrived). A reply whose frame arrives inside the measured window counts, with
 its round trip (perf_counter from just before the send to the arrival of the
@@ -34,128 +31,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import json
-import math
 import os
-import statistics
 import sys
 import time
 from urllib.parse import urlsplit
 
+from . import ws_frames
+from .client_process import LOOP, LoopLag, cpu_seconds, emit, measure_window, run_loop
+from .console_rtt import request, rtt
 from .histogram import Buckets
-from .load_client import LOOP, LoopLag, _cpu, emit, measure_window, run_loop
 
 # Round trips: 10 us steps below 100 ms (a command takes well under a millisecond).
 RTT = Buckets(10.0)
 
 
-def exact_percentile(sorted_ms: list[float], q: float) -> float:
-    """Nearest-rank percentile of a sorted list."""
-    rank = max(1, math.ceil(q / 100.0 * len(sorted_ms)))
-    return sorted_ms[rank - 1]
-
-
-def request(n: int, line: str) -> str:
-    return json.dumps({"id": n, "line": line})
-
-
-# ---- rtt: one websocket-client connection, sequential ---------------------------------
-
-
-def rtt(url: str, token: str | None, messages: int, warmup: int, line: str = "status",
-        expect: str = "ok", timeout: float = 10.0) -> dict:
-    import websocket  # websocket-client (requirements-dev.txt)
-
-    header = [f"Authorization: Bearer {token}"] if token else []
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            ws = websocket.create_connection(url, header=header, timeout=timeout,
-                                             enable_multithread=False)
-            break
-        except (OSError, websocket.WebSocketException):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    pushes = 0
-    if expect == "ok":
-        hello = json.loads(ws.recv())
-        if hello.get("type") != "welcome":
-            raise RuntimeError(f"expected the welcome push first, got {str(hello)[:200]}")
-    errors: dict[str, int] = {}
-
-    def one(n: int) -> float:
-        nonlocal pushes
-        msg = request(n, line)
-        t0 = time.perf_counter()
-        ws.send(msg)
-        while True:
-            frame = json.loads(ws.recv())
-            if frame.get("id") == n:
-                break
-            if "type" in frame and "id" not in frame:
-                pushes += 1
-                continue
-            raise RuntimeError(f"reply to another request: {str(frame)[:200]}")
-        took = (time.perf_counter() - t0) * 1000.0
-        if expect == "ok" and frame.get("ok") is not True:
-            code = (frame.get("error") or {}).get("code", "?")
-            errors[code] = errors.get(code, 0) + 1
-        elif expect == "echo" and frame != {"id": n, "line": line}:
-            errors["echo_differs"] = errors.get("echo_differs", 0) + 1
-        return took
-
-    for i in range(warmup):
-        one(-1 - i)
-    cpu0 = _cpu()
-    started = time.perf_counter()
-    times = [one(i) for i in range(messages)]
-    elapsed = time.perf_counter() - started
-    cpu = _cpu() - cpu0
-    ws.close()
-    times.sort()
-    return {
-        "messages": messages,
-        "warmup": warmup,
-        "rtt_ms_p50": round(statistics.median(times), 4),
-        "rtt_ms_p90": round(exact_percentile(times, 90), 4),
-        "rtt_ms_p99": round(exact_percentile(times, 99), 4),
-        "rtt_ms_max": round(times[-1], 4),
-        "rtt_ms_mean": round(statistics.fmean(times), 4),
-        "messages_per_s": round(messages / elapsed),
-        "client_cpu_percent": round(100.0 * cpu / elapsed, 1),
-        "client_cpu_us_per_request": round(cpu / messages * 1e6, 1),
-        "pushes_skipped": pushes,
-        "errors": sum(errors.values()),
-        "error_kinds": errors,
-    }
-
-
-# ---- load: many raw WebSocket connections in one asyncio process ----------------------
-
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 HEAD, OPEN, CLOSED = "head", "open", "closed"
-
-
-def _mask(payload: bytes, key: bytes) -> bytes:
-    n = len(payload)
-    k = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
-
-
-def frame(opcode: int, payload: bytes) -> bytes:
-    """A masked client frame (RFC 6455 5.2), FIN set."""
-    n = len(payload)
-    key = os.urandom(4)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
-        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
-    return head + key + _mask(payload, key)
 
 
 class Stats:
@@ -177,7 +68,7 @@ class Stats:
 
 
 class Console(asyncio.Protocol):
-    def __init__(self, stats: Stats, handshake: bytes, accept: bytes, args) -> None:
+    def __init__(self, stats: Stats, handshake: bytes, accept: str, args) -> None:
         self.stats = stats
         self.handshake = handshake
         self.accept = accept
@@ -187,8 +78,8 @@ class Console(asyncio.Protocol):
         self.echo = args.expect == "echo"
         self.state = HEAD
         self.transport = None
-        self.buf = b""
-        self.fragments: list[bytes] = []
+        self.head = b""  # the response head, until its blank line
+        self.reader = ws_frames.Reader()
         self.outstanding: dict[int, float] = {}
         self.next_id = 1
         self.ready = False
@@ -206,7 +97,7 @@ class Console(asyncio.Protocol):
     def send_request(self) -> None:
         n = self.next_id
         self.next_id += 1
-        data = frame(1, request(n, self.line).encode())
+        data = ws_frames.frame(ws_frames.TEXT, request(n, self.line).encode())
         self.outstanding[n] = time.perf_counter()
         self.transport.write(data)
         self.stats.sent_total += 1
@@ -219,75 +110,41 @@ class Console(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         arrived = time.perf_counter()
-        self.buf += data
         if self.state == HEAD:
-            end = self.buf.find(b"\r\n\r\n")
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
             if end < 0:
                 return
-            head, self.buf = self.buf[:end].decode("latin-1"), self.buf[end + 4:]
-            status = head.split("\r\n", 1)[0]
-            if " 101 " not in status + " ":
-                self.stats.error(f"handshake: {status[:60]}")
-                self._close()
-                return
-            if f"sec-websocket-accept: {self.accept.decode()}".lower() not in head.lower():
-                self.stats.error("handshake: bad Sec-WebSocket-Accept")
+            head, data = self.head[:end].decode("latin-1"), self.head[end + 4:]
+            self.head = b""
+            refused = ws_frames.refused(head, self.accept)
+            if refused:
+                self.stats.error(f"handshake: {refused}")
                 self._close()
                 return
             self.state = OPEN
             self.stats.connected += 1
             if not self.expect_welcome:
                 self.start()
-        self._frames(arrived)
-
-    def _frames(self, arrived: float) -> None:
-        buf = self.buf
-        pos = 0
-        while True:
-            if len(buf) - pos < 2:
-                break
-            b0, b1 = buf[pos], buf[pos + 1]
-            n = b1 & 0x7F
-            head = 2
-            if n == 126:
-                if len(buf) - pos < 4:
-                    break
-                n = int.from_bytes(buf[pos + 2:pos + 4], "big")
-                head = 4
-            elif n == 127:
-                if len(buf) - pos < 10:
-                    break
-                n = int.from_bytes(buf[pos + 2:pos + 10], "big")
-                head = 10
-            if b1 & 0x80:
-                self.stats.error("masked frame from the server")
-                self._close()
-                return
-            if len(buf) - pos < head + n:
-                break
-            payload = buf[pos + head:pos + head + n]
-            pos += head + n
-            opcode = b0 & 0x0F
-            if opcode == 0:  # continuation
-                self.fragments.append(payload)
-                if b0 & 0x80:
-                    payload = b"".join(self.fragments)
-                    self.fragments = []
-                    self._message(payload, arrived)
-            elif opcode in (1, 2):
-                if b0 & 0x80:
-                    self._message(payload, arrived)
-                else:
-                    self.fragments = [payload]
-            elif opcode == 9:  # ping
-                self.transport.write(frame(10, payload))
-            elif opcode == 8:  # close
+        elif self.state == CLOSED:
+            return
+        try:
+            frames = self.reader.feed(data)
+        except ws_frames.ProtocolError as exc:
+            self.stats.error(str(exc))
+            self._close()
+            return
+        for opcode, payload in frames:
+            if opcode == ws_frames.TEXT or opcode == ws_frames.BINARY:
+                self._message(payload, arrived)
+            elif opcode == ws_frames.PING:
+                self.transport.write(ws_frames.frame(ws_frames.PONG, payload))
+            elif opcode == ws_frames.CLOSE:
                 if self.stats.running:
-                    code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
-                    self.stats.error(f"closed by the server: {code} {payload[2:62].decode(errors='replace')}")
+                    code, reason = ws_frames.close_reason(payload)
+                    self.stats.error(f"closed by the server: {code} {reason}")
                 self._close()
                 return
-        self.buf = buf[pos:]
 
     def _message(self, payload: bytes, arrived: float) -> None:
         stats = self.stats
@@ -327,7 +184,7 @@ class Console(asyncio.Protocol):
     def _close(self) -> None:
         if self.state == OPEN and self.transport is not None:
             try:
-                self.transport.write(frame(8, (1000).to_bytes(2, "big")))
+                self.transport.write(ws_frames.frame(ws_frames.CLOSE, ws_frames.NORMAL_CLOSURE))
             except Exception:
                 pass
         self.state = CLOSED
@@ -343,13 +200,8 @@ async def connect_all(args, stats: Stats, consoles: list) -> float:
     started = time.monotonic()
 
     async def one() -> None:
-        key = base64.b64encode(os.urandom(16))
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket",
-                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key.decode()}", "Sec-WebSocket-Version: 13"]
-        if args.token:
-            lines.append(f"Authorization: Bearer {args.token}")
-        handshake = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+        handshake, accept = ws_frames.handshake(host, port, path, headers)
         console = Console(stats, handshake, accept, args)
         try:
             await asyncio.wait_for(loop.create_connection(lambda: console, host, port), args.connect_timeout)
@@ -381,9 +233,9 @@ async def run_load(args) -> dict:
     errors_before = sum(stats.errors.values())
     await asyncio.sleep(max(0.0, t0 - time.time()))
     lag.start()
-    cpu0, wall0, replies0 = _cpu(), time.monotonic(), stats.replies_total
+    cpu0, wall0, replies0 = cpu_seconds(), time.monotonic(), stats.replies_total
     await asyncio.sleep(max(0.0, t1 - time.time()))
-    cpu = _cpu() - cpu0
+    cpu = cpu_seconds() - cpu0
     wall = time.monotonic() - wall0
     replies_in_window = stats.replies_total - replies0
     lag.active = False

@@ -131,6 +131,34 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
+def print_profiles(runs: list[dict]) -> None:
+    for r in runs:
+        prof = r.get("profile")
+        if not prof or not Path(prof["raw"]).exists():
+            continue
+        print(f"\npy-spy, ours at {r['viewers']} viewers, round {r['round']} "
+              f"({r.get('server_cpu_percent')}% CPU with the profiler attached): {prof['raw']}")
+        print(render(top([prof["raw"]], 12)))
+
+
+def print_console_profiles(runs: list[dict]) -> None:
+    for r in runs:
+        prof = r.get("profile")
+        if not prof:
+            continue
+        if not Path(prof["raw"]).exists():
+            log = Path(prof["log"]).read_text(errors="replace").strip() if Path(prof["log"]).exists() else ""
+            print(f"\npy-spy recorded nothing in console round {r['round']} (exit {prof['returncode']}): {log[-300:]}")
+            continue
+        load = r.get("load") or {}
+        us = load.get("server_cpu_us_per_command")
+        print(f"\npy-spy --native, ours under {load.get('consoles_connected')} consoles, round {r['round']} "
+              f"({load.get('commands_per_s')} cmd/s, {us} us CPU per command, with the profiler "
+              f"attached): {prof['raw']}")
+        print(render(top([prof["raw"]], 25)))
+        print(render_groups(groups([prof["raw"]]), us))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="top functions in py-spy raw profiles")
     p.add_argument("files", nargs="+", type=Path)

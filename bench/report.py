@@ -1,10 +1,10 @@
-"""Medians across rounds, noise, ratios against the baselines, targets, table, plot."""
+"""The SSE fan-out's report: medians across rounds, noise, ratios against the
+baselines, targets and the printed table (the console's part is console_report.py)."""
 
 from __future__ import annotations
 
-import statistics
-from pathlib import Path
-
+from .console_report import console_table, console_targets
+from .figures import fmt_stat, ratio_range, stat, target
 from .servers import KINDS
 
 # Figures summarized per (server, viewers): median over rounds plus min-max.
@@ -34,22 +34,6 @@ WORST = {
 }
 
 
-def _stat(values: list[float]) -> dict | None:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    med = statistics.median(values)
-    lo, hi = min(values), max(values)
-    return {
-        "median": round(med, 4),
-        "min": round(lo, 4),
-        "max": round(hi, 4),
-        "n": len(values),
-        # (max - min) / median: how noisy this figure was across rounds.
-        "spread": round((hi - lo) / med, 3) if med else None,
-    }
-
-
 def derive(run: dict) -> dict:
     """Figures computed from a run's measurements (also for older JSON files)."""
     if "failed" in run or run.get("cpu_us_per_event") is not None:
@@ -71,7 +55,7 @@ def summarize(runs: list[dict]) -> dict:
         ok = [r for r in rs if "failed" not in r]
         entry: dict = {"rounds": len(rs), "failed_rounds": len(rs) - len(ok)}
         for m in METRICS:
-            entry[m] = _stat([r.get(m) for r in ok])
+            entry[m] = stat([r.get(m) for r in ok])
         for m, pick in WORST.items():
             vals = [r.get(m) for r in ok if r.get(m) is not None]
             entry[m + "_worst"] = pick(vals) if vals else None
@@ -82,8 +66,8 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def _med(summary: dict, server: str, viewers: int, metric: str):
-    stat = summary.get(server, {}).get(str(viewers), {}).get(metric)
-    return stat["median"] if stat else None
+    s = summary.get(server, {}).get(str(viewers), {}).get(metric)
+    return s["median"] if s else None
 
 
 def _per_round_ratios(runs, a: str, b: str, viewers: int, metric: str) -> list[float]:
@@ -127,11 +111,6 @@ def ratios(runs: list[dict], summary: dict, viewer_counts: list[int]) -> dict:
     return out
 
 
-def _target(name, goal, measured, ok) -> dict:
-    status = "n/a" if ok is None else ("PASS" if ok else "FAIL")
-    return {"target": name, "goal": goal, "measured": measured, "status": status}
-
-
 def targets(summary: dict, ratio: dict, sampler: dict | None, console: dict | None = None) -> list[dict]:
     return sse_targets(summary, ratio, sampler) + console_targets(console)
 
@@ -157,49 +136,49 @@ def sse_targets(summary: dict, ratio: dict, sampler: dict | None) -> list[dict]:
             f"{delivered['min'] if delivered else '?'}, disconnects {s10k['disconnects_worst']}, "
             f"gaps {s10k['gaps_worst']}"
         )
-        rows.append(_target("10,000 viewers held, every event delivered",
+        rows.append(target("10,000 viewers held, every event delivered",
                             "1.0 ev/viewer/s, 0 disconnects", measured, ok))
     elif s10k:
-        rows.append(_target("10,000 viewers held, every event delivered",
+        rows.append(target("10,000 viewers held, every event delivered",
                             "1.0 ev/viewer/s, 0 disconnects",
                             f"{s10k['failed_rounds']} of {s10k['rounds']} rounds failed", False))
     else:
-        rows.append(_target("10,000 viewers held, every event delivered",
+        rows.append(target("10,000 viewers held, every event delivered",
                             "1.0 ev/viewer/s, 0 disconnects", "not measured", None))
 
     r5k = ratio.get("5000", {})
     cpu = r5k.get("cpu_ours_over_node")
-    rows.append(_target("5,000 viewers: server CPU vs Node", "<= 1.5x",
+    rows.append(target("5,000 viewers: server CPU vs Node", "<= 1.5x",
                         f"{cpu['median_ratio']}x (rounds {cpu['per_round_min']}-{cpu['per_round_max']})"
                         if cpu else "not measured",
                         None if not cpu or cpu["median_ratio"] is None else cpu["median_ratio"] <= 1.5))
     p99 = r5k.get("p99_ours_over_node")
-    rows.append(_target("5,000 viewers: delay p99 vs Node", "<= 2x",
+    rows.append(target("5,000 viewers: delay p99 vs Node", "<= 2x",
                         f"{p99['median_ratio']}x (rounds {p99['per_round_min']}-{p99['per_round_max']})"
                         if p99 else "not measured",
                         None if not p99 or p99["median_ratio"] is None else p99["median_ratio"] <= 2.0))
     for n in (5000, 10000):
         ours = summary.get("ours", {}).get(str(n), {}).get("rss_per_viewer_kib")
         node = summary.get("node", {}).get(str(n), {}).get("rss_per_viewer_kib")
-        rows.append(_target(f"{n:,} viewers: memory per viewer vs Node", "<= 1.0x",
+        rows.append(target(f"{n:,} viewers: memory per viewer vs Node", "<= 1.0x",
                             f"{ours['median']} vs {node['median']} KiB = {ours['median'] / node['median']:.2f}x"
                             if ours and node and node["median"] else "not measured",
                             None if not (ours and node and node["median"]) else ours["median"] <= node["median"]))
     rows += two_worker_targets(summary)
     naive = ratio.get("1000", {}).get("cpu_naive_over_ours")
-    rows.append(_target("1,000 viewers: CPU vs naive Flask", ">= 10x less",
+    rows.append(target("1,000 viewers: CPU vs naive Flask", ">= 10x less",
                         f"{naive['median_ratio']}x less (rounds {naive['per_round_min']}-"
                         f"{naive['per_round_max']})" if naive else "not measured",
                         None if not naive or naive["median_ratio"] is None else naive["median_ratio"] >= 10.0))
     if sampler and "core_percent_at_1hz" in sampler:
         pct = sampler["core_percent_at_1hz"]
-        rows.append(_target("sampler at 1 Hz", "< 1% of one core",
+        rows.append(target("sampler at 1 Hz", "< 1% of one core",
                             f"{pct}% ({sampler['cpu_ms_mean']} ms CPU per sample, "
                             f"{sampler['cpu_ms_min']}-{sampler['cpu_ms_max']})", pct < 1.0))
     else:
-        rows.append(_target("sampler at 1 Hz", "< 1% of one core", "not measured", None))
+        rows.append(target("sampler at 1 Hz", "< 1% of one core", "not measured", None))
     wire = (sampler or {}).get("wire")
-    rows.append(_target("bytes per metrics event", "new <= 2/3 of old",
+    rows.append(target("bytes per metrics event", "new <= 2/3 of old",
                         f"{wire['ratio']}x ({wire['new_bytes_mean']:.0f} of {wire['old_bytes_mean']:.0f} bytes, "
                         f"samples {wire['ratio_min']}-{wire['ratio_max']})" if wire else "not measured",
                         wire["pass"] if wire else None))
@@ -214,7 +193,7 @@ def two_worker_targets(summary: dict) -> list[dict]:
         n = int(key)
         name = f"{n:,} viewers over two workers on Redis"
         if s["failed_rounds"]:
-            rows.append(_target(name, "all held and delivered; CPU/viewer <= Node's at N/2",
+            rows.append(target(name, "all held and delivered; CPU/viewer <= Node's at N/2",
                                 f"{s['failed_rounds']} of {s['rounds']} rounds failed", False))
             continue
         delivered = s["delivered"]
@@ -230,21 +209,9 @@ def two_worker_targets(summary: dict) -> list[dict]:
                     f"gaps {s['gaps_worst']}; CPU {cpu['median'] if cpu else '?'}% vs Node "
                     f"{node['median'] if node else '?'}% at {n // 2:,}: per viewer "
                     + (f"{ratio:.2f}x" if ratio is not None else "not compared"))
-        rows.append(_target(name, "all held and delivered; CPU/viewer <= Node's at N/2", measured,
+        rows.append(target(name, "all held and delivered; CPU/viewer <= Node's at N/2", measured,
                             held and ratio is not None and ratio <= 1.0))
     return rows
-
-
-# ---- printing -------------------------------------------------------------------------
-
-
-def _fmt(stat: dict | None, digits: int = 1, noise: bool = True) -> str:
-    if not stat:
-        return "-"
-    med = f"{stat['median']:.{digits}f}"
-    if noise and stat["n"] > 1:
-        return f"{med} ({stat['min']:.{digits}f}-{stat['max']:.{digits}f})"
-    return med
 
 
 def table(summary: dict, ratio: dict, target_rows: list[dict], sampler, ws, rounds: int,
@@ -271,15 +238,15 @@ def table(summary: dict, ratio: dict, target_rows: list[dict], sampler, ws, roun
                 held = f"{e['open_at_end_worst']}/{viewers}"
                 deliv = f"{e['delivered']['min']:.3f}" if e["delivered"] else "-"
                 lines.append(
-                    f"{server:<7} {viewers:>7} {held:>11} {_fmt(e['events_per_viewer_s'], 3, False):>7}"
+                    f"{server:<7} {viewers:>7} {held:>11} {fmt_stat(e['events_per_viewer_s'], 3, False):>7}"
                     f" {deliv:>6}"
                     f" {e['disconnects_worst']:>5} {e['gaps_worst']:>5}"
-                    f" {_fmt(e['server_cpu_percent'], 1):>20} {_fmt(e['cpu_us_per_event'], 1, False):>5}"
-                    f" {_fmt(e['delay_p50_ms'], 1):>20}"
-                    f" {_fmt(e['delay_p99_ms'], 1):>20} {_fmt(e['rss_mb'], 0, False):>8}"
-                    f" {_fmt(e['rss_per_viewer_kib'], 1):>18} {_fmt(e['idle_rss_mb'], 0, False):>7}"
-                    f" {_fmt(e['idle_cpu_percent'], 1, False):>10}"
-                    f" {_fmt(e['client_cpu_percent_max'], 0):>12}"
+                    f" {fmt_stat(e['server_cpu_percent'], 1):>20} {fmt_stat(e['cpu_us_per_event'], 1, False):>5}"
+                    f" {fmt_stat(e['delay_p50_ms'], 1):>20}"
+                    f" {fmt_stat(e['delay_p99_ms'], 1):>20} {fmt_stat(e['rss_mb'], 0, False):>8}"
+                    f" {fmt_stat(e['rss_per_viewer_kib'], 1):>18} {fmt_stat(e['idle_rss_mb'], 0, False):>7}"
+                    f" {fmt_stat(e['idle_cpu_percent'], 1, False):>10}"
+                    f" {fmt_stat(e['client_cpu_percent_max'], 0):>12}"
                 )
                 if e["failed_rounds"]:
                     lines.append(f"{'':>16}({e['failed_rounds']} round(s) failed: {e['failures'][0]})")
@@ -292,10 +259,8 @@ def table(summary: dict, ratio: dict, target_rows: list[dict], sampler, ws, roun
                                ("cpu_naive_over_ours", "CPU naive/ours")):
                 r = ratio[viewers].get(key)
                 if r:
-                    rng = (f" [{r['per_round_min']}-{r['per_round_max']}]"
-                           if r["per_round_min"] is not None and r["per_round_min"] != r["per_round_max"] else "")
                     value = "n/a (baseline measured 0)" if r["median_ratio"] is None else f"{r['median_ratio']}x"
-                    parts.append(f"{label} {value}{rng}")
+                    parts.append(f"{label} {value}{ratio_range(r)}")
             lines.append(f"  {viewers:>6} viewers: " + ", ".join(parts))
     if sampler:
         lines.append("")
@@ -338,229 +303,3 @@ def table(summary: dict, ratio: dict, target_rows: list[dict], sampler, ws, roun
     for t in target_rows:
         lines.append(f"  {t['status']:<4}  {t['target']:<{w}}  goal {t['goal']:<31} measured {t['measured']}")
     return "\n".join(lines)
-
-
-def plot(summary: dict, path: Path) -> str | None:
-    """Server CPU and p99 delay against viewers, one line per server. None if drawn."""
-    try:
-        import matplotlib
-    except ImportError:
-        return "matplotlib is not installed (bin/bench installs it from requirements-bench.txt)"
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, metric, label in ((axes[0], "server_cpu_percent", "server CPU (% of one core)"),
-                              (axes[1], "delay_p99_ms", "delivery delay p99 (ms)")):
-        for server, kind in KINDS.items():
-            points = sorted(
-                (int(n), e[metric]) for n, e in summary.get(server, {}).items()
-                if e.get(metric) and e[metric]["median"] > 0
-            )
-            if not points:
-                continue
-            xs = [n for n, _ in points]
-            med = [s["median"] for _, s in points]
-            lo = [s["median"] - s["min"] for _, s in points]
-            hi = [s["max"] - s["median"] for _, s in points]
-            ax.errorbar(xs, med, yerr=[lo, hi], marker="o", capsize=3, label=kind.label)
-        counts = sorted({int(n) for e in summary.values() for n in e})
-        ax.set_xlabel("viewers")
-        ax.set_ylabel(label + ", log scale")
-        ax.grid(True, which="both", alpha=0.3)
-        # Log scales: the naive server sits one to two orders of magnitude above.
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xticks(counts, [f"{n:,}" for n in counts])
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        # Labels at 1, 2, 5 of each decade: decades alone leave a line unreadable.
-        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
-        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    axes[0].legend(fontsize=8)
-    fig.suptitle("SSE fan-out at 1 event/s (medians, bars: min-max over rounds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return None
-
-
-# ---- the operator console ------------------------------------------------------------------
-
-# (key in the JSON, path inside a run): one-client and under-load figures.
-CONSOLE_METRICS = {
-    "rtt_p50_ms": ("rtt", "rtt_ms_p50"),
-    "rtt_p90_ms": ("rtt", "rtt_ms_p90"),
-    "rtt_p99_ms": ("rtt", "rtt_ms_p99"),
-    "rtt_max_ms": ("rtt", "rtt_ms_max"),
-    "rtt_per_s": ("rtt", "messages_per_s"),
-    "rtt_client_cpu_us": ("rtt", "client_cpu_us_per_request"),
-    "load_cmd_per_s": ("load", "commands_per_s"),
-    "load_p50_ms": ("load", "rtt_ms_p50"),
-    "load_p99_ms": ("load", "rtt_ms_p99"),
-    "load_max_ms": ("load", "rtt_ms_max"),
-    "load_server_cpu_percent": ("load", "server_cpu_percent"),
-    "load_server_us_per_cmd": ("load", "server_cpu_us_per_command"),
-    "load_client_cpu_percent_max": ("load", "client_cpu_percent_max"),
-    "load_client_cpu_percent_sum": ("load", "client_cpu_percent_sum"),
-    "load_client_us_per_reply": ("load", "client_cpu_us_per_reply"),
-    "load_client_loop_lag_max_ms": ("load", "client_loop_lag_max_ms"),
-}
-CONSOLE_WORST = {
-    "rtt_errors": (("rtt", "errors"), max),
-    "load_errors": (("load", "errors"), max),
-    "load_disconnects": (("load", "disconnects"), max),
-    "load_connected": (("load", "consoles_connected"), min),
-}
-# Ratios ours / echo floor: (name, metric).
-CONSOLE_RATIOS = (
-    ("rtt_p50", "rtt_p50_ms"),
-    ("rtt_p99", "rtt_p99_ms"),
-    ("load_cmd_per_s", "load_cmd_per_s"),
-    ("load_p50", "load_p50_ms"),
-    ("load_p99", "load_p99_ms"),
-    ("load_server_us_per_cmd", "load_server_us_per_cmd"),
-)
-
-
-def _console_value(run: dict, path: tuple[str, str]):
-    part = run.get(path[0]) or {}
-    return part.get(path[1])
-
-
-def console_summary(runs: list[dict]) -> dict:
-    """{server: {metric: stat}} over the console runs that completed."""
-    out: dict = {}
-    for server in sorted({r["server"] for r in runs}):
-        rs = [r for r in runs if r["server"] == server]
-        ok = [r for r in rs if "failed" not in r]
-        entry: dict = {"rounds": len(rs), "failed_rounds": len(rs) - len(ok)}
-        for name, path in CONSOLE_METRICS.items():
-            entry[name] = _stat([_console_value(r, path) for r in ok])
-        for name, (path, pick) in CONSOLE_WORST.items():
-            vals = [_console_value(r, path) for r in ok if _console_value(r, path) is not None]
-            entry[name + "_worst"] = pick(vals) if vals else None
-        if len(ok) < len(rs):
-            entry["failures"] = [r["failed"] for r in rs if "failed" in r]
-        out[server] = entry
-    return out
-
-
-def console_ratios(runs: list[dict], summary: dict) -> dict:
-    """ours / echo: ratio of the medians, with the range of the per-round ratios."""
-    out: dict = {}
-    if "ours" not in summary or "echo" not in summary:
-        return out
-    for name, metric in CONSOLE_RATIOS:
-        a, b = summary["ours"].get(metric), summary["echo"].get(metric)
-        if not a or not b:
-            continue
-        path = CONSOLE_METRICS[metric]
-        per_round = []
-        for rnd in sorted({r["round"] for r in runs}):
-            ra = [r for r in runs if r["server"] == "ours" and r["round"] == rnd and "failed" not in r]
-            rb = [r for r in runs if r["server"] == "echo" and r["round"] == rnd and "failed" not in r]
-            if ra and rb and _console_value(ra[0], path) and _console_value(rb[0], path):
-                per_round.append(_console_value(ra[0], path) / _console_value(rb[0], path))
-        out[f"{name}_ours_over_echo"] = {
-            "median_ratio": round(a["median"] / b["median"], 3) if b["median"] else None,
-            "per_round_min": round(min(per_round), 3) if per_round else None,
-            "per_round_max": round(max(per_round), 3) if per_round else None,
-        }
-    return out
-
-
-def _range(stat: dict, digits: int) -> str:
-    if stat["n"] > 1:
-        return f" (rounds {stat['min']:.{digits}f}-{stat['max']:.{digits}f})"
-    return ""
-
-
-def console_targets(console: dict | None) -> list[dict]:
-    goals = (("console: status round trip p50, one client", "< 1 ms"),
-             ("console: status round trip p99, one client", "< 5 ms"),
-             ("console: status commands/s over 50 consoles", ">= 3,000/s"))
-    s = (console or {}).get("summary", {}).get("ours")
-    if not s or s["failed_rounds"] == s["rounds"]:
-        why = "not measured" if not s else f"all {s['rounds']} round(s) failed"
-        return [_target(name, goal, why, None if not s else False) for name, goal in goals]
-    failed = f"; {s['failed_rounds']} of {s['rounds']} rounds failed" if s["failed_rounds"] else ""
-    clean = not s["failed_rounds"] and not s["rtt_errors_worst"]
-    rows = []
-    for (name, goal), metric, limit in zip(goals[:2], ("rtt_p50_ms", "rtt_p99_ms"), (1.0, 5.0)):
-        st = s[metric]
-        errors = f", {s['rtt_errors_worst']} error replies" if s["rtt_errors_worst"] else ""
-        rows.append(_target(name, goal, f"{st['median']:.3f} ms{_range(st, 3)}{errors}{failed}",
-                            clean and st["median"] < limit))
-    params = console["params"]
-    st = s["load_cmd_per_s"]
-    if params["consoles"] != 50:
-        rows.append(_target(goals[2][0], goals[2][1],
-                            f"not measured at 50 ({params['consoles']} consoles: {st['median']:,.0f}/s)", None))
-    else:
-        ok = (not s["failed_rounds"] and not s["load_errors_worst"] and not s["load_disconnects_worst"]
-              and s["load_connected_worst"] == 50 and st["median"] >= 3000)
-        cpu = s["load_server_cpu_percent"]
-        rows.append(_target(goals[2][0], goals[2][1],
-                            f"{st['median']:,.0f}/s{_range(st, 0)}, server CPU {cpu['median']:.0f}%, "
-                            f"errors {s['load_errors_worst']}, disconnects {s['load_disconnects_worst']}{failed}",
-                            ok))
-    return rows
-
-
-def console_table(console: dict) -> list[str]:
-    p = console["params"]
-    summary = console["summary"]
-    ratio = console.get("ratios", {})
-    lines = ["", f"Operator console: `{p['line']}` over the WebSocket, medians of {p['rounds']} round(s); "
-                 "(min-max over rounds); echo = the Node ws echo server, the floor"]
-    lines.append(f"One client (websocket-client, sequential, {p['messages']} requests after "
-                 f"{p['rtt_warmup']} warm-up), round trip in ms:")
-    head = (f"  {'server':<7} {'p50 ms':>22} {'p90 ms':>8} {'p99 ms':>22} {'max ms':>8} {'req/s':>7}"
-            f" {'client us/req':>13} {'errors':>6}")
-    lines.append(head)
-    for server in ("ours", "echo"):
-        e = summary.get(server)
-        if not e:
-            continue
-        if e["failed_rounds"] == e["rounds"]:
-            lines.append(f"  {server:<7} all rounds failed: {e.get('failures', ['?'])[0]}")
-            continue
-        lines.append(f"  {server:<7} {_fmt(e['rtt_p50_ms'], 3):>22} {_fmt(e['rtt_p90_ms'], 3, False):>8}"
-                     f" {_fmt(e['rtt_p99_ms'], 3):>22} {_fmt(e['rtt_max_ms'], 1, False):>8}"
-                     f" {_fmt(e['rtt_per_s'], 0, False):>7} {_fmt(e['rtt_client_cpu_us'], 0, False):>13}"
-                     f" {e['rtt_errors_worst']:>6}")
-    lines.append(f"{p['consoles']} consoles from {p['clients']} client process(es) (raw sockets, "
-                 f"{p['window']} request(s) in flight per console), {p['seconds']:g} s window after "
-                 f"{p['warmup']:g} s warm-up:")
-    head = (f"  {'server':<7} {'held':>6} {'cmd/s':>20} {'p50 ms':>20} {'p99 ms':>20} {'server CPU %':>17}"
-            f" {'us/cmd':>16} {'client CPU % max':>16} {'sum':>4} {'client us/cmd':>13} {'err':>4} {'disc':>4}")
-    lines.append(head)
-    for server in ("ours", "echo"):
-        e = summary.get(server)
-        if not e or e["failed_rounds"] == e["rounds"]:
-            continue
-        held = f"{e['load_connected_worst']}/{p['consoles']}"
-        lines.append(f"  {server:<7} {held:>6} {_fmt(e['load_cmd_per_s'], 0):>20} {_fmt(e['load_p50_ms'], 2):>20}"
-                     f" {_fmt(e['load_p99_ms'], 2):>20} {_fmt(e['load_server_cpu_percent'], 0):>17}"
-                     f" {_fmt(e['load_server_us_per_cmd'], 0):>16}"
-                     f" {_fmt(e['load_client_cpu_percent_max'], 0):>16}"
-                     f" {_fmt(e['load_client_cpu_percent_sum'], 0, False):>4}"
-                     f" {_fmt(e['load_client_us_per_reply'], 0, False):>13}"
-                     f" {e['load_errors_worst']:>4} {e['load_disconnects_worst']:>4}")
-        if e["failed_rounds"]:
-            lines.append(f"  {'':<7} ({e['failed_rounds']} round(s) failed: {e['failures'][0]})")
-    if ratio:
-        parts = []
-        for key, label in (("rtt_p50_ours_over_echo", "one client p50"), ("rtt_p99_ours_over_echo", "p99"),
-                           ("load_cmd_per_s_ours_over_echo", f"{p['consoles']} consoles cmd/s"),
-                           ("load_p50_ours_over_echo", "p50"), ("load_p99_ours_over_echo", "p99"),
-                           ("load_server_us_per_cmd_ours_over_echo", "server CPU per cmd")):
-            r = ratio.get(key)
-            if r and r["median_ratio"] is not None:
-                rng = (f" [{r['per_round_min']}-{r['per_round_max']}]"
-                       if r["per_round_min"] is not None and r["per_round_min"] != r["per_round_max"] else "")
-                parts.append(f"{label} {r['median_ratio']}x{rng}")
-        lines.append("  ours / echo: " + ", ".join(parts))
-    return lines

@@ -8,7 +8,7 @@ one connection at a time; when it ends, the slot opens the next one after a
 short gap (at most half a second, a second for a resume), so the number of
 open connections stays close to the number of slots all the time.
 
-Viewers (`GET /events`, raw sockets; the parsing of load_client.Viewer):
+Viewers (`GET /events`, raw sockets; soak_viewer.py, the parsing of sse_viewer.Viewer):
 
 - lifetime: 10% leave within a second (some before the response head), the
   rest live log-uniformly between 2 s and `--viewer-max-lifetime` seconds;
@@ -18,8 +18,8 @@ Viewers (`GET /events`, raw sockets; the parsing of load_client.Viewer):
   id the previous connection saw): their first `metrics` event must carry the
   next `seq` (a skipped one is a gap, a repeated one a duplicate).
 
-Consoles (`/console`, bearer token from $OPERATOR_TOKEN, a minimal RFC 6455
-client that answers pings at once):
+Consoles (`/console`, bearer token from $OPERATOR_TOKEN; soak_console.py, on
+ws_frames.py's framing, answering pings at once):
 
 - lifetime log-uniform between 3 s and `--console-max-lifetime` seconds;
 - one request at a time, the next after the reply and a random pause of 0.3 to
@@ -49,25 +49,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import json
 import math
 import os
 import random
-import re
-import socket
-import struct
 import sys
 import time
 
-from .console_client import _GUID, frame
-from .load_client import HEAD, LOOP, Stats, Viewer, _cpu, auth_header, emit, run_loop
+from . import sse_viewer
+from .client_process import LOOP, cpu_seconds, emit, run_loop
+from .soak_conn import CONNECT_TIMEOUT, REPLY_TIMEOUT, Counts, reset
+from .soak_console import SoakConsole
+from .soak_viewer import SoakViewer
 
-CONNECT_TIMEOUT = 10.0
-REPLY_TIMEOUT = 10.0
 MIN_CYCLE = 0.05  # every cycle of a slot sleeps at least this long
-MAX_FRAMES = 10_000_000  # per console connection (a safety bound, never reached)
 
 # (line, weight): what a console sends. `broadcast` gets a message appended.
 COMMANDS = (
@@ -76,120 +71,19 @@ COMMANDS = (
     ("broadcast", 1),
 )
 
-_SEQ = re.compile(rb'"seq":\s*([0-9]+)')
-_REASON = re.compile(rb'"reason":\s*"([a-z_]+)"')
-
-
-def _rst(transport) -> None:
-    """Close with a reset: no FIN, unread data and the connection thrown away."""
-    sock = transport.get_extra_info("socket")
-    try:
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    transport.abort()
-
 
 def _loguniform(rng: random.Random, lo: float, hi: float) -> float:
     return math.exp(rng.uniform(math.log(lo), math.log(max(hi, lo * 1.01))))
 
 
-class Counts:
-    """What happened, by kind; anomalies separately (each one is worth a look)."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.anomalies: dict[str, int] = {}
-
-    def add(self, key: str, n: int = 1) -> None:
-        self.counts[key] = self.counts.get(key, 0) + n
-
-    def anomaly(self, key: str) -> None:
-        key = key[:120]
-        self.anomalies[key] = self.anomalies.get(key, 0) + 1
-
-
-# ---- viewers ------------------------------------------------------------------------
-
-
-class SoakViewer(Viewer):
-    """One /events connection: load_client's parsing, with resume and gap checks."""
-
-    def __init__(self, stats: Stats, counts: Counts, request: bytes, last_seq: int | None,
-                 last_id: bytes | None) -> None:
-        super().__init__(stats, request)
-        self.counts = counts
-        self.resumed = last_seq is not None
-        self.last_seq = last_seq
-        self.last_id = last_id
-        self.first_metrics = True
-        self.leaving = False
-        self.done = asyncio.get_running_loop().create_future()
-
-    def connection_lost(self, exc) -> None:
-        self.state = 2  # DONE
-        if not self.leaving:
-            if self.connected:
-                self.counts.anomaly("viewer: stream ended by the server"
-                                    + ("" if exc is None else f" ({type(exc).__name__})"))
-            elif exc is not None:
-                self.counts.anomaly(f"viewer: connection lost before the head: {exc}")
-        if not self.done.done():
-            self.done.set_result(None)
-
-    def _fail(self, why: str) -> None:
-        self.counts.anomaly(f"viewer: {why}")
-        self.leaving = True  # not the server ending the stream: we close it
-        super()._fail(why)
-
-    def _event(self, text, start: int, end: int, now: float) -> None:
-        block = bytes(text[start:end])
-        etype, has_data = b"message", False
-        for line in block.split(b"\n"):
-            if line.startswith(b"data:"):
-                has_data = True
-            elif line.startswith(b"event:"):
-                etype = line[6:].strip()
-            elif line.startswith(b"id:"):
-                self.last_id = line[3:].strip()
-        c = self.counts
-        if not has_data:
-            c.add("viewer comments")
-            return
-        c.add("viewer events")
-        if etype == b"metrics":
-            m = _SEQ.search(block)
-            if m is None:
-                c.anomaly("viewer: metrics event without seq")
-                return
-            seq = int(m.group(1))
-            if self.last_seq is not None:
-                where = "after a resume" if self.first_metrics and self.resumed else "within a stream"
-                if seq > self.last_seq + 1:
-                    c.anomaly(f"viewer: seq gap {where}")
-                    c.add("viewer seqs missed", seq - self.last_seq - 1)
-                elif seq <= self.last_seq:
-                    c.anomaly(f"viewer: duplicate or old seq {where}")
-                elif self.first_metrics and self.resumed:
-                    c.add("viewer resumes without a gap")
-            self.last_seq = seq
-            self.first_metrics = False
-        elif etype == b"notice":
-            c.add("viewer notices")
-        elif etype == b"resync":
-            m = _REASON.search(block)
-            c.anomaly(f"viewer: resync {m.group(1).decode() if m else '?'}")
-        else:
-            c.add(f"viewer {etype.decode(errors='replace')[:20]} events")
-
-
 class Load:
+    """The slots, what they saw, and the run: start them, answer status, end in time."""
+
     def __init__(self, args) -> None:
         self.args = args
         self.rng = random.Random(args.seed)
         self.counts = Counts()
-        self.vstats = Stats()  # load_client's counters (connected, errors) for the base class
+        self.vstats = sse_viewer.Stats()  # the viewers' shared counters (connected, errors) for the base class
         self.vstats.listening = False  # its own disconnect counting is replaced
         self.started = time.monotonic()
         self.deadline = self.started + args.seconds
@@ -215,12 +109,6 @@ class Load:
 
     # ---- viewers ----
 
-    def viewer_request(self, last_id: bytes | None) -> bytes:
-        a = self.args
-        extra = f"Last-Event-ID: {last_id.decode('ascii', 'replace')}\r\n" if last_id else ""
-        return (f"GET /events HTTP/1.1\r\nHost: {a.host}:{a.port}\r\nAccept: text/event-stream\r\n"
-                f"Cache-Control: no-cache\r\n{auth_header()}{extra}\r\n").encode()
-
     async def viewer_slot(self, index: int) -> None:
         loop = asyncio.get_running_loop()
         rng, c = self.rng, self.counts
@@ -231,8 +119,8 @@ class Load:
             if not self.running():
                 break
             resume = last_id is not None and rng.random() < 0.3
-            v = SoakViewer(self.vstats, c, self.viewer_request(last_id if resume else None),
-                           last_seq if resume else None, last_id if resume else None)
+            head = sse_viewer.request(self.args.host, self.args.port, "/events", last_id if resume else None)
+            v = SoakViewer(self.vstats, c, head, last_seq if resume else None, last_id if resume else None)
             c.add("viewer connections")
             if resume:
                 c.add("viewer resumes (Last-Event-ID)")
@@ -262,11 +150,11 @@ class Load:
                     pass
             if not v.done.done():
                 v.leaving = True
-                if v.state == HEAD:
+                if v.state == sse_viewer.HEAD:
                     c.add("viewer left before the response head")
                 if rng.random() < 0.3:
                     c.add("viewer left abruptly (reset)")
-                    _rst(v.transport)
+                    reset(v.transport)
                 else:
                     c.add("viewer left (FIN)")
                     v.transport.close()
@@ -323,7 +211,7 @@ class Load:
             "reply_ms_p99": round(ms[min(len(ms) - 1, math.ceil(0.99 * len(ms)) - 1)], 2) if ms else None,
             "reply_ms_max": round(ms[-1], 2) if ms else None,
             "anomalies": sum(self.counts.anomalies.values()),
-            "cpu_s": round(_cpu(), 2),
+            "cpu_s": round(cpu_seconds(), 2),
         }
 
     async def run(self) -> dict:
@@ -383,201 +271,9 @@ class Load:
             "counts": dict(sorted(self.counts.counts.items())),
             "anomalies": dict(sorted(self.counts.anomalies.items())),
             "reply_ms_max_by_command": {k: round(v, 1) for k, v in sorted(self.slowest.items())},
-            "cpu_s": round(_cpu(), 2),
+            "cpu_s": round(cpu_seconds(), 2),
             "loop": LOOP[0],
         }
-
-
-class SoakConsole:
-    """One /console connection on asyncio streams; a reader task answers pings and
-    hands replies to the request waiting for them."""
-
-    def __init__(self, load: Load, name: str) -> None:
-        self.load = load
-        self.counts = load.counts
-        self.name = name
-        self.reader = self.writer = None
-        self.task = None
-        self.pending: dict[int, asyncio.Future] = {}
-        self.next_id = 0
-        self.alive = False
-        self.leaving = False
-        self.got_close = asyncio.Event()
-        self.welcome = asyncio.get_running_loop().create_future()
-
-    async def open(self) -> bool:
-        a, c = self.load.args, self.counts
-        key = base64.b64encode(os.urandom(16))
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest()).decode()
-        head = (f"GET /console HTTP/1.1\r\nHost: {a.host}:{a.port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\nSec-WebSocket-Version: 13\r\n"
-                f"Authorization: Bearer {a.token}\r\nX-Operator-Name: {self.name}\r\n\r\n").encode()
-        try:
-            self.reader, self.writer = await asyncio.wait_for(
-                asyncio.open_connection(a.host, a.port, limit=1 << 20), CONNECT_TIMEOUT)
-            self.writer.write(head)
-            answer = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), CONNECT_TIMEOUT)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-            c.anomaly(f"console: handshake failed: {type(exc).__name__}: {exc}"[:120])
-            self._abort()
-            return False
-        text = answer.decode("latin-1")
-        status = text.split("\r\n", 1)[0]
-        if " 101 " not in status + " " or f"sec-websocket-accept: {accept}".lower() not in text.lower():
-            c.anomaly(f"console: handshake answered {status[:60]}")
-            self._abort()
-            return False
-        self.alive = True
-        self.task = asyncio.ensure_future(self._read())
-        try:
-            await asyncio.wait_for(asyncio.shield(self.welcome), CONNECT_TIMEOUT)
-        except (asyncio.TimeoutError, ConnectionError):
-            c.anomaly("console: no welcome")
-            await self.leave("reset")
-            return False
-        return True
-
-    def _abort(self) -> None:
-        if self.writer is not None:
-            self.writer.transport.abort()
-
-    async def _read(self) -> None:
-        r, c = self.reader, self.counts
-        fragments: list[bytes] = []
-        try:
-            for _ in range(MAX_FRAMES):
-                b0, b1 = await r.readexactly(2)
-                n = b1 & 0x7F
-                if n == 126:
-                    n = int.from_bytes(await r.readexactly(2), "big")
-                elif n == 127:
-                    n = int.from_bytes(await r.readexactly(8), "big")
-                if b1 & 0x80:
-                    c.anomaly("console: masked frame from the server")
-                    break
-                payload = await r.readexactly(n) if n else b""
-                op = b0 & 0x0F
-                if op == 9:
-                    self.writer.write(frame(10, payload))
-                    c.add("console pings answered")
-                elif op == 10:
-                    pass
-                elif op == 8:
-                    code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
-                    if not self.leaving:
-                        c.anomaly(f"console: closed by the server: {code} "
-                                  f"{payload[2:60].decode(errors='replace')}")
-                        self.writer.write(frame(8, payload[:2]))  # answer, then our side ends
-                    self.got_close.set()
-                    break
-                elif op in (0, 1, 2):
-                    fragments.append(payload)
-                    if b0 & 0x80:
-                        self._message(b"".join(fragments))
-                        fragments = []
-                else:
-                    c.anomaly(f"console: unknown opcode {op}")
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            if not self.leaving:
-                c.anomaly("console: connection ended by the server without a close frame")
-        finally:
-            self.alive = False
-            for fut in self.pending.values():
-                if not fut.done():
-                    fut.set_exception(ConnectionError("connection ended"))
-            if not self.welcome.done():
-                self.welcome.set_exception(ConnectionError("connection ended"))
-                self.welcome.exception()  # retrieved: nobody may be waiting any more
-
-    def _message(self, payload: bytes) -> None:
-        c = self.counts
-        try:
-            msg = json.loads(payload)
-        except ValueError:
-            c.anomaly("console: frame is not JSON")
-            return
-        rid = msg.get("id") if isinstance(msg, dict) else None
-        if rid is None:
-            kind = msg.get("type") if isinstance(msg, dict) else None
-            if kind == "welcome" and not self.welcome.done():
-                self.welcome.set_result(msg)
-            elif kind:
-                c.add(f"console {kind} pushes")
-            else:
-                c.anomaly("console: frame without id or type")
-            return
-        fut = self.pending.get(rid)
-        if fut is None or fut.done():
-            c.anomaly("console: reply to no outstanding request")
-            return
-        fut.set_result(msg)
-
-    async def command(self, line: str) -> None:
-        c = self.counts
-        if line == "broadcast":
-            self.load.broadcasts += 1
-            line = f"broadcast soak notice {self.load.broadcasts} from {self.name}"
-        verb = line.split()[0]
-        self.next_id += 1
-        rid = self.next_id
-        fut = asyncio.get_running_loop().create_future()
-        self.pending[rid] = fut
-        t0 = time.perf_counter()
-        try:
-            self.writer.write(frame(1, json.dumps({"id": rid, "line": line}).encode()))
-            msg = await asyncio.wait_for(fut, REPLY_TIMEOUT)
-        except asyncio.TimeoutError:
-            c.anomaly(f"console: no reply to `{verb}` within {REPLY_TIMEOUT:g} s")
-            return
-        except (ConnectionError, OSError):
-            c.add("console requests cut by the connection's end")
-            return
-        finally:
-            self.pending.pop(rid, None)
-        ms = (time.perf_counter() - t0) * 1000.0
-        load = self.load
-        if len(load.reply_ms) < 1_000_000:
-            load.reply_ms.append(ms)
-        if ms > load.slowest.get(verb, 0.0):
-            load.slowest[verb] = ms
-        if ms > 100.0:
-            c.add(f"console `{verb}` replies over 100 ms")
-        c.add(f"console `{verb}` replies")
-        if msg.get("ok") is not True:
-            code = (msg.get("error") or {}).get("code", "?")
-            c.anomaly(f"console: `{verb}` answered {code}: {(msg.get('error') or {}).get('message', '')[:60]}")
-
-    async def leave(self, how: str) -> None:
-        c = self.counts
-        self.leaving = True
-        if self.writer is None:
-            return
-        if not self.alive:  # the server ended it (counted by the reader)
-            self.writer.close()
-        elif how == "close":
-            c.add("console left with a close handshake")
-            try:
-                self.writer.write(frame(8, (1000).to_bytes(2, "big")))
-                await asyncio.wait_for(self.got_close.wait(), 3.0)
-            except asyncio.TimeoutError:
-                c.anomaly("console: no close frame back within 3 s")
-            except (ConnectionError, OSError):
-                pass
-            self.writer.close()
-        elif how == "fin":
-            c.add("console left without a close frame (FIN)")
-            self.writer.close()
-        else:
-            c.add("console left abruptly (reset)")
-            _rst(self.writer.transport)
-        if self.task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self.task), 5.0)
-            except asyncio.TimeoutError:
-                self.task.cancel()
-            except Exception:  # the reader's own errors are counted there
-                pass
 
 
 def main(argv=None) -> int:

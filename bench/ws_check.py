@@ -2,7 +2,7 @@
 
 Starts bench/node_ws_echo.js on a free loopback port and times sequential
 round trips from one Python client, with the same code the console benchmark
-uses for our server and for this floor (console_client.rtt: websocket-client,
+uses for our server and for this floor (console_rtt.rtt: websocket-client,
 `{"id": n, "line": "status"}` frames, each frame read decoded as JSON).
 `python -m bench` measures this floor in every console round
 (console_bench.py); this stand-alone check prints one JSON object:
@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .console_client import rtt
+from .console_rtt import rtt
 from .servers import Server, available
 
 

@@ -7,7 +7,8 @@ three consoles coming and going, a sample every 3 s. Checks the JSON the runs
 write, not the machine's speed, nor whether this short soak finds the app flat.
 It measures the committed app (`--app-ref HEAD`): the benchmark is under test
 here, not unfinished edits in the working tree (in a clean checkout the two
-are the same).
+are the same). Last, the benchmark's one WebSocket client framing against
+wsproto, in process.
 """
 
 import json
@@ -189,3 +190,61 @@ def test_history_bench_writes_sane_json():
 
     zero_off = {**result, "idle": {**result["idle"], "off_median": 0.0, "extra_percent": None}}
     assert "not comparable (off measured 0)" in render(zero_off)
+
+
+def test_the_one_websocket_client_framing_speaks_rfc6455_with_wsproto():
+    """bench/ws_frames.py, which the console load clients and the soak's consoles
+    share, against wsproto (the server side simple-websocket runs on): its upgrade
+    is accepted and the answer checked; its masked frames of each length form
+    arrive whole; the server's frames (a fragmented message, a ping, a close) come
+    out of the Reader whole however the bytes are split; a masked frame from the
+    server is refused."""
+    import random
+
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Message, Ping, Request
+
+    from bench import ws_frames
+
+    server = WSConnection(ConnectionType.SERVER)
+    request, accept = ws_frames.handshake("127.0.0.1", 8000, "/console", {"Authorization": "Bearer t0k"})
+    server.receive_data(request)
+    req = next(server.events())
+    assert isinstance(req, Request) and req.target == "/console"
+    assert (b"authorization", b"Bearer t0k") in [(k.lower(), v) for k, v in req.extra_headers]
+    head = server.send(AcceptConnection()).split(b"\r\n\r\n")[0].decode("latin-1")
+    assert ws_frames.refused(head, accept) is None
+    assert ws_frames.refused(head, "c29tZXRoaW5nIGVsc2U=") == "bad Sec-WebSocket-Accept"
+    assert ws_frames.refused("HTTP/1.1 401 UNAUTHORIZED\r\nContent-Length: 0", accept) == "HTTP/1.1 401 UNAUTHORIZED"
+
+    # Client to server: 7-bit, 16-bit and 64-bit lengths, masked.
+    for size in (0, 125, 126, 65535, 65536, 70000):
+        payload = bytes(random.randrange(256) for _ in range(size))
+        server.receive_data(ws_frames.frame(ws_frames.BINARY, payload))
+        got = b""
+        for event in server.events():
+            assert isinstance(event, BytesMessage), event
+            got += event.data
+        assert got == payload, size
+
+    # Server to client: a message in three fragments, one of 16-bit length, a ping, a close.
+    big = bytes(range(256)) * 300
+    wire = (server.send(Message(data=b"hel", message_finished=False))
+            + server.send(Message(data=b"lo ", message_finished=False))
+            + server.send(Message(data=b"world", message_finished=True))
+            + server.send(Message(data=big)) + server.send(Message(data="{\"id\": 1}"))
+            + server.send(Ping(payload=b"are you there")) + server.send(CloseConnection(1001, "going away")))
+    expected = [(ws_frames.BINARY, b"hello world"), (ws_frames.BINARY, big), (ws_frames.TEXT, b'{"id": 1}'),
+                (ws_frames.PING, b"are you there"), (ws_frames.CLOSE, (1001).to_bytes(2, "big") + b"going away")]
+    rng = random.Random(7)
+    for cuts in ([], list(range(1, 40)), sorted(rng.sample(range(1, len(wire)), 25))):
+        reader, got = ws_frames.Reader(), []
+        for a, b in zip([0, *cuts], [*cuts, len(wire)]):
+            got += reader.feed(wire[a:b])
+        assert got == expected, cuts
+        assert reader.buf == b""
+    assert ws_frames.close_reason(expected[-1][1]) == (1001, "going away")
+    assert ws_frames.close_reason(b"") == (None, "")
+
+    with pytest.raises(ws_frames.ProtocolError):
+        ws_frames.Reader().feed(ws_frames.frame(ws_frames.TEXT, b"masked"))
