@@ -36,6 +36,21 @@ def test_logout_ends_that_logins_event_streams_but_no_others(start_server):
         assert again.status == 401
 
 
+def test_the_cli_is_told_403_for_the_metrics_token_and_401_for_an_unknown_one(start_server):
+    server = start_server({"METRICS_TOKEN": "metrics-token-for-live-tests"})
+
+    def cli(token):
+        return subprocess.run([sys.executable, "-m", "dashboard.console", server.base, "-c", "status"], cwd=REPO,
+                              capture_output=True, text=True, timeout=30,
+                              env={"OPERATOR_TOKEN": token, "PATH": "/usr/bin:/bin", "HOME": str(server.tmp)})
+
+    done = cli("metrics-token-for-live-tests")
+    assert done.returncode == 2 and "this login may not open the console (403)" in done.stderr
+    done = cli("not-a-token-this-server-knows")
+    assert done.returncode == 2 and "the token was not accepted (401)" in done.stderr
+    assert cli(TOKEN).returncode == 0
+
+
 def test_guessing_is_throttled_and_the_right_token_works_after_the_wait(start_server):
     server = start_server({"LOGIN_FAILURES_ALLOWED": "2"})
 
