@@ -3,6 +3,7 @@ logout ends streams, guessing is throttled, bad credentials stop the start,
 forwarding headers cannot be turned against the app, and the page shows
 nothing of the host before a login and runs under its CSP without a violation."""
 
+import json
 import subprocess
 import sys
 import time
@@ -145,3 +146,26 @@ def test_the_page_before_and_after_login_under_its_csp(start_server, browser, pa
         assert page_errors.errors == []
     finally:
         context.close()
+
+
+def test_the_printed_login_link_logs_chromium_in_and_its_token_never_reaches_the_server(start_server, browser,
+                                                                                       page_errors):
+    server = start_server({"OPERATOR_TOKEN": "", "SAMPLE_INTERVAL": "0.5"})
+    printed = [line for line in server.log().splitlines() if "URL (printed once): " in line]
+    assert len(printed) == 1
+    url = json.loads(printed[0])["msg"].split("URL (printed once): ")[1].strip()
+    assert url.startswith(f"{server.base}/#token=")
+    token = url.split("#token=")[1]
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=False)
+    page = page_errors(context.new_page())
+    try:
+        page.goto(url)
+        page.wait_for_selector("#cards")
+        poll(page, "document.querySelector('#ws-pill').dataset.state === 'open'")
+        assert "token" not in page.url  # the page cleared it from the address bar (and history)
+        assert page.evaluate("fetch('/api/session').then(r => r.json())")["role"] == "operator"
+        assert page_errors.errors == []
+    finally:
+        context.close()
+    # A fragment is never sent: the only line holding the token is the one that printed it.
+    assert server.log().count(token) == 1
