@@ -35,8 +35,9 @@ except ValueError as _exc:
 
 bind = f"{_cfg['HOST']}:{_cfg['PORT']}"
 
-# One gevent worker serves event streams and WebSockets side by side.
-worker_class = "gevent"
+# One gevent worker serves event streams and WebSockets side by side; this subclass of
+# gunicorn's answers the requests gunicorn refuses itself (414, 431, 400) in JSON like the app.
+worker_class = "dashboard.serving.Worker"
 # gevent silently hangs connection N+1 (health checks included): set it high.
 worker_connections = _cfg["WORKER_CONNECTIONS"]
 # Heroku sends SIGKILL 30 s after SIGTERM; streams are ended at once anyway.

@@ -133,7 +133,10 @@ def _ensure_secrets(config) -> None:
 
 
 def login_url(config, token: str) -> str:
+    """The link printed when the operator token was generated. The token is in the fragment
+    (`#token=`), which a browser never sends: no proxy's access log or Referer can hold it.
+    The page reads it, logs in and clears it (it still reads `?token=` from older links)."""
     host = config.get("HOST") or "127.0.0.1"
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
-    return f"http://{host}:{config.get('PORT', 8000)}/?token={token}"
+    return f"http://{host}:{config.get('PORT', 8000)}/#token={token}"

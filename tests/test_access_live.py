@@ -3,6 +3,7 @@ logout ends streams, guessing is throttled, bad credentials stop the start,
 forwarding headers cannot be turned against the app, and the page shows
 nothing of the host before a login and runs under its CSP without a violation."""
 
+import json
 import subprocess
 import sys
 import time
@@ -34,6 +35,21 @@ def test_logout_ends_that_logins_event_streams_but_no_others(start_server):
     # The cookie is dead now, for streams too.
     with SSEClient(server.port, headers={"Cookie": mine}, auth=False) as again:
         assert again.status == 401
+
+
+def test_the_cli_is_told_403_for_the_metrics_token_and_401_for_an_unknown_one(start_server):
+    server = start_server({"METRICS_TOKEN": "metrics-token-for-live-tests"})
+
+    def cli(token):
+        return subprocess.run([sys.executable, "-m", "dashboard.console", server.base, "-c", "status"], cwd=REPO,
+                              capture_output=True, text=True, timeout=30,
+                              env={"OPERATOR_TOKEN": token, "PATH": "/usr/bin:/bin", "HOME": str(server.tmp)})
+
+    done = cli("metrics-token-for-live-tests")
+    assert done.returncode == 2 and "this login may not open the console (403)" in done.stderr
+    done = cli("not-a-token-this-server-knows")
+    assert done.returncode == 2 and "the token was not accepted (401)" in done.stderr
+    assert cli(TOKEN).returncode == 0
 
 
 def test_guessing_is_throttled_and_the_right_token_works_after_the_wait(start_server):
@@ -130,3 +146,26 @@ def test_the_page_before_and_after_login_under_its_csp(start_server, browser, pa
         assert page_errors.errors == []
     finally:
         context.close()
+
+
+def test_the_printed_login_link_logs_chromium_in_and_its_token_never_reaches_the_server(start_server, browser,
+                                                                                       page_errors):
+    server = start_server({"OPERATOR_TOKEN": "", "SAMPLE_INTERVAL": "0.5"})
+    printed = [line for line in server.log().splitlines() if "URL (printed once): " in line]
+    assert len(printed) == 1
+    url = json.loads(printed[0])["msg"].split("URL (printed once): ")[1].strip()
+    assert url.startswith(f"{server.base}/#token=")
+    token = url.split("#token=")[1]
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=False)
+    page = page_errors(context.new_page())
+    try:
+        page.goto(url)
+        page.wait_for_selector("#cards")
+        poll(page, "document.querySelector('#ws-pill').dataset.state === 'open'")
+        assert "token" not in page.url  # the page cleared it from the address bar (and history)
+        assert page.evaluate("fetch('/api/session').then(r => r.json())")["role"] == "operator"
+        assert page_errors.errors == []
+    finally:
+        context.close()
+    # A fragment is never sent: the only line holding the token is the one that printed it.
+    assert server.log().count(token) == 1

@@ -127,6 +127,18 @@ def test_console_handshake_is_refused_before_the_upgrade(client):
     assert r.status_code == 400
 
 
+def test_on_the_console_a_known_token_without_the_right_gets_403_an_unknown_one_401(anon):
+    # A valid credential that may not open the console is forbidden (403), whatever its kind;
+    # only a token the server does not know (or none) is unauthorized (401).
+    for origin in ({}, {"Origin": HERE}):
+        for token, status, code in ((METRICS, 403, "forbidden"), (VIEWER, 403, "forbidden"),
+                                    ("not-a-real-token-at-all", 401, "bad_token")):
+            r = anon.get("/console", headers={"Authorization": f"Bearer {token}", **origin, **UPGRADE})
+            assert (r.status_code, r.json["error"]["code"]) == (status, code), (token, origin)
+    r = anon.get("/console", headers={"Authorization": f"Bearer {METRICS}", **UPGRADE})
+    assert "observer or operator" in r.json["error"]["message"]
+
+
 def test_tokens_compare_by_digest_and_know_their_names():
     t = Tokens({"OPERATOR_TOKEN": "a" * 16, "OBSERVER_TOKEN": "o" * 16, "VIEWER_TOKEN": "v" * 16,
                 "OPERATOR_TOKENS": (("bob", "b" * 16),), "METRICS_TOKEN": "m" * 16})

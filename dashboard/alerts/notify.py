@@ -14,6 +14,7 @@ import re
 import time
 from urllib.parse import quote
 
+from ..escapes import visible
 from . import urls
 from .rules import Rule, RuleState, unit_of
 from .urls import check_url, mask, mask_line, scrub, secrets_of  # noqa: F401  (the URL side, re-exported)
@@ -46,10 +47,11 @@ def _evidence(sample: dict | None) -> dict:
 
 
 def title(state: str, rule: dict, host: str) -> str:
-    """`[FIRING] cpu > 90 % for 30 s on web-1`."""
+    """`[FIRING] cpu > 90 % for 30 s on web-1` (a host or mount name's controls shown as escapes)."""
     unit = rule.get("unit") or ""
     hold = f" for {rule['hold']:g} s" if rule.get("hold") else ""
-    return f"[{state.upper()}] {rule['metric']} {rule['op']} {rule['threshold']:g}{' ' + unit if unit else ''}{hold} on {host}"
+    return visible(f"[{state.upper()}] {rule['metric']} {rule['op']} {rule['threshold']:g}"
+                   f"{' ' + unit if unit else ''}{hold} on {host}")
 
 
 def link(public_url: str, transition_id: str | None, ts: float) -> str | None:
@@ -86,15 +88,18 @@ def _mib(rss) -> str:
 
 
 def _table(rows: list[dict]) -> list[str]:
+    """Process rows; a name is whatever its process chose, so its controls and bidi marks are
+    shown as escapes (`\\x1b`, `\\u202e`), never passed to a mail client or a chat raw."""
     if not rows:
         return ["  (no process table in that sample)"]
-    return [f"  {r.get('pid')!s:>7}  {str(r.get('name'))[:24]:<24} {str(r.get('user'))[:12]:<12}"
+    return [f"  {r.get('pid')!s:>7}  {visible(str(r.get('name'))[:24]):<24} {visible(str(r.get('user'))[:12]):<12}"
             f" cpu {'-' if r.get('cpu') is None else format(r['cpu'], '.1f')}%  mem {_mib(r.get('rss'))}"
             for r in rows]
 
 
 def details(t: dict) -> list[str]:
-    """The full account of one transition, as lines."""
+    """The full account of one transition, as lines, each with its controls shown as escapes
+    (records stored before titles were escaped are covered too)."""
     rule, unit = t["rule"], t["rule"].get("unit") or ""
     lines = [t["title"],
              f"Value: {_num(t.get('value'), unit)} (threshold {rule['op']} {_num(rule['threshold'], unit)})"]
@@ -113,13 +118,14 @@ def details(t: dict) -> list[str]:
     lines += _table(ev.get("top_mem") or [])
     if t.get("link"):
         lines.append(f"Dashboard: {t['link']}")
-    return lines
+    return [visible(line) for line in lines]
 
 
 def compose(group: list[dict]) -> tuple[str, str]:
-    """(title, body) of one message for one or more transitions, oldest first."""
+    """(title, body) of one message for one or more transitions, oldest first; no line of it
+    holds a raw control or bidi character (the body's own line breaks aside)."""
     if len(group) == 1:
-        return group[0]["title"], "\n".join(details(group[0]))
+        return visible(group[0]["title"]), "\n".join(details(group[0]))
     firing = sum(1 for t in group if t["state"] == "firing")
     hosts = sorted({t["host"] for t in group})
     head = (f"[{len(group)} CHANGES] {firing} firing, {len(group) - firing} resolved on "
@@ -133,7 +139,7 @@ def compose(group: list[dict]) -> tuple[str, str]:
         latest[(t["rule"]["id"], t["host"])] = t
     for t in list(latest.values())[-5:]:
         lines += ["", "Latest for this rule:"] + details(t)
-    return head, "\n".join(lines)
+    return visible(head), "\n".join(visible(line) for line in lines)
 
 
 # ---- channel names and durations ------------------------------------------------------------

@@ -6,6 +6,12 @@
 The token may also come from OPERATOR_TOKEN. Same protocol and grammar as the
 browser console; exits non-zero when the command fails (1) or the connection
 does (2), so scripts can rely on it.
+
+Everything the server sends is someone else's text (a process names itself), so
+it reaches the terminal only through escapes.visible: a control or bidi
+character prints as `\\x1b` or `\\u202e`, never raw. The client lays its output
+out with line feeds and spaces of its own, added after escaping; a value never
+carries a raw line feed or tab (a broadcast's line breaks become indented lines).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import itertools
 import json
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -22,6 +29,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from simple_websocket import Client, ConnectionClosed
 from simple_websocket import ConnectionError as HandshakeRefused
+
+from ..escapes import json_visible, visible
 
 EXIT_ERROR = 1
 EXIT_CONNECTION = 2
@@ -62,10 +71,10 @@ def cell(column: str, value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, dict):  # e.g. a rule's value per host: "web-1=93.2, web-2=12"
-        return ", ".join(f"{k}={cell(column, v)}" for k, v in value.items()) or "-"
+        return ", ".join(f"{visible(k)}={cell(column, v)}" for k, v in value.items()) or "-"
     if isinstance(value, (list, tuple)):
         return ", ".join(cell(column, v) for v in value) or "-"
-    return str(value).replace("\n", " ")
+    return visible(value)
 
 
 def is_table(value) -> bool:
@@ -75,14 +84,15 @@ def is_table(value) -> bool:
 def render(result) -> str:
     """Tables for tabular results, aligned `key: value` lines for the rest (nested tables indented)."""
     if is_table(result):
-        cols = result["columns"]
+        cols = [str(c) for c in result["columns"]]
         rows = [[cell(c, v) for c, v in zip(cols, row)] for row in result["rows"]]
-        widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
-        lines = ["  ".join(c.upper().ljust(w) for c, w in zip(cols, widths)).rstrip()]
+        heads = [visible(c.upper()) for c in cols]
+        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(heads)]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths)).rstrip()]
         lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
         extra = {k: v for k, v in result.items() if k not in ("columns", "rows")}
         if extra:
-            lines.append("  ".join(f"{k}: {cell(k, v)}" for k, v in extra.items()))
+            lines.append("  ".join(f"{visible(k)}: {cell(k, v)}" for k, v in extra.items()))
         if not rows:
             lines.append("(none)")
         return "\n".join(lines)
@@ -90,9 +100,9 @@ def render(result) -> str:
         flat: list[tuple[str, object]] = []
         for key, value in result.items():
             if isinstance(value, dict) and not is_table(value) and value:
-                flat += [(f"{key}.{k}", v) for k, v in value.items()]  # sampler.interval
+                flat += [(visible(f"{key}.{k}"), v) for k, v in value.items()]  # sampler.interval
             else:
-                flat.append((key, value))
+                flat.append((visible(key), value))
         width = max((len(k) for k, v in flat if not is_table(v)), default=0)
         lines = []
         for key, value in flat:
@@ -104,7 +114,7 @@ def render(result) -> str:
             else:
                 lines.append(f"{key.ljust(width)}  {cell(key.rsplit('.', 1)[-1], value)}")
         return "\n".join(lines)
-    return json.dumps(result, indent=2, ensure_ascii=False)
+    return json_visible(json.dumps(result, indent=2, ensure_ascii=False))
 
 
 def refused(exc: Exception) -> str:
@@ -119,17 +129,32 @@ def refused(exc: Exception) -> str:
 
 
 def render_push(message: dict) -> str:
+    """One push as text, every field escaped; a broadcast's line breaks start indented lines,
+    so its text can never pass for a line of the client's own."""
     kind = message.get("type")
+
+    def v(key: str, src: dict = message) -> str:
+        return visible(src.get(key))
+
     if kind == "notice":
-        return f"[broadcast from {message.get('by')}] {message.get('message')}"
+        text = "\n    ".join(visible(part) for part in re.split(r"\r?\n", str(message.get("message"))))
+        return f"[broadcast from {v('by')}] {text}"
     if kind == "alert":
-        return f"[alert {message.get('state')}] {message.get('message')}"
+        return f"[alert {v('state')}] {v('message')}"
     if kind == "config":
-        return f"[config] {message.get('change')} by {message.get('by')}"
+        return f"[config] {v('change')} by {v('by')}"
     if kind == "audit":
-        rec = message.get("record", {})
-        return f"[{rec.get('operator')}@{rec.get('addr')}] {rec.get('line')} -> {rec.get('outcome')}"
-    return f"[{kind}] {json.dumps(message, ensure_ascii=False)}"
+        rec = message.get("record") if isinstance(message.get("record"), dict) else {}
+        return f"[{v('operator', rec)}@{v('addr', rec)}] {v('line', rec)} -> {v('outcome', rec)}"
+    return f"[{visible(kind)}] {json_visible(json.dumps(message, ensure_ascii=False))}"
+
+
+def error_lines(err: dict) -> list[str]:
+    """An error reply as text: `error <code>: <message>`, and the line that would carry it out."""
+    lines = [f"error {visible(err.get('code'))}: {visible(err.get('message'))}"]
+    if err.get("confirm"):
+        lines.append(f"  to proceed: {visible(err['confirm'])}")
+    return lines
 
 
 class _Client(Client):
@@ -232,10 +257,10 @@ class Session:
 def one_shot(session: Session, line: str, as_json: bool) -> int:
     reply = session.request(line)
     if reply["ok"]:
-        print(json.dumps(reply["result"], ensure_ascii=False) if as_json else render(reply["result"]))
+        result = reply["result"]
+        print(json_visible(json.dumps(result, ensure_ascii=False)) if as_json else render(result))
         return 0
-    err = reply["error"]
-    print(f"error {err['code']}: {err['message']}", file=sys.stderr)
+    print(error_lines(reply["error"])[0], file=sys.stderr)
     return EXIT_ERROR
 
 
@@ -278,7 +303,7 @@ def interactive(session: Session, prompt_line: "Prompt | None" = None) -> int:
 
         readline.set_completer(complete)
         readline.parse_and_bind("tab: complete")
-    w = session.welcome
+    w = {k: visible(v) for k, v in session.welcome.items() if k in ("server", "version", "operator", "role")}
     print(f"connected to {w.get('server')} (v{w.get('version')}) as {w.get('operator')} [{w.get('role')}]; "
           "'help' lists commands, Ctrl-D quits")
     prompt = f"{w.get('operator')}@{w.get('server')}> "
@@ -305,12 +330,9 @@ def interactive(session: Session, prompt_line: "Prompt | None" = None) -> int:
             if reply["ok"]:
                 print(render(reply["result"]))
             else:
-                err = reply["error"]
-                print(f"error {err['code']}: {err['message']}")
-                if err.get("confirm"):
-                    print(f"  to proceed: {err['confirm']}")
+                print("\n".join(error_lines(reply["error"])))
     except (ConnectionError, TimeoutError) as exc:
-        print(f"\n{exc}", file=sys.stderr)
+        print(f"\n{visible(exc)}", file=sys.stderr)
         status = EXIT_CONNECTION
     finally:
         if readline is not None:
@@ -345,17 +367,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         session = Session(args.url, args.token, args.name, on_push=show_push)
     except HandshakeRefused as exc:
-        print(f"cannot connect to {socket_url(args.url)}: {refused(exc)}", file=sys.stderr)
+        print(f"cannot connect to {visible(socket_url(args.url))}: {refused(exc)}", file=sys.stderr)
         return EXIT_CONNECTION
-    except Exception as exc:  # DNS, TCP...
-        print(f"cannot connect to {socket_url(args.url)}: {exc}", file=sys.stderr)
+    except Exception as exc:  # DNS, TCP, an unexpected greeting...
+        print(f"cannot connect to {visible(socket_url(args.url))}: {visible(exc)}", file=sys.stderr)
         return EXIT_CONNECTION
     try:
         if args.command:
             try:
                 return one_shot(session, args.command, args.json)
             except (ConnectionError, TimeoutError) as exc:
-                print(str(exc), file=sys.stderr)
+                print(visible(exc), file=sys.stderr)
                 return EXIT_CONNECTION
         return interactive(session, prompt)
     finally:
