@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sqlite3
 import statistics
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import psutil
 
-from .servers import REPO, Server
+from .servers import Server
 
 DAY = 86400
 

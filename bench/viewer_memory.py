@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from .clients import ClientGroup
-from .servers import REPO, Server
+from .servers import Server
 
 # Read by the worker: gunicorn.conf.py of the app under test, plus the probe.
 PROBE_CONF = '''

@@ -4,7 +4,6 @@ the event buffer and state across a restart, and the store's faults."""
 import logging
 import math
 import os
-import sqlite3
 import time
 
 import pytest

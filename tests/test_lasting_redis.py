@@ -4,7 +4,6 @@ shared by every dyno."""
 import json
 import time
 
-import pytest
 
 from dashboard.store.history_store import HistoryStore
 from dashboard.store.redis_store import RedisStore

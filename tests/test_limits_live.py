@@ -10,7 +10,6 @@ import socket
 import threading
 import time
 
-import pytest
 
 from tests.conftest import TOKEN
 from tests.support.sseclient import SSEClient
