@@ -31,4 +31,4 @@ def test_no_module_passes_400_lines_and_each_says_its_job():
 
 def test_the_folders_are_the_stages():
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert folders == {"sampling", "stream", "alerts", "console", "fleet", "store", "web"}
+    assert folders == {"sampling", "stream", "alerts", "console", "control", "fleet", "store", "web"}
