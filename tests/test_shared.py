@@ -1,5 +1,6 @@
 """One set of tests for the `control.shared.Shared` interface, each run on both
-implementations: `LocalShared` (one process) and `RedisShared` (a real redis-server).
+implementations: `LocalShared` (one process) and `RedisShared` (a real redis-server),
+and on `RedisShared` while its Redis cannot be reached (it serves this process alone).
 A behaviour that differs between them fails here, not in production."""
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from dashboard.control.redis import RedisShared
 from dashboard.sampling.sampler import Sampler
 from dashboard.stream.events import Notice
 from dashboard.stream.views import Views
+from dashboard.store.audit import StoreUnavailable
 from dashboard.stream.wire import encode
+from tests.support.server import free_port
 
 HOST = "test-host"
 
@@ -44,7 +47,7 @@ class Backend:
         return [f.type for f in self.views.local.hub.frames()]
 
 
-@pytest.fixture(params=["local", "redis"])
+@pytest.fixture(params=["local", "redis", "redis-away"])
 def backend(request):
     config = settings.defaults()
     views = Views(HOST, config)
@@ -61,11 +64,18 @@ def backend(request):
         return
     from dashboard.store.redis_store import RedisStore
 
-    redis_server = request.getfixturevalue("redis_server")
-    store = RedisStore(redis_server.url, "t", history_seconds=60)
+    if request.param == "redis-away":  # nothing listens there: every call is refused at once
+        store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", "t", history_seconds=60)
+    else:
+        store = RedisStore(request.getfixturevalue("redis_server").url, "t", history_seconds=60)
     shared = RedisShared.build(store, sampler, alerts, views, role="web", lease_seconds=5, stale_seconds=3,
                                table_rows=local.own_rows, on_transition=on_transition,
                                push=pushes.append, fallback=local)
+    if request.param == "redis-away":
+        yield Backend(shared, views, pushes, transitions)
+        shared.stop()
+        store.close()
+        return
     channel = store.pubsub()
     shared.fleet.connect()  # what the fleet's supervisor does, without its loops: the test reads
     sampler.stop()  # the lease started it; samples here are the test's own
@@ -152,7 +162,9 @@ def test_a_rule_fires_and_its_state_is_kept_per_host(backend):
 
 def test_the_process_table_of_this_host_and_an_unknown_one(backend):
     assert backend.shared.process_rows(HOST) == Table().rows(Table.latest)
-    with pytest.raises(KeyError):
+    away = isinstance(backend.shared, RedisShared) and not backend.shared.fleet.shared
+    # Another host's table lives in Redis: while it is away, the question is refused.
+    with pytest.raises(StoreUnavailable if away else KeyError):
         backend.shared.process_rows("no-such-host")
 
 
@@ -175,7 +187,9 @@ def test_stats_is_one_snapshot_of_the_settings_and_the_latest_sample(backend):
     stats = shared.stats()
     assert (stats.interval, stats.paused, stats.seq, stats.sampling_here) == (2.0, True, 7, False)
     assert stats.latest_at is not None and stats.latest_at <= time.monotonic()
-    if isinstance(shared, RedisShared):
+    if isinstance(shared, RedisShared) and not shared.fleet.shared:
+        assert (stats.mode, stats.redis) == ("local: Redis unreachable", {"shared": False, "error": None})
+    elif isinstance(shared, RedisShared):
         assert (stats.mode, stats.redis) == ("shared through Redis", {"shared": True, "error": None})
     else:
         assert (stats.mode, stats.redis) == ("embedded (one process)", None)
