@@ -92,8 +92,30 @@ def test_net_rates_per_interface_and_totals_without_loopback():
     # The totals are exactly the other interfaces' rates (each rounded): the
     # loopback's 20 MB, counted on `lo` above, are not in them.
     for key in ("rx_bps", "tx_bps"):
-        assert second[key] == pytest.approx(sum(i[key] for i in others), abs=1.0 + len(others))
+        rated = [i[key] for i in others if i[key] is not None]  # one that just appeared has no rate yet
+        assert second[key] == pytest.approx(sum(rated), abs=1.0 + len(rated))
         assert lo[key] > 1e6  # so counting it would have shown
+
+
+def test_an_interface_that_appears_between_samples_does_not_blank_the_total(monkeypatch):
+    from collections import namedtuple
+
+    Io = namedtuple("Io", "bytes_recv bytes_sent")
+    rounds = iter([{"lo": Io(0, 0), "eth0": Io(1000, 2000)},
+                   {"lo": Io(50, 50), "eth0": Io(3000, 2500), "veth9": Io(10**9, 10**9)}])
+    monkeypatch.setattr(collectors.psutil, "net_io_counters", lambda pernic: next(rounds))
+    r = Rates()
+    first = second = None
+    for now in (0.0, 1.0):
+        r.begin(now)
+        try:
+            out = collectors.collect_net(r)
+        finally:
+            r.end()
+        first, second = (out, None) if first is None else (first, out)
+    assert first["rx_bps"] is None
+    veth = next(i for i in second["interfaces"] if i["name"] == "veth9")
+    assert veth["rx_bps"] is None and (second["rx_bps"], second["tx_bps"]) == (2000, 500)
 
 
 def test_sensors_either_report_or_say_why_not():

@@ -52,7 +52,7 @@ def test_the_apps_redis_is_refused_on_every_local_address_and_deny_networks_appl
         assert host == "redis.internal"
         return [(socket.AF_INET, type_, 6, "", ("127.0.0.1", port))]
 
-    policy = egress.make_policy(redis_url="redis://:pw@redis.internal:6390/0", resolve=resolve,
+    policy = egress.make_policy(forbid_redis="redis://:pw@redis.internal:6390/0", resolve=resolve,
                                 own_addresses=["10.9.8.7"], deny=["198.51.100.0/24", "127.0.0.9"])
     for address in ["127.0.0.1", "127.0.0.5", "::1", "::ffff:127.0.0.1", "10.9.8.7"]:
         assert "Redis" in egress.refusal(ip(address), 6390, policy), address
@@ -60,7 +60,7 @@ def test_the_apps_redis_is_refused_on_every_local_address_and_deny_networks_appl
     assert egress.refusal(ip("10.1.1.1"), 6390, policy) is None  # another host's port 6390
     assert "NOTIFY_DENY_NETWORKS" in egress.refusal(ip("198.51.100.7"), 80, policy)
     assert "NOTIFY_DENY_NETWORKS" in egress.refusal(ip("::ffff:127.0.0.9"), 80, policy)
-    remote = egress.make_policy(redis_url="rediss://r.example:7000", resolve=lambda h, p, f, t: [
+    remote = egress.make_policy(forbid_redis="rediss://r.example:7000", resolve=lambda h, p, f, t: [
         (socket.AF_INET, t, 6, "", ("203.0.113.5", p))])
     assert "Redis" in egress.refusal(ip("203.0.113.5"), 7000, remote)
     assert egress.refusal(ip("127.0.0.1"), 7000, remote) is None
@@ -150,7 +150,7 @@ def test_schemes_by_allowlist_raw_socket_ones_only_when_named():
 
 
 def test_the_policy_refuses_the_apps_redis_for_any_scheme():
-    policy = egress.make_policy(redis_url="redis://127.0.0.1:6399/0")
+    policy = egress.make_policy(forbid_redis="redis://127.0.0.1:6399/0")
     for url in ["json://127.0.0.1:6399/x", "irc://bot@127.0.0.1:6399/#ops", "json://127.0.0.7:6399/x",
                 "mailto://127.0.0.1:25?smtp=127.0.0.1:6399&from=a@example.com&to=b@example.com"]:
         with pytest.raises(ValueError, match="Redis"):

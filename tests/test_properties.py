@@ -137,8 +137,10 @@ def test_any_frames_get_exactly_one_reply_each(svc, frames):
         def send(self, text):
             sent.append(json.loads(text))
 
-    svc.config.update(CONSOLE_RATE=10_000.0, CONSOLE_BURST=10_000, ALLOW_PROCESS_CONTROL=False)
-    # Every example is the same login: its budget (kept across sessions) must not run dry.
+    svc.config.update(ALLOW_PROCESS_CONTROL=False)
+    # Rate limits are not what this is about (a costly command such as proc takes 25 at once): the
+    # connection's and the login's budgets (the latter kept across sessions) must not run dry.
+    svc.desk.rate, svc.desk.burst = 10_000.0, 10_000
     svc.desk.logins.rate, svc.desk.logins.burst = 10_000.0, 10_000
     session = ConsoleSession(WS(), OPERATOR, svc.desk)
     for f in frames:

@@ -110,11 +110,11 @@ def refusal(ip: IP, port: int | None, policy: Policy) -> str | None:
     return None
 
 
-def redis_endpoints(redis_url: str, resolve) -> set[tuple[str, int]]:
+def redis_endpoints(url: str, resolve) -> set[tuple[str, int]]:
     """(address, port) of each address REDIS_URL's host resolves to; resolve is getaddrinfo-like."""
-    if not redis_url:
+    if not url:
         return set()
-    parts = urlsplit(redis_url)
+    parts = urlsplit(url)
     if parts.scheme == "unix":
         return set()
     try:
@@ -128,12 +128,12 @@ def redis_endpoints(redis_url: str, resolve) -> set[tuple[str, int]]:
     return {(str(parse_ip(info[4][0])), port) for info in infos if parse_ip(info[4][0]) is not None}
 
 
-def make_policy(*, allow_private: bool = True, deny=(), redis_url: str = "", resolve=socket.getaddrinfo,
+def make_policy(*, allow_private: bool = True, deny=(), forbid_redis: str = "", resolve=socket.getaddrinfo,
                 own_addresses=()) -> Policy:
     """The policy of these settings: Redis resolved now; a Redis on this host has its port refused on
     every loopback and own address (it listens on them too, whatever REDIS_URL names)."""
     own = frozenset(str(a) for a in own_addresses)
-    redis = redis_endpoints(redis_url, resolve)
+    redis = redis_endpoints(forbid_redis, resolve)
     local_ports = {port for ip, port in redis
                    if ipaddress.ip_address(ip).is_loopback or ipaddress.ip_address(ip).is_unspecified or ip in own}
     nets = tuple(d if isinstance(d, (ipaddress.IPv4Network, ipaddress.IPv6Network))

@@ -141,7 +141,7 @@ def collect_disks(rates: Rates) -> list[dict]:
 def collect_net(rates: Rates) -> dict:
     interfaces = []
     rx_sum = tx_sum = 0.0
-    complete = True
+    rated = False  # at least one interface with a rate: the first sample has none
     for name, c in sorted((psutil.net_io_counters(pernic=True) or {}).items()):
         rx = rates.per_second(("net", name, "rx"), c.bytes_recv)
         tx = rates.per_second(("net", name, "tx"), c.bytes_sent)
@@ -156,14 +156,15 @@ def collect_net(rates: Rates) -> dict:
         )
         if name == "lo" or name.startswith("lo"):
             continue  # loopback traffic is local and would count twice
-        if rx is None or tx is None:
-            complete = False
-        else:
+        if rx is not None and tx is not None:
+            # An interface seen for the first time (a container's veth, a VPN coming up) has no
+            # rate yet and adds nothing this once; it must not blank the host's total.
+            rated = True
             rx_sum += rx
             tx_sum += tx
     return {
-        "rx_bps": _round(rx_sum) if complete else None,
-        "tx_bps": _round(tx_sum) if complete else None,
+        "rx_bps": _round(rx_sum) if rated else None,
+        "tx_bps": _round(tx_sum) if rated else None,
         "interfaces": interfaces,
     }
 

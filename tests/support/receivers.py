@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from aiosmtpd.controller import Controller
 
 from tests.support.server import free_port
+from tests.support.waiting import eventually
 
 
 def _free_port(host: str) -> int:
@@ -92,7 +93,8 @@ class JsonReceiver:
 class CountingListener:
     """Accepts TCP connections on one address and counts them (then closes them): the "forbidden"
     receiver. `settled()` is the count of connections made before it was called, without sleeping:
-    it connects once itself and waits for that connection, which the kernel queues after the others."""
+    it connects once itself (from a port it registers first, so its own connection is never counted)
+    and waits until that connection is accepted, which the kernel queues after the others."""
 
     def __init__(self, host: str = "127.0.0.2") -> None:
         self.host = host
@@ -102,26 +104,31 @@ class CountingListener:
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.count = 0
-        self._marks = 0
+        self._marks: set[tuple[str, int]] = set()
+        self._seen: set[tuple[str, int]] = set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
         while True:
             try:
-                conn, _addr = self.sock.accept()
+                conn, addr = self.sock.accept()
             except OSError:
                 return
-            self.count += 1
+            if addr[:2] in self._marks:
+                self._seen.add(addr[:2])
+            else:
+                self.count += 1
             conn.close()
 
     def settled(self, timeout: float = 20.0) -> int:
-        self._marks += 1
-        with socket.create_connection((self.host, self.port), timeout=timeout):
-            pass
-        deadline = time.monotonic() + timeout
-        while self.count < self._marks and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.count - self._marks
+        with socket.socket() as mark:
+            mark.bind((self.host, 0))
+            me = mark.getsockname()[:2]
+            self._marks.add(me)  # before the connection exists: the acceptor knows it when it comes
+            mark.settimeout(timeout)
+            mark.connect((self.host, self.port))
+            eventually(lambda: me in self._seen, timeout, 0.02, what="the listener accepted its own mark")
+        return self.count
 
     def close(self) -> None:
         self.sock.close()
