@@ -125,8 +125,15 @@ class GroupCommit:
                 self._failed(batch[done:], exc)
                 self.written += done
                 return False
-            except BaseException as exc:  # a bug, or the greenlet killed: no waiter hangs
-                self._failed(batch[done:], exc)
+            except BaseException as exc:
+                # A bug, or the greenlet killed: no waiter hangs, and what nobody
+                # waits for is dropped (counted) rather than retried forever.
+                rest = batch[done:]
+                for _, result in rest:
+                    if result is not None:
+                        result.set_exception(exc)
+                self.dropped += sum(1 for _, result in rest if result is None)
+                self.written += done
                 raise
             if self.error is not None:
                 self.log.warning(self.recovered(len(batch)))
