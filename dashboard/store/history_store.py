@@ -5,9 +5,10 @@ reads (history requests and the restore at start, from the serving greenlets)
 and one that only writes, used by one writer greenlet. Nothing on the
 sampler's or the fan-out's path waits for the disk: they queue rows in memory
 and the writer (group_commit.py) commits them about once a second in one
-transaction (sooner for state changes), and once more at shutdown. sqlite3 calls do not yield to
-gevent, so a transaction holds at most MAX_BATCH rows (about a second's worth
-takes a tenth of a millisecond) and the writer yields between transactions.
+transaction (sooner for state changes), and once more at shutdown. sqlite3
+calls do not yield to gevent, so a transaction holds at most MAX_BATCH rows
+(about a second's worth takes a tenth of a millisecond) and the writer
+yields between transactions.
 A pool thread was tried and measured: its idle thread cost the worker more
 CPU (about +15 % at 1 Hz) than the writes themselves.
 
