@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 
 import gevent
+import gevent.queue
 import pytest
 
 from dashboard.console.operator import Operator
@@ -15,6 +17,7 @@ from dashboard.store.audit import AuditLog, Record, RedisAuditLog
 from dashboard.store.audit_summary import AuditSummary
 from tests.test_commands import fails, run
 from tests.test_consoles import FakeWS
+from tests.test_periodic import until
 
 DAY = 86400
 
@@ -129,20 +132,68 @@ def test_repeated_read_only_requests_are_counted_not_stored_one_row_each(svc):
     assert [r["line"] for r in rows(svc)[-5:]] == [f"broadcast hello {i}" for i in range(5)]
 
 
+class Windows:
+    """The summary's clock, moved by the test: each sleep of the summary loop
+    lasts until the test ends the window."""
+
+    def __init__(self):
+        self.asked: list[float] = []  # what each sleep was for
+        self._ends = gevent.queue.Queue()
+
+    def sleep(self, seconds):
+        self.asked.append(seconds)
+        self._ends.get()
+
+    def end(self):
+        """End the current window, and return once the loop sleeps in the next one."""
+        n = len(self.asked)
+        self._ends.put(None)
+        until(lambda: len(self.asked) == n + 1)
+
+
 def test_the_summary_window_runs_by_itself(tmp_path):
     log = AuditLog(str(tmp_path / "a.sqlite3"))
-    summary = AuditSummary(log, window=0.2)
+    windows = Windows()
+    summary = AuditSummary(log, window=30, sleep=windows.sleep)
     runner = gevent.spawn(summary.run)
+    until(lambda: windows.asked == [30])
     for _ in range(10):
         summary.record(old_record(time.time()))
-    gevent.sleep(0.35)
+    windows.end()
     for _ in range(3):
         summary.record(old_record(time.time()))
-    gevent.sleep(0.25)
+    windows.end()
+    windows.end()  # a window with nothing in it writes nothing
     runner.kill()
+    assert windows.asked == [30] * 4
     details = [r["detail"] for r in log.latest(10)]
     assert len(details) == 4 and details[0] is None and details[2] is None
     assert details[1].startswith("repeated 9 more") and details[3].startswith("repeated 2 more")
+
+
+def test_a_failing_summary_window_is_logged_and_the_next_one_still_ends(tmp_path, caplog):
+    log = AuditLog(str(tmp_path / "a.sqlite3"))
+    windows = Windows()
+    summary = AuditSummary(log, window=30, sleep=windows.sleep)
+    real_flush, calls = summary.flush, []
+
+    def flush():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real_flush()
+
+    summary.flush = flush
+    runner = gevent.spawn(summary.run)
+    until(lambda: windows.asked == [30])
+    for _ in range(3):
+        summary.record(old_record(time.time()))
+    with caplog.at_level(logging.ERROR, logger="dashboard.audit"):
+        windows.end()
+    assert any("audit summary failed" in r.getMessage() for r in caplog.records)
+    windows.end()
+    runner.kill()
+    assert [r["detail"][:15] if r["detail"] else None for r in log.latest(10)] == [None, "repeated 2 more"]
 
 
 def test_login_buckets_outlive_sessions_and_are_forgotten_once_full_again():

@@ -75,7 +75,7 @@ def publish(hub, n, start=0):
 def test_every_viewer_gets_the_same_bytes_encoded_once(monkeypatch):
     hub = Hub()
     viewers = [open_viewer(hub) for _ in range(20)]
-    assert len(hub._fast) == 20  # all caught up: parked, written to directly
+    assert len(hub.sockets.caught_up) == 20  # all caught up: parked, written to directly
 
     calls = {"json": 0, "frame": 0}
     real_json, real_frame = events_mod.to_json, sse.frame
@@ -171,10 +171,9 @@ def test_evicted_events_make_a_resume_stale_but_the_floor_itself_resumes():
     hub.close_all("done")
 
 
-def test_events_older_than_the_history_window_are_evicted(monkeypatch):
+def test_events_older_than_the_history_window_are_evicted():
     now = [1000.0]
-    monkeypatch.setattr(hub_mod.time, "time", lambda: now[0])
-    hub = Hub(history_seconds=10, clock=events_mod.IdClock(lambda: now[0]))
+    hub = Hub(history_seconds=10, clock=events_mod.IdClock(lambda: now[0]), wall=lambda: now[0])
     publish(hub, 3)
     now[0] += 11
     last = publish(hub, 1, start=3)[0]
@@ -218,11 +217,11 @@ def test_a_stalled_write_is_dropped_after_the_write_timeout():
 def test_a_viewer_that_disconnects_is_forgotten_at_once():
     hub = Hub()
     sub, peer, g = open_viewer(hub)
-    assert sub in hub._fast
+    assert sub in hub.sockets.caught_up
     peer.sock.close()
     g.join(timeout=1)
     assert g.dead
-    assert not hub.subscribers and not hub._fast
+    assert not hub.subscribers and not hub.sockets.caught_up
     assert sub.watcher is None
 
 
@@ -276,7 +275,7 @@ def test_publish_with_an_external_id_must_move_forward():
 def test_caught_up_viewers_are_sockets_in_the_hub_with_no_greenlet_each():
     hub = Hub()
     viewers = [open_viewer(hub) for _ in range(20)]
-    assert all(sub.owned and sub.writer is None and sub in hub._fast for sub, _, _ in viewers)
+    assert all(sub.owned and sub.writer is None and sub in hub.sockets.caught_up for sub, _, _ in viewers)
     frame = hub.publish(Notice(message="to all"))
     for sub, peer, _ in viewers:
         assert [e.last_event_id for e in peer.read(0.05)][-1] == frame.id
@@ -294,7 +293,7 @@ def test_a_resuming_viewer_gets_a_writer_only_until_it_is_caught_up():
     assert sub.writer is not None  # four frames to catch up on
     peer = Peer(b)
     assert [e.last_event_id for e in peer.read(0.1)] == [f.id for f in frames[2:]]
-    assert sub.writer is None and sub in hub._fast
+    assert sub.writer is None and sub in hub.sockets.caught_up
     later = hub.publish(Notice(message="live"))
     assert peer.read(0.05)[-1].last_event_id == later.id
     hub.close_all("done")
@@ -313,3 +312,46 @@ def test_an_owned_stream_ends_with_the_last_chunk_then_eof_and_says_so_once():
     assert life.dead and ended == ["server shutting down"]
     hub.close(sub, "again")  # idempotent: no second end
     assert ended == ["server shutting down"]
+
+
+def test_a_stream_whose_head_could_not_be_written_ends_at_once_through_the_hub():
+    hub = Hub()
+    a, b = gevent.socket.socketpair()
+    sub, _ = hub.open(None, sock=a, chunked=True, addr="test")
+    ended = []
+    sub.on_end = lambda s: ended.append(s.reason)
+    hub.abort(sub, "write failed: Broken pipe")
+    assert ended == ["write failed: Broken pipe"]
+    assert sub.ended and a.fileno() == -1 and not hub.subscribers
+    assert b.recv(10) == b""  # closed without a final chunk: the head never went out
+    hub.abort(sub, "again")
+    assert ended == ["write failed: Broken pipe"]
+
+
+def test_socket_streams_need_only_a_batch_source_and_a_release():
+    from dashboard.stream.frame import Frame
+    from dashboard.stream.sockets import HubStats, SocketStreams
+    from dashboard.stream.subscriber import Subscriber
+
+    frames = [Frame(n, (1000, n), "notice", f'"m{n}"') for n in (1, 2, 3)]
+    released = []
+
+    def next_batch(sub):
+        return frames[sub.cursor:]
+
+    streams = SocketStreams(next_batch=next_batch, release=released.append, stats=HubStats(),
+                            write_timeout=5)
+    a, b = gevent.socket.socketpair()
+    sub = Subscriber(a, True, "test", None)
+    streams.attach(sub)
+    assert sub in streams.catching_up or sub.writer is not None
+    peer = Peer(b)
+    assert peer.read(0.1) and peer.ids() == ["1000-1", "1000-2", "1000-3"]
+    assert sub in streams.caught_up and sub not in streams.catching_up and sub.writer is None
+    live = Frame(4, (1000, 4), "notice", '"m4"')
+    streams.fan_out(live.n, live.wire, live.body_at)
+    assert peer.read(0.05)[-1].last_event_id == "1000-4" and sub.cursor == 4
+    streams.close(sub, "done")
+    assert released == [sub] and sub.reason == "done" and sub not in streams.caught_up
+    peer.read(0.05)
+    assert peer.raw.endswith(b"\r\n0\r\n\r\n") and sub.sock.fileno() == -1

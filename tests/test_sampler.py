@@ -2,10 +2,12 @@ import logging
 import time
 
 import gevent
+import gevent.event
 import pytest
 
 from dashboard.sampling.collectors import Collector, Unavailable
 from dashboard.sampling.sampler import Sampler, check_interval
+from tests.test_periodic import until
 
 
 def counter_collector(name="n"):
@@ -66,35 +68,78 @@ def test_interval_bounds(bad):
     assert "interval must" in str(err.value)
 
 
+class FakeClock:
+    """The sampler's cadence clock, moved by the test: a wait for n seconds of it
+    ends when the test has advanced it that far (or the sampler's flag is set)."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self._moved = gevent.event.Event()
+        self.waiting = 0  # greenlets parked in wait()
+        self.looked = None  # the time a waiter last saw
+
+    def __call__(self):
+        return self.now
+
+    def wait(self, flag, seconds):
+        deadline = None if seconds is None else self.now + seconds
+        self.waiting += 1
+        try:
+            while not flag.is_set():
+                self.looked = self.now
+                if deadline is not None and self.now >= deadline:
+                    return False
+                gevent.wait([flag, self._moved], count=1)
+            return True
+        finally:
+            self.waiting -= 1
+
+    def advance(self, seconds):
+        self.now += seconds
+        moved, self._moved = self._moved, gevent.event.Event()
+        moved.set()
+
+
+def settle(clock, seen, count):
+    """Let the loop run until it has published `count` samples and parked again,
+    having seen the clock's current time."""
+    until(lambda: len(seen) == count and clock.waiting == 1 and clock.looked == clock.now)
+
+
 def test_loop_follows_interval_changes_and_pause_at_once():
-    seen = []
-    s = Sampler([counter_collector()], seen.append, interval=60)
+    clock, seen = FakeClock(), []
+    s = Sampler([counter_collector()], seen.append, interval=60, clock=clock, wait=clock.wait)
     s.start()
-    gevent.sleep(0.05)
-    assert len(seen) == 1  # first sample at once, next one a minute away
+    settle(clock, seen, 1)  # the first sample at once
+    clock.advance(59.9)
+    settle(clock, seen, 1)  # the next one a minute after the first
     s.set_interval(0.25)  # takes effect now, not after the old 60 s wait
-    gevent.sleep(0.6)
-    assert 3 <= len(seen) <= 4
+    settle(clock, seen, 2)
+    for n in (3, 4, 5):
+        clock.advance(0.25)
+        settle(clock, seen, n)
     assert s.pause() is True and s.pause() is False
-    n = len(seen)
-    gevent.sleep(0.6)
-    assert len(seen) == n
+    for _ in range(10):
+        clock.advance(1)
+        settle(clock, seen, 5)  # paused: time passes, no sample
     assert s.resume() is True
-    gevent.sleep(0.1)
-    assert len(seen) == n + 1
+    settle(clock, seen, 6)  # at once on resume
+    clock.advance(0.25)
+    settle(clock, seen, 7)  # then on the cadence again, with no burst for the paused time
     s.stop()
-    assert [x["seq"] for x in seen] == list(range(1, len(seen) + 1))
+    assert [x["seq"] for x in seen] == list(range(1, 8))
 
 
 def test_a_crashing_publisher_does_not_stop_the_loop():
-    seen = []
+    clock, seen = FakeClock(), []
 
     def publish(sample):
         seen.append(sample)
         raise RuntimeError("subscriber exploded")
 
-    s = Sampler([counter_collector()], publish, interval=0.25)
+    s = Sampler([counter_collector()], publish, interval=0.25, clock=clock, wait=clock.wait)
     s.start()
-    gevent.sleep(0.6)
+    settle(clock, seen, 1)
+    clock.advance(0.25)
+    settle(clock, seen, 2)
     s.stop()
-    assert len(seen) >= 2

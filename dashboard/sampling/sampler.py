@@ -54,6 +54,8 @@ class Sampler:
         *,
         interval: float = 1.0,
         host: str = "",
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[_Flag, float | None], object] | None = None,
     ) -> None:
         self.collectors = tuple(collectors)
         self.on_sample = on_sample
@@ -63,6 +65,10 @@ class Sampler:
         self._paused = False
         self._seq = 0
         self._wake = _Flag()
+        # The cadence's time, and how the loop waits for it (until the flag is
+        # set or that many seconds of it passed): a test drives both.
+        self.clock = clock
+        self._wait = wait or (lambda flag, seconds: flag.wait(seconds))
         self._greenlet: gevent.Greenlet | None = None
         self._last_start: float | None = None
         self.last_sample_at: float | None = None  # monotonic, when the last sample finished
@@ -160,12 +166,12 @@ class Sampler:
         while True:
             self._wake.clear()
             if self._paused:
-                self._wake.wait()
+                self._wait(self._wake, None)
                 continue
-            now = time.monotonic()
+            now = self.clock()
             due = now if self._last_start is None else self._last_start + self._interval
             if now < due:
-                self._wake.wait(due - now)
+                self._wait(self._wake, due - now)
                 continue
             # Keep the cadence, but never burst to make up for missed ticks.
             self._last_start = due if now - due < self._interval else now

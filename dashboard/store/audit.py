@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import gevent
-from gevent.event import AsyncResult
+
+from .group_commit import GroupCommit
 
 log = logging.getLogger("dashboard.audit")
 
@@ -137,45 +138,27 @@ class AuditLog(_AuditBase):
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(_SCHEMA)
         self._revoked = self.revoked()
-        self._queue: list[tuple[tuple, AsyncResult]] = []
-        self._committing = False
+        # Group commit: the writes that arrive while a commit is being prepared
+        # share one transaction. Each caller still waits until its record is
+        # committed (so no reply ever gets ahead of its record), but under load
+        # the cost of a commit is paid once for many commands.
+        self.writes = GroupCommit(self._write, errors=self.errors, name="audit log", logger=log)
 
     errors = (sqlite3.Error,)
 
-    # Group commit: the writes that arrive while a commit is being prepared
-    # share one transaction. Each caller still waits until its record is
-    # committed (so no reply ever gets ahead of its record), but under load
-    # the cost of a commit is paid once for many commands.
-
     def _insert(self, record: Record) -> int:
-        return self._commit(("insert", tuple(getattr(record, k) for k in _FIELDS)))
+        return self.writes.commit(("insert", tuple(getattr(record, k) for k in _FIELDS)))
 
     def _update(self, record: Record, outcome: str, detail: str | None) -> None:
-        self._commit(("update", (outcome, detail, record.id)))
+        self.writes.commit(("update", (outcome, detail, record.id)))
 
-    def _commit(self, op: tuple):
-        result = AsyncResult()
-        self._queue.append((op, result))
-        if not self._committing:
-            # The first writer commits for everyone queued behind it; it yields
-            # once first, so the others that are ready can queue their writes.
-            self._committing = True
-            try:
-                gevent.sleep(0)
-                while self._queue:
-                    batch, self._queue = self._queue, []
-                    self._write(batch)
-            finally:
-                self._committing = False
-        return result.get()
-
-    def _write(self, batch: list) -> None:
+    def _write(self, batch: list, final: bool) -> list:
         many = len(batch) > 1  # one statement alone is its own transaction
         try:
             if many:
                 self.db.execute("BEGIN")
             done = []
-            for (kind, args), _ in batch:
+            for kind, args in batch:
                 if kind == "insert":
                     done.append(self.db.execute(_INSERT, args).lastrowid)
                 else:
@@ -183,16 +166,13 @@ class AuditLog(_AuditBase):
                     done.append(None)
             if many:
                 self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except sqlite3.Error:
             try:
                 self.db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            for _, result in batch:
-                result.set_exception(exc)
-            return
-        for (_, result), value in zip(batch, done):
-            result.set(value)
+            raise
+        return done
 
     def latest(self, n: int) -> list[dict]:
         rows = self.db.execute(

@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import gevent
 
+from ..periodic import Every
 from .audit import AuditStore, Record, StoreUnavailable
 
 log = logging.getLogger("dashboard.audit")
@@ -34,9 +36,11 @@ class _Tally:
 
 
 class AuditSummary:
-    def __init__(self, audit: AuditStore, window: float) -> None:
+    def __init__(self, audit: AuditStore, window: float,
+                 sleep: Callable[[float], object] = gevent.sleep) -> None:
         self.audit = audit
         self.window = window
+        self.sleep = sleep  # how a window passes (a test ends windows itself)
         self.folded = 0  # requests counted into a summary instead of a record of their own
         self._open: dict[tuple, _Tally] = {}
 
@@ -77,13 +81,8 @@ class AuditSummary:
         return written
 
     def run(self) -> None:
-        """Forever: end a window every `window` seconds."""
-        while True:
-            gevent.sleep(self.window)
-            try:
-                self.flush()
-            except Exception:  # never let the summary greenlet die
-                log.exception("audit summary failed")
+        """Forever: end a window every `window` seconds (a failure is logged; the loop goes on)."""
+        Every(self.window, self.flush, name="audit summary", sleep=self.sleep, logger=log).run()
 
 
 def _iso(ts: float) -> str:

@@ -4,10 +4,11 @@
 reads (history requests and the restore at start, from the serving greenlets)
 and one that only writes, used by one writer greenlet. Nothing on the
 sampler's or the fan-out's path waits for the disk: they queue rows in memory
-and the writer commits them about once a second in one transaction (sooner
-for state changes), and once more at shutdown. sqlite3 calls do not yield to
-gevent, so a transaction holds at most MAX_BATCH rows (about a second's worth
-takes a tenth of a millisecond) and the writer yields between transactions.
+and the writer (group_commit.py) commits them about once a second in one
+transaction (sooner for state changes), and once more at shutdown. sqlite3
+calls do not yield to gevent, so a transaction holds at most MAX_BATCH rows
+(about a second's worth takes a tenth of a millisecond) and the writer
+yields between transactions.
 A pool thread was tried and measured: its idle thread cost the worker more
 CPU (about +15 % at 1 Hz) than the writes themselves.
 
@@ -25,11 +26,8 @@ import sqlite3
 import time
 from typing import Iterable
 
-import gevent
-from gevent.event import Event as _Flag
-from gevent.lock import Semaphore
-
 from .audit import StoreUnavailable
+from .group_commit import GroupCommit
 from .tiers import Codec, Point, Tier, block
 
 log = logging.getLogger("dashboard.history")
@@ -84,35 +82,38 @@ class HistoryStore:
             self.writer.execute("PRAGMA synchronous=NORMAL")
         except (OSError, sqlite3.Error) as exc:
             raise StoreBroken(f"{self.path}: {exc}") from exc
-        self._ops: list[tuple] = []
-        self._wake = _Flag()
-        self._lock = Semaphore()
-        self._greenlet: gevent.Greenlet | None = None
         self._trimmed_at = 0.0
-        self._stopping = False
-        self.error: str | None = None
-        self.written = 0
-        self.dropped = 0
+        self.writes = GroupCommit(
+            self._write, errors=(sqlite3.Error, OSError), name="history store", period=FLUSH_SECONDS,
+            max_pending=MAX_PENDING, max_batch=MAX_BATCH, logger=log, upkeep_due=self._trim_due,
+            failing=lambda exc, kept: (f"history store cannot write ({exc}); live data goes on, "
+                                       f"retrying every {FLUSH_SECONDS:g}s with {kept} rows queued"),
+            recovered=lambda n: f"history store writes again ({n} rows caught up)")
+
+    @property
+    def error(self) -> str | None:
+        return self.writes.error
+
+    @property
+    def written(self) -> int:
+        return self.writes.written
+
+    @property
+    def dropped(self) -> int:
+        return self.writes.dropped
 
     # ---- queueing (never blocks) ----------------------------------------------
 
-    def _queue(self, op: tuple) -> None:
-        self._ops.append(op)
-        if len(self._ops) > MAX_PENDING:
-            drop = len(self._ops) - MAX_PENDING
-            del self._ops[:drop]
-            self.dropped += drop
-
     def add_point(self, tier: Tier, host: str, point: Point) -> None:
-        self._queue(("point", (host, tier.step, point.ts, self.codec.pack(point.n, point.values))))
+        self.writes.add(("point", (host, tier.step, point.ts, self.codec.pack(point.n, point.values))))
 
     def add_event(self, key: tuple[int, int], type: str, data: str) -> None:
-        self._queue(("event", (key[0], key[1], type, data)))
+        self.writes.add(("event", (key[0], key[1], type, data)))
 
     def save_state(self, name: str, value) -> None:
         """Lasting state (interval, pause, alert rules): written within moments."""
-        self._queue(("state", (name, json.dumps(value))))
-        self._wake.set()
+        self.writes.add(("state", (name, json.dumps(value))))
+        self.writes.wake()
 
     # ---- reading ---------------------------------------------------------------------
 
@@ -173,60 +174,24 @@ class HistoryStore:
 
     def health(self) -> dict:
         return {"state": "failing" if self.error else "ok", "error": self.error, "path": self.path,
-                "pending": len(self._ops), "written": self.written, "dropped": self.dropped}
+                "pending": self.writes.pending, "written": self.written, "dropped": self.dropped}
 
-    # ---- the writer ------------------------------------------------------------------
+    # ---- the writer (store/group_commit.py) ---------------------------------------
 
     def start(self) -> None:
-        if self._greenlet is None or self._greenlet.dead:
-            self._greenlet = gevent.spawn(self._run)
-
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(FLUSH_SECONDS)
-            self._wake.clear()
-            self.flush()
+        self.writes.start()
 
     def flush(self) -> bool:
         """Write what is queued now; True when nothing is left queued."""
-        with self._lock:
-            now = time.time()
-            trim = now - self._trimmed_at >= TRIM_SECONDS
-            if not self._ops and not trim:
-                return True
-            batch, self._ops = self._ops, []
-            done = 0
-            try:
-                while True:
-                    chunk = batch[done:done + MAX_BATCH]
-                    last = done + MAX_BATCH >= len(batch)
-                    self._write(chunk, now if trim and last else None)
-                    done += len(chunk)
-                    if last:
-                        break
-                    gevent.sleep(0)  # let the loop serve between transactions
-            except (sqlite3.Error, OSError) as exc:
-                self._ops[:0] = batch[done:]
-                self.written += done
-                if len(self._ops) > MAX_PENDING:
-                    drop = len(self._ops) - MAX_PENDING
-                    del self._ops[:drop]
-                    self.dropped += drop
-                if self.error is None:
-                    log.error("history store cannot write (%s); live data goes on, "
-                              "retrying every %gs with %d rows queued", exc, FLUSH_SECONDS, len(self._ops))
-                self.error = str(exc)
-                return False
-            if trim:
-                self._trimmed_at = now
-            if self.error is not None:
-                log.warning("history store writes again (%d rows caught up)", len(batch))
-                self.error = None
-            self.written += len(batch)
-            return not self._ops
+        return self.writes.flush()
 
-    def _write(self, batch: list[tuple], trim_at: float | None) -> None:
-        # Only the writer (under the lock) uses the writing connection.
+    def _trim_due(self) -> bool:
+        return time.time() - self._trimmed_at >= TRIM_SECONDS
+
+    def _write(self, batch: list[tuple], final: bool) -> None:
+        # Only the group-commit writer (under its lock) uses the writing connection.
+        now = time.time()
+        trim = final and now - self._trimmed_at >= TRIM_SECONDS
         db = self.writer
         db.execute("BEGIN")
         try:
@@ -237,11 +202,11 @@ class HistoryStore:
                     db.execute("INSERT OR IGNORE INTO events (ms, sq, type, data) VALUES (?, ?, ?, ?)", args)
                 else:
                     db.execute("INSERT OR REPLACE INTO state (name, value) VALUES (?, ?)", args)
-            if trim_at is not None:
+            if trim:
                 for tier in self.tiers:
                     db.execute("DELETE FROM points WHERE step = ? AND ts < ?",
-                               (tier.step, int(trim_at - tier.retention)))
-                db.execute("DELETE FROM events WHERE ms < ?", (int((trim_at - self.events_seconds) * 1000),))
+                               (tier.step, int(now - tier.retention)))
+                db.execute("DELETE FROM events WHERE ms < ?", (int((now - self.events_seconds) * 1000),))
             db.execute("COMMIT")
         except BaseException:
             try:
@@ -249,17 +214,14 @@ class HistoryStore:
             except sqlite3.Error:
                 pass
             raise
+        if trim:
+            self._trimmed_at = now
 
     def close(self) -> None:
         """Write everything queued, then stop (at shutdown)."""
         # The writer is never killed mid-batch: it is asked to stop, and the
         # last flush runs under the same lock.
-        self._stopping = True
-        self._wake.set()
-        if self._greenlet is not None:
-            self._greenlet.join(5)
-            self._greenlet = None
-        self.flush()
+        self.writes.close()
         for db in (self.reader, self.writer):
             try:
                 db.close()

@@ -4,10 +4,10 @@ Each host's tier is one sorted set (scored by the start of the step; see
 `redis_store.py` for the key). Points are written only by the process that
 takes the host's samples (the holder of its sampler lease), so each is
 written once, however many processes serve it. Writes are queued and sent
-about once a second in one pipeline by a writer greenlet, never on the
-sampler's path; old points are trimmed by age once a minute. While Redis is
-unreachable the points wait in the queue (up to MAX_PENDING) and go out when
-it is back; the failure is logged once.
+about once a second in one pipeline by a writer greenlet (group_commit.py),
+never on the sampler's path; old points are trimmed by age once a minute.
+While Redis is unreachable the points wait in the queue (up to MAX_PENDING)
+and go out when it is back; the failure is logged once.
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ import logging
 import struct
 import time
 
-import gevent
 import redis
-from gevent.event import Event as _Flag
-from gevent.lock import Semaphore
 
 from .audit import StoreUnavailable
+from .group_commit import GroupCommit
 from .tiers import Codec, Point, Tier, block
 
 log = logging.getLogger("dashboard.history")
@@ -37,25 +35,30 @@ class RedisTiers:
         self.store = store
         self.tiers = tiers
         self.codec = Codec(len(names))
-        self._ops: list[tuple[str, int, bytes]] = []
         self._hosts: set[str] = set()
-        self._lock = Semaphore()
-        self._wake = _Flag()
-        self._greenlet: gevent.Greenlet | None = None
-        self._stopping = False
         self._trimmed_at = 0.0
-        self.error: str | None = None
-        self.written = 0
-        self.dropped = 0
+        self.writes = GroupCommit(
+            self._write, errors=(redis.RedisError, OSError), name="history points", period=FLUSH_SECONDS,
+            max_pending=MAX_PENDING, logger=log, upkeep_due=self._trim_due,
+            failing=lambda exc, kept: f"history points cannot reach Redis ({exc}); kept queued, retrying",
+            recovered=lambda n: f"history points reach Redis again ({n} caught up)")
+
+    @property
+    def error(self) -> str | None:
+        return self.writes.error
+
+    @property
+    def written(self) -> int:
+        return self.writes.written
+
+    @property
+    def dropped(self) -> int:
+        return self.writes.dropped
 
     def add_point(self, tier: Tier, host: str, point: Point) -> None:
-        self._ops.append((self.store.tier_key(tier.step, host), point.ts,
-                          _TS.pack(point.ts) + self.codec.pack(point.n, point.values)))
+        self.writes.add((self.store.tier_key(tier.step, host), point.ts,
+                         _TS.pack(point.ts) + self.codec.pack(point.n, point.values)))
         self._hosts.add(host)
-        if len(self._ops) > MAX_PENDING:
-            drop = len(self._ops) - MAX_PENDING
-            del self._ops[:drop]
-            self.dropped += drop
 
     def _rows(self, members: list[bytes]) -> list[tuple[int, bytes]]:
         return [(_TS.unpack_from(m)[0], m[_TS.size:]) for m in members]
@@ -88,51 +91,34 @@ class RedisTiers:
 
     def health(self) -> dict:
         return {"state": "failing" if self.error else "ok", "error": self.error, "store": "redis",
-                "pending": len(self._ops), "written": self.written, "dropped": self.dropped}
+                "pending": self.writes.pending, "written": self.written, "dropped": self.dropped}
+
+    # ---- the writer (store/group_commit.py) ---------------------------------------
 
     def start(self) -> None:
-        if self._greenlet is None or self._greenlet.dead:
-            self._stopping = False
-            self._greenlet = gevent.spawn(self._run)
-
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(FLUSH_SECONDS)
-            self._wake.clear()
-            self.flush()
+        self.writes.start()
 
     def flush(self) -> bool:
-        with self._lock:
-            now = time.time()
-            trim = self._hosts and now - self._trimmed_at >= TRIM_SECONDS
-            if not self._ops and not trim:
-                return True
-            batch, self._ops = self._ops, []
-            try:
-                pipe = self.store.binary.pipeline(transaction=False)
-                for key, ts, member in batch:
-                    pipe.zremrangebyscore(key, ts, ts)  # the same step written again replaces it
-                    pipe.zadd(key, {member: ts})
-                if trim:
-                    for host in self._hosts:
-                        for tier in self.tiers:
-                            pipe.zremrangebyscore(self.store.tier_key(tier.step, host), "-inf",
-                                                  f"({int(now - tier.retention)}")
-                pipe.execute()
-            except (redis.RedisError, OSError) as exc:
-                self._ops[:0] = batch
-                del self._ops[:max(0, len(self._ops) - MAX_PENDING)]
-                if self.error is None:
-                    log.error("history points cannot reach Redis (%s); kept queued, retrying", exc)
-                self.error = str(exc)
-                return False
-            if trim:
-                self._trimmed_at = now
-            if self.error is not None:
-                log.warning("history points reach Redis again (%d caught up)", len(batch))
-                self.error = None
-            self.written += len(batch)
-            return not self._ops
+        return self.writes.flush()
+
+    def _trim_due(self) -> bool:
+        return bool(self._hosts) and time.time() - self._trimmed_at >= TRIM_SECONDS
+
+    def _write(self, batch: list[tuple[str, int, bytes]], final: bool) -> None:
+        now = time.time()
+        trim = final and self._trim_due()
+        pipe = self.store.binary.pipeline(transaction=False)
+        for key, ts, member in batch:
+            pipe.zremrangebyscore(key, ts, ts)  # the same step written again replaces it
+            pipe.zadd(key, {member: ts})
+        if trim:
+            for host in self._hosts:
+                for tier in self.tiers:
+                    pipe.zremrangebyscore(self.store.tier_key(tier.step, host), "-inf",
+                                          f"({int(now - tier.retention)}")
+        pipe.execute()
+        if trim:
+            self._trimmed_at = now
 
     def write_points(self, items) -> None:
         """Queue many points and write them now, in chunks (tools and tests filling history)."""
@@ -143,9 +129,4 @@ class RedisTiers:
         self.flush()
 
     def close(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._greenlet is not None:
-            self._greenlet.join(5)
-            self._greenlet = None
-        self.flush()
+        self.writes.close()

@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Protocol
 import gevent
 import gevent.event
 
+from ..periodic import Every
 from .events import EventKey, to_json
 from .frame import Frame
 from .history import History
@@ -168,15 +169,17 @@ class Views:
     def heartbeats(self) -> None:
         """Forever: a heartbeat to each quiet stream, and idle remote views forgotten."""
         period = min(1.0, self.local.hub.heartbeat_seconds / 2)
-        while True:
-            gevent.sleep(period)
-            now = time.monotonic()
-            for view in self:
-                if view.hub.heartbeat_due():
-                    view.hub.heartbeat()
-                if view.hub.subscribers:
-                    view.used_at = now
-                elif view is not self.local and now - view.used_at > IDLE_VIEW_SECONDS:
-                    del self._views[view.name]
-                    if self.remote is not None:
-                        self.remote.unfollow(view.name)
+        Every(period, self.upkeep, name="stream heartbeats").run()
+
+    def upkeep(self) -> None:
+        """One round of `heartbeats`."""
+        now = time.monotonic()
+        for view in self:
+            if view.hub.heartbeat_due():
+                view.hub.heartbeat()
+            if view.hub.subscribers:
+                view.used_at = now
+            elif view is not self.local and now - view.used_at > IDLE_VIEW_SECONDS:
+                del self._views[view.name]
+                if self.remote is not None:
+                    self.remote.unfollow(view.name)

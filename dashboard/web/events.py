@@ -138,10 +138,7 @@ class OwnedStream(Response):
             own.settimeout(hub.write_timeout)
             own.sendall(head + (sse.chunk(preamble) if chunked else preamble))
         except OSError as exc:
-            sub.owned = True
-            sub.broken = True
-            sub.reason = f"write failed: {getattr(exc, 'strerror', None) or exc}"
-            hub.sockets.end(sub)
+            hub.abort(sub, f"write failed: {getattr(exc, 'strerror', None) or exc}")
         else:
             hub.attach(sub)
         raise StopIteration  # the connection is the hub's now

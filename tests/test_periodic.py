@@ -1,0 +1,90 @@
+"""every(): a background loop that waits, calls, logs a failure and goes on, and stops."""
+
+import logging
+
+import gevent
+import pytest
+
+from dashboard.periodic import Every, every
+
+
+def until(check, seconds=10.0):
+    """Yield to other greenlets until check() holds (the bound is only against a hang)."""
+    deadline = gevent.get_hub().loop.now() + seconds
+    while not check():
+        assert gevent.get_hub().loop.now() < deadline, "timed out"
+        gevent.sleep(0.001)
+
+
+def test_waits_then_calls_and_an_error_is_logged_and_retried_sooner(caplog):
+    waits, calls = [], []
+
+    def fn(x):
+        calls.append((x, len(waits)))
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        if len(calls) == 4:
+            loop.stop()
+
+    loop = Every(10, fn, "a", name="the tick", retry=1, sleep=waits.append)
+    with caplog.at_level(logging.ERROR, logger="dashboard.periodic"):
+        loop.run()  # returns once stopped
+    assert waits == [10, 10, 1, 10]  # after the failure, the retry delay
+    assert calls == [("a", 1), ("a", 2), ("a", 3), ("a", 4)]
+    assert (loop.calls, loop.failures) == (4, 1)
+    failed = [r for r in caplog.records if "the tick failed" in r.getMessage()]
+    assert len(failed) == 1 and "trying again in 1s" in failed[0].getMessage() and failed[0].exc_info
+
+
+def test_at_once_calls_before_the_first_wait():
+    waits, calls = [], []
+
+    def fn():
+        calls.append(len(waits))
+        if len(calls) == 2:
+            loop.stop()
+
+    loop = Every(5, fn, name="t", at_once=True, sleep=waits.append)
+    loop.run()
+    assert calls == [0, 1] and waits == [5]
+
+
+def test_a_stop_during_the_wait_ends_the_loop_without_another_call():
+    calls = []
+    loop = Every(5, lambda: calls.append(1), name="t", sleep=lambda s: loop.stop())
+    loop.run()
+    assert calls == []
+
+
+def test_wake_calls_now_instead_of_at_the_end_of_the_period_and_stop_ends_the_greenlet():
+    calls = []
+    loop = every(3600, calls.append, "x", name="t")
+    assert loop.running
+    loop.wake()
+    until(lambda: calls == ["x"])
+    loop.wake()
+    until(lambda: calls == ["x", "x"])
+    loop.stop()
+    assert not loop.running
+    loop.start()  # a stopped loop starts again
+    assert loop.running
+    loop.wake()
+    until(lambda: len(calls) == 3)
+    loop.stop()
+
+
+def test_a_killed_greenlet_running_the_loop_ends_it():
+    loop = Every(3600, lambda: None, name="t")
+    g = gevent.spawn(loop.run)
+    gevent.sleep(0)
+    g.kill()
+    assert g.dead and isinstance(g.value, gevent.GreenletExit)
+
+
+def test_base_exceptions_are_not_swallowed():
+    def fn():
+        raise KeyboardInterrupt
+
+    loop = Every(1, fn, name="t", sleep=lambda s: None)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run()
