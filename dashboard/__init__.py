@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401  (the package's version, as before)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

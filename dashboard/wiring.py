@@ -22,7 +22,7 @@ import sqlite3
 
 import redis
 
-from . import __version__
+from .version import __version__
 from .alerts.delivery import Notifier, notify_policy
 from .alerts.rules import Alerts
 from .console.sessions import GOING_AWAY, NORMAL, Consoles, Desk, Logins

@@ -42,8 +42,9 @@ def test_an_hour_of_history_is_encoded_once_per_sample_and_window(client, svc):
     assert frame is not None
     fresh = client.get("/api/history?seconds=3600", headers=AUTH).json
     assert fresh["last_event_id"] == frame.id and view.history_cache.builds == 3
+    # What it saves is counted above (one build, 100 hits); the times are for a person reading the
+    # output, not a bound: a busy machine can make one cached answer slower than one encode.
     print(f"encode {encode * 1000:.1f} ms, cached answer {cached * 1000:.2f} ms")
-    assert cached < encode / 3
 
 
 def test_odd_windows_cannot_grow_the_cache(client, svc):
