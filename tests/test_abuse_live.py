@@ -35,7 +35,9 @@ def settle(server, before, timeout=10.0):
 
 @pytest.fixture
 def server(start_server):
-    return start_server({"CONSOLE_PING_SECONDS": "0.5", "CONSOLE_RATE": "50", "CONSOLE_BURST": "20"})
+    # Pings every 2 s: a half-open peer is closed within two of them, and a bystander that answers
+    # by itself has that long to do it even on a busy machine (at 0.5 s a loaded host missed one).
+    return start_server({"CONSOLE_PING_SECONDS": "2", "CONSOLE_RATE": "50", "CONSOLE_BURST": "20"})
 
 
 def test_each_abuse_ends_as_documented_and_leaks_nothing(server):
@@ -87,15 +89,14 @@ def test_each_abuse_ends_as_documented_and_leaks_nothing(server):
 
         # A half-open peer (no FIN, never a pong): closed by the ping timeout with 1008.
         c = Console(server.port)
-        c.ws.sock.settimeout(10)
-        started, data = time.monotonic(), b""
+        c.ws.sock.settimeout(15)  # two ping intervals and then some: a recv timeout here fails the test
+        data = b""
         while True:
             chunk = c.ws.sock.recv(4096)  # raw reads: pings are never answered
             if not chunk:
                 break
             data += chunk
         assert b"\x03\xf0Ping/Pong timeout" in data  # close frame, code 1008
-        assert time.monotonic() - started < 5
         c.close()
 
         # An abrupt disconnect halfway through a frame.

@@ -138,7 +138,7 @@ def test_any_frames_get_exactly_one_reply_each(svc, frames):
             sent.append(json.loads(text))
 
     svc.config.update(ALLOW_PROCESS_CONTROL=False)
-    # Rate limits are not what this is about (a costly command such as proc takes 25 at once): the
+    # Rate limits are not what this is about (a costly command such as proc takes 15 at once): the
     # connection's and the login's budgets (the latter kept across sessions) must not run dry.
     svc.desk.rate, svc.desk.burst = 10_000.0, 10_000
     svc.desk.logins.rate, svc.desk.logins.burst = 10_000.0, 10_000

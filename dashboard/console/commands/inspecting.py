@@ -21,9 +21,10 @@ from ..operator import ROLES
 from .registry import CommandError, Context, command
 
 # A whole request's worth of the worker could not be weighed in pings (about a
-# thousand) without making `proc` impossible within a burst; 25 keeps one login
-# (CONSOLE_LOGIN_RATE 50/s, burst 100) to 4 at once and 2 a second after.
-PROC_COST = 25
+# thousand) without making `proc` impossible within a burst. 15 lets a person
+# open two processes in a row on one connection (CONSOLE_BURST 40), then 1.3 a
+# second; one login (CONSOLE_LOGIN_RATE 50/s, burst 100) 6 at once and 3.3 a second.
+PROC_COST = 15
 
 
 @command(
