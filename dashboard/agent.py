@@ -29,6 +29,7 @@ from .alerts.delivery import Notifier  # noqa: E402
 from .alerts.rules import Alerts  # noqa: E402
 from .sampling.cgroups import Container, discover  # noqa: E402
 from .sampling.collectors import SYSTEM_COLLECTORS, Collector  # noqa: E402
+from .sampling.containers import Containers  # noqa: E402
 from .stream.wire import encode as encode_metrics  # noqa: E402
 from .store.notify_store import RedisNotifyStore  # noqa: E402
 from .fleet.sharing import ERRORS, HostSampling, publish_everywhere  # noqa: E402
@@ -47,6 +48,8 @@ def build(cfg: dict, host: str) -> tuple[RedisStore, HostSampling]:
     collectors = SYSTEM_COLLECTORS + (
         Collector("processes", ProcessTable.help, table),
         Collector("container", Container.help, container),
+        Collector("containers", Containers.help,
+                  Containers(cfg["CONTAINERS"], cfg["CONTAINER_SOCKET"], cfg["CONTAINERS_SHOWN"])),
     )
     holder: dict = {}
     # The agent records its host's transitions in the shared outbox; web processes deliver them.

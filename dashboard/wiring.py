@@ -35,6 +35,7 @@ from .fleet.sharing import Fleet
 from .operations import Operations
 from .sampling.cgroups import Container, discover
 from .sampling.collectors import SYSTEM_COLLECTORS, Collector
+from .sampling.containers import Containers
 from .sampling.processes import ProcessTable
 from .sampling.rollup import Rollups
 from .sampling.sampler import Sampler, check_interval
@@ -68,9 +69,11 @@ class Instance:
         self.local = self.views.local
         self.processes = ProcessTable(config["TOP_PROCESSES"])
         self.container = Container(discover())
+        self.containers = Containers(config["CONTAINERS"], config["CONTAINER_SOCKET"], config["CONTAINERS_SHOWN"])
         collectors = SYSTEM_COLLECTORS + (
             Collector("processes", ProcessTable.help, self.processes),
             Collector("container", Container.help, self.container),
+            Collector("containers", Containers.help, self.containers),
         )
         self.sampler = Sampler(
             collectors, self.on_sample, interval=config["SAMPLE_INTERVAL"], host=self.host
