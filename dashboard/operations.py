@@ -110,6 +110,18 @@ class Operations:
         })
         return details
 
+    def container_section(self, host: str | None = None) -> dict | None:
+        return (self.node.views.view(host).latest or {}).get("containers")
+
+    def container_id(self, name: str) -> str:
+        return self.node.containers.find(name)
+
+    def container_details(self, cid: str) -> dict:
+        return self.node.containers.details(cid)
+
+    def container_restart(self, cid: str) -> None:
+        self.node.containers.restart(cid)
+
     def alert_rules(self) -> list[dict]:
         """Rules with the hosts where they fire."""
         node = self.node

@@ -26,7 +26,7 @@ TIMEOUT = 10.0
 MAX_BODY = 32 * 1024 * 1024  # a list of thousands of containers with their labels fits
 
 
-class EngineError(Exception):
+class EngineError(OSError):
     """The engine could not be asked (no socket, no permission, an error answer)."""
 
 

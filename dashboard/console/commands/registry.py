@@ -61,6 +61,7 @@ class Command:
     verbatim: bool = False  # the rest of the line is one argument, quotes optional
     audited: bool = True
     mask: Callable[[str], str] | None = None  # how the line is written to the audit log (hides secrets)
+    join: Callable[[list[str]], list[str]] | None = None  # words that are one argument as typed
 
     @property
     def usage(self) -> str:
@@ -74,9 +75,10 @@ REGISTRY: dict[str, Command] = {}
 
 
 def command(name: str, help: str, *args, role: str = "observer", changes: bool = False,
-            verbatim: bool = False, audited: bool = True, mask: Callable[[str], str] | None = None):
+            verbatim: bool = False, audited: bool = True, mask: Callable[[str], str] | None = None,
+            join: Callable[[list[str]], list[str]] | None = None):
     def register(fn):
-        REGISTRY[name] = Command(name, help, role, fn, tuple(args), changes, verbatim, audited, mask)
+        REGISTRY[name] = Command(name, help, role, fn, tuple(args), changes, verbatim, audited, mask, join)
         return fn
 
     return register
@@ -142,7 +144,8 @@ def resolve(line: str, operator: Operator) -> tuple[Command, dict]:
         if cmd.verbatim:
             values = {cmd.args[0].name: _verbatim(rest, cmd.args[0])}
         else:
-            values = cmdline.parse(cmd.args, cmdline.split(rest))
+            words = cmdline.split(rest)
+            values = cmdline.parse(cmd.args, cmd.join(words) if cmd.join else words)
     except ArgError as exc:
         err = CommandError("bad_args", f"{exc}; usage: {cmd.usage}", usage=cmd.usage)
         err.command = cmd.name
