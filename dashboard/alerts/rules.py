@@ -57,7 +57,7 @@ def container_metric(metric: str) -> tuple[str, str] | None:
 
 def join_container_metric(words: list[str]) -> list[str]:
     """`container:web cpu > 80` as typed is one metric: its first two words joined."""
-    if len(words) >= 2 and words[0].startswith("container:") and words[1] in CONTAINER_FIELDS:
+    if len(words) >= 2 and words[0].startswith("container:") and words[1] not in OPS:
         return [f"{words[0]} {words[1]}"] + words[2:]
     return words
 

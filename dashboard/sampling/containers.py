@@ -160,14 +160,20 @@ class Containers:
         if k.pid is None:
             self._find_pid(lay, cid, k)
         rx = tx = None
-        if k.pid is not None and not k.host_net:
+        for _ in range(2):
+            if k.pid is None or k.host_net:
+                break
             try:
                 rx_bytes, tx_bytes = cg.read_net(k.pid, self.proc)
                 rx = rates.per_second(("ctr", cid, k.pid, "rx"), rx_bytes)
                 tx = rates.per_second(("ctr", cid, k.pid, "tx"), tx_bytes)
+                break
             except (OSError, ValueError):
-                k.pid = None  # its init is gone: restarted under the same id, or stopping
+                # Its init is gone: restarted under the same id (a new init, whose counters
+                # start here), or stopping. The engine is asked again (restart count).
+                k.pid, k.meta = None, {**k.meta, "pid": None}
                 pid_gone = True
+                self._find_pid(lay, cid, k)
         cores = None
         if u.cpu_seconds is not None:
             rate = rates.per_second(("ctr", cid, "cpu"), u.cpu_seconds)
