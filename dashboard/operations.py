@@ -119,8 +119,8 @@ class Operations:
     def container_details(self, cid: str) -> dict:
         return self.node.containers.details(cid)
 
-    def container_restart(self, cid: str) -> None:
-        self.node.containers.restart(cid)
+    def container_restart(self, cid: str, wait: int = 10) -> None:
+        self.node.containers.restart(cid, wait)
 
     def alert_rules(self) -> list[dict]:
         """Rules with the hosts where they fire."""

@@ -44,7 +44,7 @@ class Operations(Protocol):
     def remove_alert(self, rule_id: str, by: str | None) -> Any: ...  # KeyError: unknown rule
     def broadcast(self, message: str, by: str | None) -> Any: ...
     def drop_streams(self, name: str) -> int: ...  # by client name, or "all"
-    def container_restart(self, cid: str) -> None: ...  # through the engine; OSError when it refuses
+    def container_restart(self, cid: str, wait: int) -> None: ...  # through the engine; OSError when it refuses
 
     # notifications (channels hold secrets: every URL returned is masked)
     def notify_channels(self) -> list[dict]: ...

@@ -115,9 +115,10 @@ class Containers:
 
 
 BURN = ("sh", "-c", "while :; do :; done")
-# 40 MiB in its shared memory (charged to it, not reclaimable) and 24 MiB written to a file (page cache).
+# 40 MiB in its shared memory (charged to it, not reclaimable) and 12 MiB written to a file (page
+# cache), under a 64 MiB limit: the cache stays (near the limit the kernel would reclaim it).
 HOLD = ("sh", "-c", "dd if=/dev/zero of=/dev/shm/held bs=1M count=40 2>/dev/null; "
-                    "dd if=/dev/zero of=/tmp/cached bs=1M count=24 2>/dev/null; sleep 3600")
+                    "dd if=/dev/zero of=/cached bs=1M count=12 2>/dev/null; sleep 3600")
 
 
 def wait_running(names, timeout: float = 60.0) -> None:

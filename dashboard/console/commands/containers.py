@@ -94,6 +94,8 @@ def cmd_container(ctx: Context, a: dict) -> Any:
     "container restart",
     "Restart a container through its engine (needs ALLOW_PROCESS_CONTROL=1 and a confirmation).",
     Arg("name", NAME, help="its name, or the start of its id"),
+    Opt("wait", cmdline.integer(0, 60), 10, "seconds between SIGTERM and SIGKILL (the engine's -t)",
+        metavar="seconds"),
     role="operator",
     changes=True,
 )
@@ -105,7 +107,7 @@ def cmd_container_restart(ctx: Context, a: dict) -> Any:
 
     def action() -> dict:
         try:
-            ctx.ops.container_restart(cid)
+            ctx.ops.container_restart(cid, a["wait"])
         except LookupError as exc:
             raise CommandError("not_found", str(exc.args[0])) from None
         except OSError as exc:  # the engine refused or could not be reached (engine.EngineError)
