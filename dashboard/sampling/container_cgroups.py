@@ -142,7 +142,7 @@ def find(scan: str, parents: tuple[str, ...] | None = PARENTS, depth: int = MAX_
                 continue
             m = ID.match(entry.name)
             if m:
-                found.setdefault(m.group(1), os.path.relpath(entry.path, scan))
+                found.setdefault(m.group(1), entry.path[len(scan):].lstrip("/"))
             elif level + 1 < depth:
                 stack.append((entry.path, level + 1))
     return found
@@ -183,18 +183,26 @@ def _stat_field(data: bytes, key: bytes) -> int | None:
     return int(data[at + len(prefix):end if end >= 0 else None])
 
 
+_paths: dict[tuple[str, str, str], str] = {}  # (mount, container, file) -> path, made once
+
+
 def _read(place: tuple[str, str] | None, rel: str, name: str) -> bytes | None:
     """The file's bytes; None when the hierarchy does not exist or the file is not there for it
     (a controller not enabled); Gone when the container's folder itself went away."""
     if place is None:
         return None
-    folder = os.path.join(place[1], rel)
+    key = (place[1], rel, name)
+    path = _paths.get(key)
+    if path is None:
+        if len(_paths) > 20_000:  # containers come and go: start afresh rather than grow
+            _paths.clear()
+        path = _paths[key] = f"{place[1]}/{rel}/{name}"
     try:
-        return _bytes(os.path.join(folder, name))
+        return _bytes(path)
     except PermissionError:
         raise
     except OSError:
-        if not os.path.isdir(folder):
+        if not os.path.isdir(os.path.join(place[1], rel)):
             raise Gone(rel) from None
         return None
 

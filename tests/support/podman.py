@@ -111,7 +111,7 @@ class Containers:
 
     def remove_all(self) -> None:
         if self.names:
-            podman("rm", "-f", "-t", "0", *self.names, check=False)
+            podman("rm", "-f", "-i", "-t", "0", *self.names, check=False)  # -i: some went already
 
 
 BURN = ("sh", "-c", "while :; do :; done")
