@@ -208,13 +208,20 @@ def test_the_page_shows_the_containers_sorted_and_the_card(engine, three, start_
                timeout=30, what="the burner's rate")
     Console(server.port).ok("pause")
     snap = server.get("/api/snapshot")[1]
-    rows = snap["containers"]["list"]
+    rows = by_name(snap["containers"])
+    page.wait_for_function(f"window.dashboard.stream && ({ROWS})().length === {len(rows)}", timeout=15000)
     for tab, key in (("mem", "mem_pct"), ("cpu", "cpu_pct")):
         page.click(f"[data-csort={tab}]")
-        want = [r["name"] for r in sorted(rows, key=lambda r: -(r[key] if r[key] is not None else -1))]
-        eventually(lambda: page.evaluate(ROWS) == want, timeout=15, what=f"rows sorted by {tab}")
+
+        def in_order():  # the paused sample's rows, heaviest share of its limit first (ties in any order)
+            shown = page.evaluate(ROWS)
+            values = [-1 if rows[n][key] is None else rows[n][key] for n in shown]
+            return set(shown) == set(rows) and values == sorted(values, reverse=True) and shown
+        eventually(in_order, timeout=15, what=f"rows sorted by {tab}")
     card = page.locator('[data-card="containers"]')
-    assert card.is_visible() and f"{snap['containers']['running']}\u00a0running" in card.inner_text()
+    eventually(lambda: f"{snap['containers']['running']}\u00a0running" in card.inner_text(), timeout=15,
+               what="the card's count")
+    assert card.is_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert page.locator("#containers").is_visible()
     # Names are text: a hostile one given to the page's own table code stays text.
