@@ -43,7 +43,7 @@ def build_agent(cfg: dict, host: str) -> tuple[RedisShared, Services]:
     def on_sample(sample: dict) -> None:
         shared.publish_sample(sample, build.encode_metrics(sample))
 
-    sampler, processes = build.host_sampler(cfg, host, on_sample)
+    sampler, processes, _containers = build.host_sampler(cfg, host, on_sample)
     # The agent records its host's transitions in the shared outbox; web processes deliver them.
     notifier = Notifier(RedisNotifyStore(store), env_urls=cfg["NOTIFY_URLS"],
                         group_seconds=cfg["NOTIFY_GROUP_SECONDS"], public_url=cfg["PUBLIC_URL"],

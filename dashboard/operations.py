@@ -17,6 +17,7 @@ from .alerts.rules import Rule, RuleState, alert_event, check
 from .console.sessions import Consoles
 from .control.shared import Shared
 from .sampling import process_details
+from .sampling.containers import Containers
 from .sampling.processes import ProcessTable
 from .sampling.trails import summary
 from .store.audit import AuditStore, StoreUnavailable
@@ -29,13 +30,14 @@ class Operations:
     """Each collaborator is handed in: the shared state (embedded or Redis, never asked
     which), this process's views, process table, notifier, audit log and consoles."""
 
-    def __init__(self, shared: Shared, views: Views, processes: ProcessTable, notifier: Notifier,
+    def __init__(self, shared: Shared, views: Views, processes: ProcessTable, containers: Containers | None, notifier: Notifier,
                  audit: AuditStore, consoles: Consoles, *, record: Callable[..., None],
                  notify_errors: tuple[type[BaseException], ...], config: dict, version: str,
                  uptime: Callable[[], float]) -> None:
         self.shared = shared
         self.views = views
         self.processes = processes
+        self.containers = containers  # sampling.containers.Containers: names, details, restart
         self.notifier = notifier
         self.audit = audit
         self.open_consoles = consoles
@@ -104,6 +106,18 @@ class Operations:
             "history": {"columns": ["ts", "cpu", "rss"], "rows": [list(point) for point in trail]},
         })
         return details
+
+    def container_section(self, host: str | None = None) -> dict | None:
+        return (self.views.view(host).latest or {}).get("containers")
+
+    def container_id(self, name: str) -> str:
+        return self.containers.find(name)
+
+    def container_details(self, cid: str) -> dict:
+        return self.containers.details(cid)
+
+    def container_restart(self, cid: str, wait: int = 10) -> None:
+        self.containers.restart(cid, wait)
 
     def alert_rules(self) -> list[dict]:
         """Rules with the hosts where they fire."""

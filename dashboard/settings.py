@@ -70,6 +70,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TOP_PROCESSES", 10,
             "Processes listed in each sample's top-by-CPU and top-by-memory tables.",
             kinds.ranged(int, 1, 100)),
+    Setting("CONTAINERS", "auto",
+            "auto: list the host's running containers from their cgroups, named by the engine's API "
+            "(Docker or Podman) when its socket can be read; off: no containers collector.",
+            kinds.choice("auto", "off")),
+    Setting("CONTAINER_SOCKET", "",
+            "The engine's unix socket (a path or unix://path). Empty: DOCKER_HOST, else "
+            "/var/run/docker.sock, else /run/podman/podman.sock. Root-equivalent: the dashboard only reads "
+            "through it, except `container restart`.", str),
+    Setting("CONTAINERS_SHOWN", 100,
+            "Containers in each sample's table at most (the heaviest by CPU); the counts cover them all.",
+            kinds.ranged(int, 1, 1000)),
     Setting("HOST_NAME", "",
             "Name this host's metrics are published under. Default: the machine's hostname."),
     Setting("LOG_LEVEL", "info", "Python log level: debug, info, warning or error.",
@@ -122,7 +133,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Comma-separated origins, besides the app's own, whose pages may open the console (exact "
             "match, e.g. https://ops.example.com).", kinds.list),
     Setting("ALLOW_PROCESS_CONTROL", False,
-            "1 enables the `kill` command (still confirmed and audited).", kinds.bool),
+            "1 enables the `kill` and `container restart` commands (still confirmed and audited).", kinds.bool),
     Setting("AUDIT_DB", "var/audit.sqlite3", "SQLite file of the audit log (WAL mode)."),
     Setting("AUDIT_SYNC", "normal",
             "normal: each record survives a killed server; full: also a power cut (waits for the disk).",

@@ -70,7 +70,7 @@ class Instance:
         self.history_budget = LoginBudget(config["HISTORY_BUILDS_PER_MINUTE"])
         self.refusals = refusals or Refusals()
         self.commands = Commands()
-        self.sampler, self.processes = build.host_sampler(config, self.host, self._on_sample)
+        self.sampler, self.processes, self.containers = build.host_sampler(config, self.host, self._on_sample)
         self.shared = self._pick(config)
         self.windows = self.lasting.windows
         self.audit_summary = AuditSummary(self.audit, config["AUDIT_SUMMARY_SECONDS"])
@@ -87,7 +87,7 @@ class Instance:
             Step("audit summary flush", stop=self.audit_summary.flush),  # the window's counts
             *guards,  # bodies still arriving are given up first
         ])
-        self.ops = Operations(self.shared, self.views, self.processes, self.notifier, self.audit,
+        self.ops = Operations(self.shared, self.views, self.processes, self.containers, self.notifier, self.audit,
                               self.consoles, record=self.record, notify_errors=self.notify_errors,
                               config=config, version=self.version, uptime=self.services.uptime)
         self.desk = Desk(self.ops, self.audit, self.consoles, rate=config["CONSOLE_RATE"],

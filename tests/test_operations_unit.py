@@ -87,7 +87,7 @@ class FakeViews(list):
 
 
 def operations(shared, limit=2, notifier=None, recorded=None):
-    return Operations(shared, FakeViews(), processes=None, notifier=notifier or FakeNotifier(), audit=None,
+    return Operations(shared, FakeViews(), processes=None, containers=None, notifier=notifier or FakeNotifier(), audit=None,
                       consoles=[], record=lambda *a: recorded.append(a) if recorded is not None else None,
                       notify_errors=(OSError,), config={"MAX_ALERT_RULES": limit, "ALLOW_PROCESS_CONTROL": False},
                       version="9.9", uptime=lambda: 12.34)

@@ -34,6 +34,13 @@ def proc(pid, name="chromium", user="root", cpu=1.5, rss=4096 * 1000):
     return {"pid": pid, "name": name, "user": user, "cpu": cpu, "rss": rss}
 
 
+def ctr(cid, name, image="localhost/web:1", cpu=12.5, mem=52_428_800):
+    return {"id": cid, "name": name, "image": image, "state": "running", "cpu": cpu, "cpu_pct": None if cpu is None else cpu * 4,
+            "cpu_limit": 0.5, "mem": mem, "mem_pct": 78.1, "mem_limit": 67_108_864, "cache": 4096,
+            "rx_bps": 130.5, "tx_bps": None, "read_bps": 0.0, "write_bps": 0.0, "pids": 3, "restarts": 0,
+            "uptime": 61.2}
+
+
 def host_sample(ts=1796172925.6800675, seq=7):
     """A sample of the sampler's shape, with processes in both lists and in one only."""
     shared = [proc(100 + i, cpu=50.0 - i, rss=10**8 - i) for i in range(5)]
@@ -62,6 +69,9 @@ def host_sample(ts=1796172925.6800675, seq=7):
                       "top_mem": copy.deepcopy(shared[::-1])
                       + [proc(300 + i, "postgres", "postgres", None, 10**9 + i) for i in range(5)]},
         "container": {"cgroup": "v1", "cpu_limit": None, "cpu_cores_used": 1.989, "memory_usage": 46977024},
+        "containers": {"engine": "podman 4.3.1", "cgroup": "hybrid", "running": 3, "stopped": 1, "missing": None,
+                       "list": [ctr("8bf819207c05", "web"), ctr("65d220dd1ce0", "<b>x</b>", cpu=0.0),
+                                ctr("0dcc5ba496ea", "db", "postgres:16", None, 10**9)]},
         "missing": {"sensors": "no temperature or fan sensors reported on this host"},
     }
 
@@ -104,6 +114,11 @@ def test_a_host_sample_comes_back_whole_in_at_most_two_thirds_of_the_bytes():
     assert wire["net"]["interfaces"]["columns"][0] == "name"
     assert wire["sensors"]["temperatures"]["rows"][0] == ["k10temp", "Tctl", 41.5, None, None]
     assert isinstance(wire["disks"], list)  # one row: no shorter as a table
+    containers = wire["containers"]["list"]
+    assert containers["columns"][:3] == ["id", "name", "image"] and len(containers["rows"]) == 3
+    assert containers["strings"] == {"image": ["localhost/web:1", "postgres:16"], "state": ["running"]}
+    assert containers["rows"][1][1] == "<b>x</b>"  # a name that does not repeat goes as it is
+    assert wire["containers"]["running"] == 3 and wire["containers"]["engine"] == "podman 4.3.1"
     back = decode(data)
     assert same(back, expected(sample)) and "v" not in back
     assert back["processes"]["top_cpu"][0] is not back["processes"]["top_mem"][4]  # a dict each
@@ -140,6 +155,8 @@ def test_the_plain_form_decodes_as_it_is_and_unknown_or_broken_forms_are_refused
         {**wire, "processes": {**wire["processes"], "top_mem": [-1]}},
         {**wire, "processes": {**wire["processes"], "rows": [[1, 2]]}},
         {**wire, "net": {"interfaces": {"columns": ["name"], "rows": 5}}},
+        {**wire, "containers": {**wire["containers"], "list": {"columns": ["id"], "rows": [[1, 2]]}}},
+        {**wire, "containers": {"list": {"columns": ["image"], "strings": {"image": ["a"]}, "rows": [[3]]}}},
     ):
         with pytest.raises(ValueError, match="malformed"):
             decode(json.dumps(broken))
@@ -151,6 +168,9 @@ def test_the_plain_form_decodes_as_it_is_and_unknown_or_broken_forms_are_refused
 def test_a_dict_shaped_like_a_table_where_one_goes_sends_the_plain_form():
     sample = host_sample()
     sample["disks"] = {"columns": ["a"], "rows": [[1]]}  # not rows: the compact form would misread it
+    assert encode(sample) == to_json(sample) and decode(encode(sample)) == json.loads(to_json(sample))
+    sample = host_sample()
+    sample["containers"]["list"] = {"columns": ["a"], "rows": [[1]]}
     assert encode(sample) == to_json(sample) and decode(encode(sample)) == json.loads(to_json(sample))
 
 
@@ -194,6 +214,24 @@ def processes(draw):
     return out
 
 
+containers_rows = st.fixed_dictionaries(
+    {"id": st.text("0123456789abcdef", min_size=12, max_size=12), "name": st.one_of(common, texts),
+     "image": st.one_of(st.sampled_from(["web:1", "postgres:16", None]), texts),
+     "state": st.sampled_from(["running", "paused", None]), "cpu": numbers, "cpu_pct": numbers,
+     "mem": st.one_of(st.integers(0, 2**40), numbers), "rx_bps": numbers, "restarts": numbers})
+
+
+@st.composite
+def containers_section(draw):
+    rows = draw(st.lists(draw(st.sampled_from([containers_rows, containers_rows, odd_rows])), max_size=8))
+    out = {"running": draw(st.integers(0, 500)), "stopped": draw(st.one_of(st.none(), st.integers(0, 50))),
+           "engine": draw(st.one_of(st.none(), texts)), "missing": draw(st.one_of(st.none(), texts)),
+           "list": copy.deepcopy(rows)}
+    if draw(st.booleans()):
+        out[draw(st.sampled_from(["columns", "rows", "strings", "other"]))] = draw(json_values)
+    return out
+
+
 def table_of(keys):
     return st.lists(st.fixed_dictionaries({k: scalars for k in keys}), max_size=4)
 
@@ -210,7 +248,10 @@ samples = st.fixed_dictionaries(
                                                             "fans": table_of(["chip", "rpm"])})),
      "processes": st.one_of(processes(), processes(), processes(), json_values),
      "missing": st.dictionaries(st.text(max_size=6), st.text(max_size=10), max_size=2)},
-    optional={"extra": json_values})
+    optional={"extra": json_values,
+              "containers": st.one_of(containers_section(), containers_section(), json_values,
+                                      st.fixed_dictionaries({"list": st.fixed_dictionaries(
+                                          {"columns": json_values, "rows": json_values})}))})
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -223,6 +264,16 @@ def test_encode_then_decode_gives_back_any_sample(sample):
     assert compact or data == to_json(sample)
     assert same(decode(data), expected(sample, compact))
     assert same(decode(data.encode()), expected(sample, compact))
+
+
+@settings(max_examples=300, deadline=None)
+@given(containers_section())
+def test_any_container_rows_come_back_in_order_with_every_row(section):
+    sample = {**host_sample(), "containers": section}
+    data = encode(sample)
+    compact = "v" in json.loads(data)
+    assert compact  # a list of rows is never mistaken for a table
+    assert same(decode(data), expected(sample, compact))
 
 
 @settings(max_examples=300, deadline=None)
@@ -290,7 +341,8 @@ def test_the_page_decodes_any_sample_as_the_server_does():
     batch: list[dict] = []
 
     @settings(max_examples=300, deadline=None, database=None)
-    @given(st.one_of(samples, processes().map(lambda p: {**host_sample(), "processes": p})))
+    @given(st.one_of(samples, processes().map(lambda p: {**host_sample(), "processes": p}),
+                     containers_section().map(lambda c: {**host_sample(), "containers": c})))
     def collect(sample):
         batch.append(copy.deepcopy(sample))
 

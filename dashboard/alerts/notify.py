@@ -15,7 +15,7 @@ import time
 from urllib.parse import quote
 
 from ..escapes import visible
-from .rules import Rule, RuleState, unit_of
+from .rules import Rule, RuleState, unit_of, where
 from .urls import apprise, check_url, mask, mask_line, scrub, secrets_of  # noqa: F401  (the URL side, re-exported)
 
 EVIDENCE_ROWS = 5
@@ -56,11 +56,13 @@ def transition(rule: Rule, st: RuleState, change: str, host: str, sample: dict |
                why: str = "", now: float | None = None) -> dict:
     """The record kept (and sent) for one transition; `id` and `link` come when it is stored."""
     ts = (sample or {}).get("ts") or (time.time() if now is None else now)
+    host = where(host, st)  # a container rule: <host>/<container>, with the container's figures
     r = {"id": rule.id, "metric": rule.metric, "op": rule.op, "threshold": rule.threshold,
          "hold": rule.hold, "unit": unit_of(rule.metric)}
     return {"ts": ts, "state": change, "host": host, "rule": r, "value": st.value,
             "since": st.since, "why": why, "title": title(change, r, host),
-            "evidence": _evidence(sample), "silenced": None, "channels": []}
+            "evidence": {**_evidence(sample), **({"container": st.evidence} if st.evidence else {})},
+            "silenced": None, "channels": []}
 
 
 # ---- the message ---------------------------------------------------------------------

@@ -7,10 +7,19 @@ A sample without the value (no rate yet, collector missing) changes nothing.
 
 Rules are shared (every host is checked against every rule); the state of a
 rule is kept per host, by whoever samples that host.
+
+A container rule (`container:web cpu > 80`, `container:* memory > 90`: a
+name, or a pattern with `*` and `?`, then `cpu` or `memory`, each in % of the
+container's own limit) is checked on every running container of the sample
+that matches, with a state of its own per container (kept under
+`<host>/<container>`), so each container fires and resolves once; the
+container's figures go with the state as its evidence. A container that is no
+longer running resolves its firing rules ("container gone").
 """
 
 from __future__ import annotations
 
+import fnmatch
 import operator
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,13 +36,38 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 _SIMPLE = {s.name: s for s in SERIES}
-METRICS_HELP = ", ".join(list(_SIMPLE) + ["disk:<mount>"])
+METRICS_HELP = ", ".join(list(_SIMPLE) + ["disk:<mount>", "container:<name|pattern> cpu|memory"])
+# A container rule's field: the key of its row in the sample (% of the container's limit).
+CONTAINER_FIELDS = {"cpu": "cpu_pct", "memory": "mem_pct"}
+# What a container rule keeps of the container's row as its evidence.
+EVIDENCE = ("id", "name", "image", "cpu", "cpu_pct", "cpu_limit", "mem", "mem_pct", "mem_limit", "cache",
+            "pids", "restarts", "uptime")
+
+
+def container_metric(metric: str) -> tuple[str, str] | None:
+    """(name pattern, row key) of a container rule's metric, None for another metric, or ValueError."""
+    if not metric.startswith("container:"):
+        return None
+    pattern, _, field = metric[10:].rpartition(" ")
+    if not pattern or field not in CONTAINER_FIELDS:
+        raise ValueError(f"a container rule is 'container:<name|pattern> cpu' or '... memory', "
+                         f"not {metric[:60]!r}")
+    return pattern, CONTAINER_FIELDS[field]
+
+
+def join_container_metric(words: list[str]) -> list[str]:
+    """`container:web cpu > 80` as typed is one metric: its first two words joined."""
+    if len(words) >= 2 and words[0].startswith("container:") and words[1] not in OPS:
+        return [f"{words[0]} {words[1]}"] + words[2:]
+    return words
 
 
 def metric_getter(metric: str) -> Callable[[dict], float | None]:
     """How to read metric from a sample, or ValueError naming the known metrics."""
     if metric in _SIMPLE:
         return _SIMPLE[metric].get
+    if container_metric(metric) is not None:
+        return lambda sample: None  # per container: see Alerts.evaluate
     if metric.startswith("disk:") and len(metric) > 5:
         mount = metric[5:]
 
@@ -48,7 +82,7 @@ def metric_getter(metric: str) -> Callable[[dict], float | None]:
 
 
 def unit_of(metric: str) -> str:
-    return "%" if metric.startswith("disk:") else _SIMPLE[metric].unit
+    return "%" if metric.startswith(("disk:", "container:")) else _SIMPLE[metric].unit
 
 
 @dataclass
@@ -79,6 +113,8 @@ class RuleState:
     state: str = "ok"  # ok, pending, firing
     since: float | None = None  # when the condition started holding
     value: float | None = None  # the latest value seen
+    subject: str | None = None  # the container, for a container rule
+    evidence: dict | None = None  # the container's figures at the latest sample
 
     def public(self) -> dict:
         return asdict(self)
@@ -150,28 +186,77 @@ class Alerts:
         now = sample.get("ts", time.time()) if now is None else now
         changes = []
         for rule in list(self.rules.values()):
+            if rule.metric.startswith("container:"):
+                changes += self._containers(rule, sample, host, now)
+                continue
             value = metric_getter(rule.metric)(sample)
             if value is None:
                 continue
             st = self.state_of(rule.id, host)
-            st.value = value
-            if OPS[rule.op](value, rule.threshold):
-                if st.since is None:
-                    st.since = now
-                if st.state != "firing" and now - st.since >= rule.hold:
-                    st.state = "firing"
-                    changes.append((rule, st, "firing"))
-                elif st.state == "ok":
-                    st.state = "pending"
-            else:
-                was = st.state
-                st.state, st.since = "ok", None
-                if was == "firing":
+            change = self._step(rule, st, value, now)
+            if change:
+                changes.append((rule, st, change))
+        return changes
+
+    @staticmethod
+    def _step(rule: Rule, st: RuleState, value: float, now: float) -> str | None:
+        st.value = value
+        if OPS[rule.op](value, rule.threshold):
+            if st.since is None:
+                st.since = now
+            if st.state != "firing" and now - st.since >= rule.hold:
+                st.state = "firing"
+                return "firing"
+            if st.state == "ok":
+                st.state = "pending"
+            return None
+        was = st.state
+        st.state, st.since = "ok", None
+        return "resolved" if was == "firing" else None
+
+    def _containers(self, rule: Rule, sample: dict, host: str, now: float) -> list:
+        """A container rule on every matching container of the sample, each with its own state."""
+        section = sample.get("containers")
+        if not isinstance(section, dict) or not isinstance(section.get("list"), list):
+            return []  # not collected in this sample: nothing changes
+        pattern, key = container_metric(rule.metric)
+        changes, seen = [], set()
+        for row in section["list"]:
+            name = row.get("name") if isinstance(row, dict) else None
+            if not isinstance(name, str) or not fnmatch.fnmatchcase(name, pattern):
+                continue
+            seen.add(f"{host}/{name}")
+            value = row.get(key)
+            if not isinstance(value, (int, float)):
+                continue
+            st = self.state_of(rule.id, f"{host}/{name}")
+            st.subject, st.evidence = name, {k: row.get(k) for k in EVIDENCE}
+            change = self._step(rule, st, value, now)
+            if change:
+                changes.append((rule, st, change))
+        prefix = host + "/"
+        for state_key in [k for k in self.states if k[0] == rule.id and k[1].startswith(prefix)]:
+            if state_key[1] not in seen:  # not running any more
+                st = self.states.pop(state_key)
+                if st.state == "firing":
+                    st.state, st.since = "ok", None
+                    st.evidence = {**(st.evidence or {}), "gone": True}
                     changes.append((rule, st, "resolved"))
         return changes
 
 
+def where(host: str, st: RuleState) -> str:
+    """Where the rule fired: the host, or `<host>/<container>` for a container rule."""
+    if st.subject and not host.endswith("/" + st.subject):
+        return f"{host}/{st.subject}"
+    return host
+
+
 def alert_event(rule: Rule, st: RuleState, change: str, host: str, why: str = "") -> Alert:
     value = "?" if st.value is None else f"{st.value:g}{unit_of(rule.metric)}"
+    host = where(host, st)
+    if not why and (st.evidence or {}).get("gone"):
+        why = "container gone"
     message = f"{host}: {rule.describe()}: {change} at {value}" + (f" ({why})" if why else "")
-    return Alert(rule=rule.public(), host=host, state=change, value=st.value, message=message)
+    return Alert(rule=rule.public(), host=host, state=change, value=st.value, message=message,
+                 container=st.evidence)

@@ -1,5 +1,5 @@
 """Parts a web process and an agent build the same way: the sampler with its
-collectors and process table, and the Redis store."""
+collectors, process table and containers, and the Redis store."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Callable
 
 from ..sampling.cgroups import Container, discover
 from ..sampling.collectors import SYSTEM_COLLECTORS, Collector
+from ..sampling.containers import Containers
 from ..sampling.processes import ProcessTable
 from ..sampling.sampler import Sampler
 from ..store.redis_store import RedisStore
@@ -14,15 +15,18 @@ from ..stream.wire import encode as encode_metrics
 
 __all__ = ["encode_metrics", "host_sampler", "redis_store"]
 
-def host_sampler(config: dict, host: str, on_sample: Callable[[dict], None]) -> tuple[Sampler, ProcessTable]:
-    """This host's sampler (not started) and the process table it fills."""
+def host_sampler(config: dict, host: str,
+                 on_sample: Callable[[dict], None]) -> tuple[Sampler, ProcessTable, Containers]:
+    """This host's sampler (not started), the process table it fills and its containers collector."""
     processes = ProcessTable(config["TOP_PROCESSES"])
     container = Container(discover())
+    containers = Containers(config["CONTAINERS"], config["CONTAINER_SOCKET"], config["CONTAINERS_SHOWN"])
     collectors = SYSTEM_COLLECTORS + (
         Collector("processes", ProcessTable.help, processes),
         Collector("container", Container.help, container),
+        Collector("containers", Containers.help, containers),
     )
-    return Sampler(collectors, on_sample, interval=config["SAMPLE_INTERVAL"], host=host), processes
+    return Sampler(collectors, on_sample, interval=config["SAMPLE_INTERVAL"], host=host), processes, containers
 
 
 def redis_store(config: dict) -> RedisStore:

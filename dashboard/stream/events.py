@@ -111,6 +111,13 @@ class Alert(Event):
     value: float | None
     message: str
     ts: float = field(default_factory=time.time)
+    container: dict | None = None  # a container rule's container: its figures when it changed
+
+    def payload(self) -> dict:
+        out = asdict(self)
+        if out["container"] is None:
+            del out["container"]  # a host rule's event is as it always was
+        return out
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ It is plain JSON with `"v": 2` and differs from the sample in four ways:
   `strings` (`{"user": ["root", ...]}`) and its cells are indexes into it;
 - `disks`, `net.interfaces`, `sensors.temperatures` and `sensors.fans`, when
   they have two rows or more of the same keys, are `{"columns", "rows"}` too;
+- `containers.list` is `{"columns", "rows"}` (one row or more), with the text
+  columns in which a value repeats (`image`, `state`) under `strings` as for
+  the processes;
 - `ts` is rounded to the millisecond;
 - a float with an integer value is written as an integer (`1186`, not
   `1186.0`), and NaN or an infinity as null, as the plain encoder does.
@@ -34,6 +37,8 @@ from .events import to_json
 VERSION = 2
 # Lists of rows written as a table (the parent keys, then the list's own key).
 TABLES = (("disks",), ("net", "interfaces"), ("sensors", "temperatures"), ("sensors", "fans"))
+# The containers' rows: a table with coded strings, however few.
+CONTAINERS = ("containers", "list")
 # The process lists that share one table of rows.
 TOPS = ("top_cpu", "top_mem")
 _EXACT = 2.0 ** 53  # integer floats below this are exactly an int
@@ -52,6 +57,7 @@ def encode(sample: dict) -> str:
     procs = out.get("processes")
     if isinstance(procs, dict):
         out["processes"] = _pack_processes(procs)
+    _pack_containers(out)
     return json.dumps({"v": VERSION, **out}, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -71,6 +77,9 @@ def decode(data: str | bytes | dict) -> dict:
         procs = obj.get("processes")
         if _is_table(procs):
             obj["processes"] = _unpack_processes(procs)
+        containers = obj.get("containers")
+        if isinstance(containers, dict) and _is_table(containers.get("list")):
+            obj["containers"] = {**containers, "list": _decoded(containers["list"])}
     except (TypeError, IndexError, KeyError, AttributeError) as exc:
         raise ValueError(f"malformed metrics event: {type(exc).__name__}: {exc}") from None
     return obj
@@ -94,7 +103,7 @@ def _at(sample: dict, path: tuple) -> Any:
 
 def _ambiguous(sample: dict) -> bool:
     """Whether the sample has, where the compact form puts a table, a dict that looks like one."""
-    return "v" in sample or any(_is_table(_at(sample, path)) for path in TABLES + (("processes",),))
+    return "v" in sample or any(_is_table(_at(sample, path)) for path in TABLES + (("processes",), CONTAINERS))
 
 
 _KEEP = frozenset((int, str, bool, type(None)))  # written as they are
@@ -185,6 +194,23 @@ def _pack_processes(procs: dict) -> dict:
     return out
 
 
+def _pack_containers(out: dict) -> None:
+    containers = out.get("containers")
+    if not isinstance(containers, dict) or not isinstance(containers.get("list"), list):
+        return
+    rows = containers["list"]
+    columns = _columns(rows)
+    if columns is None:
+        return  # no rows, or rows of different keys: as they are
+    table = [[r[c] for c in columns] for r in rows]
+    packed: dict = {"columns": list(columns)}
+    strings = _strings(columns, table)
+    if strings:
+        packed["strings"] = strings
+    packed["rows"] = table
+    out["containers"] = {**containers, "list": packed}
+
+
 def _strings(columns: tuple, table: list) -> dict:
     """Each text column with a repeated value, as its distinct values; cells become indexes."""
     strings = {}
@@ -227,9 +253,10 @@ def _from_table(obj: dict, path: tuple) -> None:
         parent[path[-1]] = _rows(table["columns"], table["rows"])
 
 
-def _unpack_processes(procs: dict) -> dict:
-    columns, rows = procs["columns"], procs["rows"]
-    strings = procs.get("strings") or {}
+def _decoded(table: dict) -> list[dict]:
+    """A table's rows as dicts, the text columns under `strings` looked up."""
+    columns, rows = table["columns"], table["rows"]
+    strings = table.get("strings") or {}
     if strings:
         coded = [(columns.index(name), values) for name, values in strings.items()]
         rows = [list(row) for row in rows]
@@ -237,7 +264,11 @@ def _unpack_processes(procs: dict) -> dict:
             for j, values in coded:
                 if row[j] is not None:
                     row[j] = values[_index(row[j])]
-    rows = _rows(columns, rows)
+    return _rows(columns, rows)
+
+
+def _unpack_processes(procs: dict) -> dict:
+    rows = _decoded(procs)
     out = {}
     for key, value in procs.items():
         if key in ("columns", "rows", "strings"):

@@ -2,6 +2,7 @@
 
 import { Banners } from "./banners.js";
 import { updateCards, ProcessTable } from "./cards.js";
+import { ContainerTable, updateContainersCard } from "./containers.js";
 import { Charts } from "./charts.js";
 import { ConsolePanel } from "./console.js";
 import { Evidence } from "./evidence.js";
@@ -28,6 +29,7 @@ const evidence = new Evidence(base);
 banners.onEvidence = (query) => evidence.open(query);
 // Clicking a process row asks the console about it (`proc <pid>`), once the console exists.
 let inspect = null;
+const containers = isLocked ? null : new ContainerTable($("#containers"), document.querySelectorAll("[data-csort]"));
 const procs = isLocked ? null : new ProcessTable($("#procs"), document.querySelectorAll("[data-sort]"),
   (pid) => inspect && inspect(pid));
 initTheme($("#theme-toggle"), () => charts && charts.restyle());
@@ -109,7 +111,9 @@ const setCompare = (key, text) => setText(document, `[data-c="${key}"]`, text);
 
 function showSample(sample) {
   updateCards($("#cards"), sample);
+  updateContainersCard($("#cards"), sample);
   procs.update(sample);
+  containers.update(sample);
   setText(document, "#updated", "updated " + clock(sample.ts));
   const missing = Object.entries(sample.missing || {}).map(([k, why]) => `${k}: ${why}`);
   setText(document, "#missing", missing.length ? "Not shown — " + missing.join("; ") : "");

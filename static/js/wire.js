@@ -3,8 +3,9 @@
 // The one place the page reads that form (dashboard/stream/wire.py writes it):
 // tables of {columns, rows} become lists of objects again, and the processes'
 // shared table gives top_cpu and top_mem their rows (a text column listed
-// under `strings` holds indexes into it). Data without `v` is the plain
-// sample and comes back as it is.
+// under `strings` holds indexes into it), and so do the containers' rows
+// (containers.list). Data without `v` is the plain sample and comes back as
+// it is.
 
 const TABLES = [["disks"], ["net", "interfaces"], ["sensors", "temperatures"], ["sensors", "fans"]];
 const TOPS = ["top_cpu", "top_mem"];
@@ -22,16 +23,21 @@ function objects(columns, rows) {
   return rows.map((row) => Object.fromEntries(columns.map((c, j) => [c, row[j]])));
 }
 
-function processes(p) {
-  if (!isTable(p)) return p;
-  const strings = p.strings || {};
-  const coded = Object.keys(strings).map((name) => [p.columns.indexOf(name), strings[name]]);
-  const rows = p.rows.map((row) => {
+function decoded(t) {
+  // A table's rows as objects, the text columns under `strings` looked up.
+  const strings = t.strings || {};
+  const coded = Object.keys(strings).map((name) => [t.columns.indexOf(name), strings[name]]);
+  const rows = t.rows.map((row) => {
     const r = row.slice();
     for (const [j, values] of coded) if (r[j] != null) r[j] = values[r[j]];
     return r;
   });
-  const table = objects(p.columns, rows);
+  return objects(t.columns, rows);
+}
+
+function processes(p) {
+  if (!isTable(p)) return p;
+  const table = decoded(p);
   return Object.fromEntries(Object.entries(p)
     .filter(([key]) => key !== "columns" && key !== "rows" && key !== "strings")
     .map(([key, value]) => [key, TOPS.includes(key) && Array.isArray(value) ? value.map((i) => ({ ...table[i] })) : value]));
@@ -53,5 +59,8 @@ export function decodeMetrics(data) {
     if (parent && isTable(parent[last])) parent[last] = objects(parent[last].columns, parent[last].rows);
   }
   if ("processes" in out) out.processes = processes(out.processes);
+  if (isObject(out.containers) && isTable(out.containers.list)) {
+    out.containers = { ...out.containers, list: decoded(out.containers.list) };
+  }
   return out;
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...alerts.rules import METRICS_HELP, OPS
+from ...alerts.rules import METRICS_HELP, OPS, join_container_metric
 from .. import cmdline
 from ..cmdline import Arg, Opt
 from .registry import CommandError, Context, command
@@ -43,6 +43,7 @@ def cmd_resume(ctx: Context, a: dict) -> Any:
     Opt("for", cmdline.number(0, 86400), 0.0, "seconds the condition must hold", metavar="seconds"),
     role="operator",
     changes=True,
+    join=join_container_metric,
 )
 def cmd_alert_set(ctx: Context, a: dict) -> Any:
     try:

@@ -62,6 +62,7 @@ class Command:
     audited: bool = True
     mask: Callable[[str], str] | None = None  # how the line is written to the audit log (hides secrets)
     cost: int = 1  # what one request takes from the console rate limits (a `ping` is 1)
+    join: Callable[[list[str]], list[str]] | None = None  # words that are one argument as typed
 
     @property
     def usage(self) -> str:
@@ -76,9 +77,9 @@ REGISTRY: dict[str, Command] = {}
 
 def command(name: str, help: str, *args, role: str = "observer", changes: bool = False,
             verbatim: bool = False, audited: bool = True, mask: Callable[[str], str] | None = None,
-            cost: int = 1):
+            cost: int = 1, join: Callable[[list[str]], list[str]] | None = None):
     def register(fn):
-        REGISTRY[name] = Command(name, help, role, fn, tuple(args), changes, verbatim, audited, mask, cost)
+        REGISTRY[name] = Command(name, help, role, fn, tuple(args), changes, verbatim, audited, mask, cost, join)
         return fn
 
     return register
@@ -154,7 +155,8 @@ def resolve(line: str, operator: Operator) -> tuple[Command, dict]:
         if cmd.verbatim:
             values = {cmd.args[0].name: _verbatim(rest, cmd.args[0])}
         else:
-            values = cmdline.parse(cmd.args, cmdline.split(rest))
+            words = cmdline.split(rest)
+            values = cmdline.parse(cmd.args, cmd.join(words) if cmd.join else words)
     except ArgError as exc:
         err = CommandError("bad_args", f"{exc}; usage: {cmd.usage}", usage=cmd.usage)
         err.command = cmd.name

@@ -1,0 +1,242 @@
+"""Containers against a real engine: Debian's Podman as root, its API on a socket of this session's,
+containers with known limits (idle, burning half a CPU, holding memory), read by the collector, sent in
+the metrics event and /api/snapshot of a live gunicorn server, asked about on the console, alerted on,
+and shown on the page in Chromium. Every container a test starts is removed after it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from gevent import sleep as gsleep
+
+from dashboard.sampling.containers import Containers
+from dashboard.sampling.rates import Rates
+from dashboard.stream.wire import decode
+from tests.conftest import TOKEN
+from tests.support.browser import open_with_login_link, wait_state
+from tests.support.podman import BURN, HOLD, Containers as Started, Service, ensure_image, podman, require_podman, wait_running
+from tests.support.sseclient import SSEParser
+from tests.support.waiting import eventually
+from tests.support.wsclient import Console
+
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory):
+    """`podman system service` for this test process, stopped at the end of the session."""
+    require_podman()
+    folder = tmp_path_factory.mktemp("podman")
+    ensure_image(folder)
+    service = Service(folder)
+    yield service.socket
+    service.stop()
+
+
+@pytest.fixture
+def started(engine):
+    box = Started()
+    yield box
+    box.remove_all()
+
+
+@pytest.fixture
+def three(started):
+    """The idle one, the burner (0.5 CPU) and the holder (64 MiB limit, 40 MiB held, 24 MiB cached)."""
+    idle = started.run("idle", "--memory", "32m", "--label", "team=<b>ops</b>")
+    burner = started.run("burner", "--cpus", "0.5", "--memory", "32m", command=BURN)
+    holder = started.run("holder", "--memory", "64m", "--shm-size", "48m", command=HOLD)
+    wait_running([idle, burner, holder])
+    return idle, burner, holder
+
+
+class Sampling:
+    def __init__(self, socket: str) -> None:
+        self.c = Containers(socket=socket)
+        self.rates = Rates()
+
+    def sample(self) -> dict:
+        self.rates.begin(time.monotonic())
+        out = self.c(self.rates)
+        self.rates.end()
+        self.c.wait_engine(30)
+        return out
+
+
+def by_name(section: dict) -> dict:
+    return {r["name"]: r for r in section.get("list") or ()}
+
+
+def test_the_collector_reads_each_containers_limits_and_use_and_the_engine_names_them(engine, three):
+    idle, burner, holder = three
+    s = Sampling(engine)
+    seen: dict[str, list] = {burner: [], idle: []}
+
+    def named_with_rates():
+        gsleep(0.5)
+        rows = by_name(s.sample())
+        for name in seen:
+            if name in rows and rows[name]["cpu_pct"] is not None:
+                seen[name].append(rows[name]["cpu_pct"])
+        return len(seen[burner]) >= 4 and rows
+
+    rows = eventually(named_with_rates, timeout=60, what="the three containers named, with rates")
+    section = s.sample()
+    assert section["engine"].startswith("podman ") and section["missing"] is None and section["cgroup"] == "hybrid"
+    b, i, h = rows[burner], rows[idle], rows[holder]
+    # CPU on two shared cores varies: ranges. The burner is held to half a CPU by its quota.
+    assert b["cpu_limit"] == 0.5 and 30 <= max(seen[burner]) <= 115, seen[burner]
+    assert max(seen[idle]) < 5 and i["cpu_limit"] is None
+    assert b["cpu"] <= 30  # half a core is a quarter of two
+    assert h["mem_limit"] == 64 * MiB and 36 * MiB <= h["mem"] <= 64 * MiB and 55 <= h["mem_pct"] <= 100
+    assert h["cache"] >= 8 * MiB  # the file it wrote: reclaimable, counted apart
+    assert i["mem"] < 8 * MiB and i["pids"] == 1 and i["image"] == "localhost/busybox:test"
+    assert i["state"] == "running" and i["restarts"] == 0 and 0 <= i["uptime"] < 600
+    assert i["rx_bps"] is not None and i["tx_bps"] is not None  # from /proc/<pid>/net/dev in its namespace
+    details = s.c.details(s.c.find(idle))
+    assert details["labels"]["team"] == "<b>ops</b>" and details["pid"] > 1 and details["history"]["rows"]
+
+
+def test_containers_that_come_go_and_restart_between_samples_break_nothing(engine, started):
+    s = Sampling(engine)
+    first = started.run("first", "--memory", "16m")
+    wait_running([first])
+    eventually(lambda: first in by_name(s.sample()), timeout=30, what="the first container listed")
+    second = started.run("second", "--memory", "16m")
+    started.remove(first)
+    wait_running([second])
+    rows = eventually(lambda: (r := by_name(s.sample())) and second in r and first not in r and r,
+                      timeout=30, what="the second listed, the first gone")
+    assert rows[second]["cpu"] is None or rows[second]["cpu"] <= 100  # new: no rate, or a sane one
+    podman("restart", "-t", "0", second)
+    for _ in range(6):  # the restart falls between samples: nothing breaks, no rate is bogus
+        gsleep(0.3)
+        row = by_name(s.sample()).get(second)
+        assert row is None or row["cpu"] is None or 0 <= row["cpu"] <= 100
+        assert row is None or row["rx_bps"] is None or row["rx_bps"] < 10 * MiB
+
+
+def test_without_the_engine_containers_are_listed_by_id_and_missing_says_why(engine, started):
+    idle = started.run("alone", "--memory", "16m")
+    wait_running([idle])
+    cid = started.id(idle)
+    s = Sampling("/nonexistent/engine.sock")
+    rows = eventually(lambda: by_name(s.sample()).get(cid[:12]), timeout=30, what="listed by id")
+    section = s.sample()
+    assert rows["image"] is None and section["engine"] is None and section["stopped"] is None
+    assert section["missing"] == "no engine socket at /nonexistent/engine.sock"
+
+
+def test_the_event_the_snapshot_and_the_console_on_a_live_server(engine, three, start_server):
+    idle, burner, holder = three
+    server = start_server({"SAMPLE_INTERVAL": "0.5", "CONTAINER_SOCKET": engine, "ALLOW_PROCESS_CONTROL": "1"})
+
+    def snapshot_names():
+        status, snap = server.get("/api/snapshot")
+        rows = by_name((snap or {}).get("containers") or {})
+        return status == 200 and all(n in rows for n in three) and rows[burner]["cpu_pct"] is not None and snap
+
+    snap = eventually(snapshot_names, timeout=60, what="the snapshot naming the three")
+    assert isinstance(snap["containers"]["list"], list) and snap["containers"]["engine"].startswith("podman")
+    # The stream's event: the compact form, decoded to the same rows.
+    import socket as _s
+    sock = _s.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode())
+    parser, metrics = SSEParser(), []
+    deadline = time.monotonic() + 20
+    while not metrics and time.monotonic() < deadline:
+        metrics = [e for e in parser.feed(sock.recv(65536).decode("utf-8", "replace")) if e.type == "metrics"]
+    sock.close()
+    wire = metrics[0].json
+    assert wire["v"] == 2 and wire["containers"]["list"]["columns"][:2] == ["id", "name"]
+    assert {n for n in three} <= set(by_name(decode(metrics[0].data)["containers"]))
+
+    op = Console(server.port)
+    table = op.ok(f"containers {started_prefix(burner)} --sort mem")
+    names = [row[0] for row in table["rows"]]
+    assert names[0] == holder and set(names) == set(three) and table["running"] >= 3
+    assert op.ok(f"containers {started_prefix(burner)}")["rows"][0][0] == burner  # CPU first by default
+    details = op.ok(f"container {idle}")
+    assert details["labels"] == {"team": "<b>ops</b>"} and details["restart"] == f"container restart {idle}"
+    assert op.error("container nosuch-container")["code"] == "not_found"
+    before = podman("inspect", "-f", "{{.State.StartedAt}}", idle)
+    err = op.error(f"container restart {idle} --wait 0")  # its sleep, as pid 1, ignores SIGTERM
+    assert err["code"] == "confirm_required"
+    assert op.ok(err["confirm"]) == {"id": details["id"][:12], "name": idle, "restarted": True}
+    assert podman("inspect", "-f", "{{.State.StartedAt}}", idle) != before
+    lines = [r[4] for r in op.ok("audit 20")["rows"]]
+    assert f"container restart {idle} --wait 0" in lines and err["confirm"] in lines
+
+    # A rule fires on the burner alone, with its figures as evidence.
+    op.ok(f"alert set container:{burner} cpu > 20 --for 0")
+    push = op.wait_push("alert", timeout=30)
+    assert push["state"] == "firing" and push["host"].endswith("/" + burner)
+    assert push["container"]["name"] == burner and push["container"]["cpu_limit"] == 0.5
+    op.close()
+
+
+def started_prefix(name: str) -> str:
+    return name.rsplit("-", 1)[0]
+
+
+def test_restart_is_off_unless_process_control_is_on(engine, started, start_server):
+    idle = started.run("kept", "--memory", "16m")
+    wait_running([idle])
+    server = start_server({"SAMPLE_INTERVAL": "0.5", "CONTAINER_SOCKET": engine})
+    op = Console(server.port)
+    eventually(lambda: op.request(f"container {idle}").get("ok"), timeout=60, what="the container known")
+    err = op.error(f"container restart {idle}")
+    assert err["code"] == "forbidden" and "ALLOW_PROCESS_CONTROL" in err["message"]
+    assert op.ok(f"container {idle}")["restart"] is None
+    op.close()
+
+
+ROWS = """() => [...document.querySelectorAll('#containers tbody tr')].map((tr) => tr.children[0].textContent)"""
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_the_page_shows_the_containers_sorted_and_the_card(engine, three, start_server, browser, page_errors, width):
+    idle, burner, holder = three
+    server = start_server({"SAMPLE_INTERVAL": "0.5", "CONTAINER_SOCKET": engine})
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = page_errors(context.new_page())
+    open_with_login_link(page, f"{server.base}/?token={TOKEN}")
+    wait_state(page, "sse-pill", "open")
+    page.wait_for_function(f"({ROWS})().includes({holder!r})", timeout=60000)
+    eventually(lambda: by_name(server.get("/api/snapshot")[1]["containers"])[burner]["cpu_pct"] is not None,
+               timeout=30, what="the burner's rate")
+    Console(server.port).ok("pause")
+    snap = server.get("/api/snapshot")[1]
+    rows = by_name(snap["containers"])
+    page.wait_for_function(f"window.dashboard.stream && ({ROWS})().length === {len(rows)}", timeout=15000)
+    for tab, key in (("mem", "mem_pct"), ("cpu", "cpu_pct")):
+        page.click(f"[data-csort={tab}]")
+
+        def in_order():  # the paused sample's rows, heaviest share of its limit first (ties in any order)
+            shown = page.evaluate(ROWS)
+            values = [-1 if rows[n][key] is None else rows[n][key] for n in shown]
+            return set(shown) == set(rows) and values == sorted(values, reverse=True) and shown
+        eventually(in_order, timeout=15, what=f"rows sorted by {tab}")
+    card = page.locator('[data-card="containers"]')
+    eventually(lambda: f"{snap['containers']['running']}\u00a0running" in card.inner_text(), timeout=15,
+               what="the card's count")
+    assert card.is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert page.locator("#containers").is_visible()
+    # Names are text: a hostile one given to the page's own table code stays text.
+    page.evaluate("""async () => {
+      const { ContainerTable } = await import('/static/js/containers.js');
+      const box = document.querySelector('#containers').cloneNode(true);
+      box.querySelector('tbody').replaceChildren();
+      document.body.append(box);
+      const t = new ContainerTable(box, []);
+      t.update({containers: {running: 1, stopped: 0, list: [{id: 'x', name: '<img src=x onerror="window.pwned=1">',
+        image: '<b>i</b>', cpu_pct: 5, mem_pct: 5, mem: 1, pids: 1, uptime: 1}]}});
+      window.hostile = box;
+    }""")
+    assert page.evaluate("window.hostile.querySelectorAll('img, b').length") == 0
+    assert page.evaluate("window.hostile.querySelector('tbody td').textContent").startswith("<img")
+    assert page.evaluate("window.pwned") is None
+    context.close()
+    assert page_errors.errors == []
