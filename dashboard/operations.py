@@ -30,8 +30,8 @@ class Operations:
     """Each collaborator is handed in: the shared state (embedded or Redis, never asked
     which), this process's views, process table, notifier, audit log and consoles."""
 
-    def __init__(self, shared: Shared, views: Views, processes: ProcessTable, containers: Containers | None, notifier: Notifier,
-                 audit: AuditStore, consoles: Consoles, *, record: Callable[..., None],
+    def __init__(self, shared: Shared, views: Views, processes: ProcessTable, containers: Containers | None,
+                 notifier: Notifier, audit: AuditStore, consoles: Consoles, *, record: Callable[..., None],
                  notify_errors: tuple[type[BaseException], ...], config: dict, version: str,
                  uptime: Callable[[], float]) -> None:
         self.shared = shared
