@@ -15,6 +15,7 @@ import time
 from urllib.parse import quote
 
 from ..escapes import visible
+from . import urls
 from .rules import Rule, RuleState, unit_of
 from .urls import check_url, mask, mask_line, scrub, secrets_of  # noqa: F401  (the URL side, re-exported)
 
