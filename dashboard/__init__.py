@@ -29,6 +29,7 @@ def create_app(test_config: dict | None = None):
     from .web import api, auth, body_limits, budgets, console_socket, metrics, pages, proxy, request_log
     from .web import events as stream
     from .web.common import error
+    from .control.services import Step
     from .wiring import Instance
 
     app = Flask(
@@ -57,19 +58,19 @@ def create_app(test_config: dict | None = None):
     app.session_interface = auth.SessionInterface()
 
     logs.configure(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
-    svc = Instance(app.config)
     # Outermost first: the trusted-proxy fix (so REMOTE_ADDR is the client's),
     # the body guard (size and deadline), the per-address budget, then Flask.
-    refused = svc.refusals.note
+    refusals = logs.Refusals()
     app.wsgi_app = budgets.ClientBudget(app.wsgi_app, app.config["MAX_CONNECTIONS_PER_CLIENT"],
-                                        on_refused=lambda reason, addr: refused(reason, addr, (
+                                        on_refused=lambda reason, addr: refusals.note(reason, addr, (
                                             "this worker is full (WORKER_CONNECTIONS)" if reason == "worker_full"
                                             else "too many connections open at once")),
                                         worker_limit=app.config["WORKER_CONNECTIONS"])
-    svc.body_limits = body_limits.BodyLimits(
+    guard = body_limits.BodyLimits(
         app.wsgi_app, app.config["MAX_BODY_BYTES"], app.config["BODY_TIMEOUT_SECONDS"],
-        on_refused=lambda reason, addr: refused(reason, addr, "request body refused"))
-    app.wsgi_app = proxy.TrustedProxyFix(svc.body_limits, app.config["FORWARDED_ALLOW_IPS"])
+        on_refused=lambda reason, addr: refusals.note(reason, addr, "request body refused"))
+    app.wsgi_app = proxy.TrustedProxyFix(guard, app.config["FORWARDED_ALLOW_IPS"])
+    svc = Instance(app.config, refusals=refusals, guards=(Step("request bodies", stop=guard.stop),))
     hosts = proxy.allowed_hosts(app.config["ALLOWED_HOSTS"], app.config["HOST"])
 
     @app.before_request

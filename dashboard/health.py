@@ -9,20 +9,21 @@ import time
 import greenlet
 import psutil
 
+from .control.shared import Stats
 from .sampling import procfs
 
 
-def health(node, details: bool = False) -> tuple[bool, dict]:
-    """(ok, body) for the wiring.Instance `node`: ok is False when the sampler is stuck."""
+def health(stats: Stats, *, uptime: float, lasting: dict, subscribers: int, version: str,
+           details: bool = False, history_cache=lambda: {}) -> tuple[bool, dict]:
+    """(ok, body) from one `Stats` snapshot: ok is False when the sampler is stuck."""
     now = time.monotonic()
-    sampler = node.sampler
-    arrived = node.local.latest_at
+    arrived = stats.latest_at
     age = None if arrived is None else round(now - arrived, 3)
-    limit = max(3 * sampler.interval, 5.0)
-    if sampler.paused:
+    limit = max(3 * stats.interval, 5.0)
+    if stats.paused:
         ok, state = True, "paused"
     elif age is None:
-        ok = time.time() - node.started_at < limit
+        ok = uptime < limit
         state = "starting" if ok else "stuck"
     else:
         ok = age <= limit
@@ -32,24 +33,24 @@ def health(node, details: bool = False) -> tuple[bool, dict]:
         "sampler": {
             "state": state,
             "age": age,
-            "interval": sampler.interval,
-            "here": sampler.running,
+            "interval": stats.interval,
+            "here": stats.sampling_here,
             "last_duration": None
-            if sampler.last_duration is None
-            else round(sampler.last_duration, 4),
-            "seq": (node.local.latest or {}).get("seq", sampler.seq),
+            if stats.last_duration is None
+            else round(stats.last_duration, 4),
+            "seq": stats.seq,
         },
-        "subscribers": len(node.views.streams()),
-        "version": node.version,
+        "subscribers": subscribers,
+        "version": version,
         "pid": os.getpid(),
     }
-    if node.fleet is not None:
-        body["redis"] = {"shared": node.fleet.shared, "error": node.fleet.error}
-    body["history"] = node.lasting_health()
+    if stats.redis is not None:
+        body["redis"] = dict(stats.redis)
+    body["history"] = lasting
     if details:
         body["process"] = process_details()
-        caches = [view.history_cache for view in node.views]
-        body["history_cache"] = {"hits": sum(c.hits for c in caches), "builds": sum(c.builds for c in caches)}
+        caches = history_cache().values()  # host -> (hits, builds)
+        body["history_cache"] = {"hits": sum(c[0] for c in caches), "builds": sum(c[1] for c in caches)}
     return ok, body
 
 

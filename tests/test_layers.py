@@ -63,4 +63,4 @@ def test_the_cap_and_the_docstring_rule_catch_an_offending_bench_module(tmp_path
 
 def test_the_folders_are_the_stages():
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert folders == {"sampling", "stream", "alerts", "console", "fleet", "store", "web"}
+    assert folders == {"sampling", "stream", "alerts", "console", "control", "fleet", "store", "web"}

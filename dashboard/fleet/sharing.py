@@ -14,8 +14,10 @@ When Redis cannot be reached (at start or later), the process says so, serves
 its own host's metrics locally, refuses commands it cannot record, and keeps
 reconnecting with backoff; once Redis answers, sharing resumes.
 
-`HostSampling` (lease.py) is the sampler-under-lease part; the agent
-(`python -m dashboard.agent`) runs it alone, without a web server.
+`HostSampling` (lease.py) is the sampler-under-lease part. The agent
+(`python -m dashboard.agent`) runs a `Fleet` with no views: the lease, the
+control channel and the reconnection, with no stream reader and no local
+fallback (it serves nobody).
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ log = logging.getLogger("dashboard.fleet")
 class Fleet:
     """A web process's side of sharing: reader, pushes, lease, reconnection."""
 
-    def __init__(self, store: RedisStore, views: Views, sampling: HostSampling, *,
-                 on_push: Callable[[str], None], stale_seconds: float) -> None:
+    def __init__(self, store: RedisStore, views: Views | None, sampling: HostSampling, *,
+                 on_push: Callable[[str], None] | None, stale_seconds: float) -> None:
         self.store = store
         self.views = views
         self.sampling = sampling
@@ -96,21 +98,30 @@ class Fleet:
             delay = min(30.0, delay * 2)
 
     def _enter(self) -> None:
+        self.connect()
+        loops = (self._pubsub_loop, self._lease_loop) if self.views is None else (
+            self._read_loop, self._pubsub_loop, self._lease_loop)
+        self.loops = [gevent.spawn(self._guarded, loop) for loop in loops]
+
+    def connect(self) -> None:
+        """Take what Redis holds (settings, rules, every view's stream) and try for the lease."""
         store, views = self.store, self.views
         store.ping()
         self.sampling.sync()
         self.following = {}
-        for view in views:
+        for view in views or ():
             self._backfill(view)
-        views.local.ready.set()
+        if views is not None:
+            views.local.ready.set()
         self.shared = True
         self.error = None
         self.sampler.stop()  # from now on only the lease holder samples
         self.sampling.step()
-        log.info("sharing through Redis at %s (%s)", redacted(store.url),
-                 "sampling this host" if self.sampling.holding else "another process samples this host")
-        self.loops = [gevent.spawn(self._guarded, loop)
-                      for loop in (self._read_loop, self._pubsub_loop, self._lease_loop)]
+        if views is None:
+            log.info("publishing %s to Redis at %s", self.sampling.host, redacted(store.url))
+        else:
+            log.info("sharing through Redis at %s (%s)", redacted(store.url),
+                     "sampling this host" if self.sampling.holding else "another process samples this host")
 
     @staticmethod
     def _guarded(loop):
@@ -129,6 +140,11 @@ class Fleet:
             g.kill(block=False)
         self.loops = []
         self.error = f"{type(exc).__name__}: {exc}" if exc else "lost"
+        if self.views is None:  # an agent: nothing to serve meanwhile
+            self.sampler.stop()
+            log.error("Redis at %s is unreachable (%s); retrying in about %.0f s",
+                      redacted(self.store.url), self.error, delay)
+            return
         if first or was_shared:
             log.error("Redis at %s is unreachable (%s): serving this host's metrics locally and "
                       "refusing console commands until it answers; retrying with backoff",
@@ -154,17 +170,20 @@ class Fleet:
             self.sampling.step()
 
     def _read_loop(self) -> None:
-        views = self.views
         while True:
             if not self.following:
                 gevent.sleep(1)
                 continue
-            for stream_key, entries in self.store.read(dict(self.following), block_ms=1000):
-                host = self.store.host_of(stream_key)
-                for entry_id, fields in entries:
-                    if host in self.following:
-                        self.following[host] = entry_id
-                    views.ingest(host, fields.get("t", ""), fields.get("d", ""), key=parse_id(entry_id))
+            self.read_once(block_ms=1000)
+
+    def read_once(self, block_ms: int) -> None:
+        """Feed the views what the followed streams have after what was read (waits up to block_ms)."""
+        for stream_key, entries in self.store.read(dict(self.following), block_ms=block_ms):
+            host = self.store.host_of(stream_key)
+            for entry_id, fields in entries:
+                if host in self.following:
+                    self.following[host] = entry_id
+                self.views.ingest(host, fields.get("t", ""), fields.get("d", ""), key=parse_id(entry_id))
 
     def _pubsub_loop(self) -> None:
         control, pushes = self.store.key("control"), self.store.key("pushes")
@@ -176,7 +195,7 @@ class Fleet:
                     continue
                 if msg["channel"] == control:
                     self.sampling.sync()
-                elif msg["channel"] == pushes:
+                elif msg["channel"] == pushes and self.on_push is not None:
                     self.on_push(msg["data"])
         finally:
             pubsub.close()
@@ -227,7 +246,7 @@ class Fleet:
     # ---- writes made by console commands ---------------------------------------------
 
     def publish_event(self, event: Event) -> None:
-        hosts = set(self.hosts()) | set(self.views.names())
+        hosts = set(self.hosts()) | ({self.sampling.host} if self.views is None else set(self.views.names()))
         try:
             publish_everywhere(self.store, event, hosts)
         except ERRORS as exc:

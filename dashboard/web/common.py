@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from flask import current_app, jsonify, request
 
+from ..console.operations import Operations
 from ..console.sessions import Consoles, Desk
+from ..control.tally import Counters
 from ..store.audit import AuditStore, StoreUnavailable
 from ..stream.views import HostView, Views
+from ..stream.windows import Windows
+from ..store.login_epoch import RedisLoginEpoch, SqliteLoginEpoch
+from .budgets import LoginBudget
+from .credentials import Tokens
+from .throttle import Throttle
 
 
 class Instance(Protocol):
@@ -18,29 +25,21 @@ class Instance(Protocol):
     version: str
     config: dict
     shutting_down: bool
-    tokens: Any  # web.credentials.Tokens
-    throttle: Any  # web.throttle.Throttle
-    history_budget: Any  # web.budgets.LoginBudget: /api/history answers built per login
+    tokens: Tokens
+    throttle: Throttle
+    history_budget: LoginBudget  # /api/history answers built per login
     audit: AuditStore
-    login_epoch: Any  # store.login_epoch: the generation cookies carry, and whether one is still a login
+    login_epoch: RedisLoginEpoch | SqliteLoginEpoch  # the generation cookies carry, and whether one is still a login
     consoles: Consoles
     desk: Desk
     views: Views
-    windows: Any  # stream.windows.Windows: /api/history's tiers
-    sampler: Any  # for /metrics and health: interval, running, last_duration
-    fleet: Any
-    shared: bool
-    command_counts: dict
-    command_latency: Any
-    ops: Any  # console.operations.Operations: alert_history, alert_rules
-    notifier: Any  # alerts.delivery.Notifier: counters for /metrics
-    refusals: Any  # logs.Refusals: clients turned away, by reason
-    body_limits: Any  # web.body_limits.BodyLimits
-    audit_summary: Any  # store.audit_summary.AuditSummary
+    windows: Windows  # /api/history's tiers
+    ops: Operations  # alert_history, alert_rules
 
     def view(self, host: str | None = None) -> HostView: ...
     def hosts(self) -> list[dict]: ...
     def health(self, details: bool = False) -> tuple[bool, dict]: ...
+    def stats(self) -> Counters: ...  # what /metrics exports besides samples and hubs
     def end_session(self, sid: str, expires: float) -> tuple[int, int]: ...  # consoles, streams closed
     def audit_login(self, action: str, name: str, role: str, sid: str, addr: str, outcome: str) -> None: ...
 

@@ -13,8 +13,12 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, Response, current_app
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
+
+from ..control.tally import BUCKETS
+from .common import Instance
 
 bp = Blueprint("metrics", __name__)
 
@@ -22,7 +26,7 @@ P = "dashboard_"
 
 # Always exported, so a dashboard can graph them before the first refusal.
 REFUSAL_REASONS = ("connections", "worker_full", "consoles", "console_rate", "body_too_large",
-                   "body_timeout", "shutting_down", "history_budget")
+                   "body_timeout", "shutting_down")
 
 
 def _gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
@@ -30,7 +34,7 @@ def _gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
 
 
 class DashboardCollector:
-    def __init__(self, svc) -> None:
+    def __init__(self, svc: Instance) -> None:
         self.svc = svc
 
     def collect(self):
@@ -99,13 +103,14 @@ class DashboardCollector:
         yield from m.values()
 
     def _app_metrics(self):
-        svc = self.svc
+        views = self.svc.views
+        counters = self.svc.stats()  # one snapshot: no branch on how the process shares
         viewers = _gauge("viewers", "open event streams in this process")
         published = CounterMetricFamily(P + "events_published", "events fanned out", labels=["host"])
         opened = CounterMetricFamily(P + "streams_opened", "event streams opened", labels=["host"])
         dropped = CounterMetricFamily(P + "viewers_dropped", "viewers dropped for falling behind",
                                       labels=["host", "reason"])
-        for view in svc.views:
+        for view in views:
             st = view.hub.stats
             viewers.add_metric([view.name], len(view.hub.subscribers))
             published.add_metric([view.name], st.published)
@@ -115,59 +120,59 @@ class DashboardCollector:
         yield from (viewers, published, opened, dropped)
         cache = CounterMetricFamily(P + "history_cache", "/api/history answers served from the cache "
                                     "(hit) or built (build)", labels=["host", "outcome"])
-        for view in svc.views:
-            cache.add_metric([view.name, "hit"], view.history_cache.hits)
-            cache.add_metric([view.name, "build"], view.history_cache.builds)
+        for host, (hits, builds) in counters.history_cache.items():
+            cache.add_metric([host, "hit"], hits)
+            cache.add_metric([host, "build"], builds)
         yield cache
+        sharing = counters.sharing
         yield GaugeMetricFamily(P + "consoles", "open console connections in this process",
-                                value=len(svc.consoles))
+                                value=counters.consoles)
         yield GaugeMetricFamily(P + "sampler_running", "1 when this process samples its host",
-                                value=1 if svc.sampler.running else 0)
-        if svc.sampler.last_duration is not None:
+                                value=1 if sharing.sampling_here else 0)
+        if sharing.last_duration is not None:
             yield GaugeMetricFamily(P + "sampler_duration_seconds", "time the latest sample took",
-                                    value=svc.sampler.last_duration)
+                                    value=sharing.last_duration)
         yield CounterMetricFamily(P + "login_failures", "wrong tokens presented (login, bearer, handshake)",
-                                  value=svc.throttle.failures_total)
+                                  value=counters.login_failures)
         yield CounterMetricFamily(P + "login_throttled", "attempts refused with 429 while an address waits",
-                                  value=svc.throttle.refused_total)
+                                  value=counters.login_throttled)
         refused = CounterMetricFamily(P + "refused", "clients turned away, by reason (see the README's "
                                       "Faults and abuse table)", labels=["reason"])
-        counts = dict(svc.refusals.counts)
-        counts["login_ceiling"] = svc.throttle.ceiling_refused_total
-        for reason in sorted(set(REFUSAL_REASONS) | set(counts)):
-            refused.add_metric([reason], counts.get(reason, 0))
+        for reason in sorted(set(REFUSAL_REASONS) | set(counters.refusals)):
+            refused.add_metric([reason], counters.refusals.get(reason, 0))
         yield refused
         yield CounterMetricFamily(P + "audit_folded", "console requests counted into a summarising "
                                   "audit record instead of a record of their own",
-                                  value=svc.audit_summary.folded)
+                                  value=counters.audit_folded)
         commands = CounterMetricFamily(P + "commands", "console commands run", labels=["command", "outcome"])
-        for (name, outcome), n in list(svc.command_counts.items()):
+        for (name, outcome), n in counters.commands.items():
             commands.add_metric([name, outcome], n)
         yield commands
-        notifier = svc.notifier
+        latency = HistogramMetricFamily(P + "command_seconds", "time to run a console command and record it",
+                                        labels=["command"])
+        bounds = [floatToGoString(b) for b in BUCKETS] + ["+Inf"]
+        for name, (cumulative, total) in counters.command_seconds.items():
+            latency.add_metric([name], list(zip(bounds, cumulative)), sum_value=total)
+        yield latency
         notes = CounterMetricFamily(P + "notifications", "alert notifications by outcome: recorded "
                                     "(transitions kept), silenced, sent (messages), failed (attempts), given_up",
                                     labels=["outcome"])
-        for outcome, n in notifier.counts.items():
+        for outcome, n in counters.notifications.items():
             notes.add_metric([outcome], n)
         yield notes
         yield GaugeMetricFamily(P + "notifications_pending", "outbox entries waiting (in the delivering process)",
-                                value=notifier.pending)
+                                value=counters.notifications_pending)
         yield GaugeMetricFamily(P + "notifications_delivering", "1 when this process delivers notifications",
-                                value=1 if notifier.delivering else 0)
-        if svc.fleet is not None:
+                                value=1 if counters.notifications_delivering else 0)
+        if sharing.redis is not None:
             yield GaugeMetricFamily(P + "redis_shared", "1 while sharing through Redis",
-                                    value=1 if svc.shared else 0)
+                                    value=1 if sharing.redis["shared"] else 0)
 
 
-def install(svc) -> CollectorRegistry:
-    """A registry for one app: the collector above plus the command latency histogram."""
+def install(svc: Instance) -> CollectorRegistry:
+    """A registry for one app, reading it through the collector above."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DashboardCollector(svc))
-    svc.command_latency = Histogram(
-        P + "command_seconds", "time to run a console command and record it", ["command"],
-        registry=registry, buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-    )
     return registry
 
 

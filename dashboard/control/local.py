@@ -1,0 +1,175 @@
+"""`LocalShared`: the shared state kept in this one process (no Redis).
+
+The sampler holds the interval and pause, `Alerts` the rules and their states, the
+views fan each event out to this process's viewers and a push goes to its consoles.
+With a lasting store (SQLite under DATA_DIR) the interval, pause and rules are saved
+on every change and taken back at start. `RedisShared` also runs one of these,
+without a store, while Redis cannot be reached.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Protocol
+
+from ..alerts.rules import Alerts, Rule, alert_event
+from ..console import protocol
+from ..sampling.processes import ProcessTable
+from ..sampling.sampler import Sampler, check_interval
+from ..stream.events import Event, to_json
+from ..stream.views import Views
+from .shared import Stats, this_host
+
+log = logging.getLogger("dashboard.control")
+
+
+class StateStore(Protocol):
+    """Where the embedded state lasts (store.history_store.HistoryStore)."""
+
+    def save_state(self, name: str, value) -> None: ...
+    def state(self) -> dict: ...
+    def events(self, since_ms: int) -> list: ...
+    def add_event(self, key, type: str, data: str) -> None: ...
+
+
+class LocalShared:
+    name = "shared state (this process)"
+    alone = True
+
+    def __init__(self, sampler: Sampler, alerts: Alerts, views: Views, processes: ProcessTable, *,
+                 push: Callable[[str], None], on_transition: Callable[..., None],
+                 store: StateStore | None = None) -> None:
+        self.sampler = sampler
+        self.alerts = alerts
+        self.views = views
+        self.host = views.local.name
+        self.processes = processes
+        self.push = push  # to every console of this process
+        self.on_transition = on_transition  # keeps it for notifications
+        self.store = store
+
+    # ---- settings -------------------------------------------------------------------
+
+    def interval(self) -> float:
+        return self.sampler.interval
+
+    def set_interval(self, seconds: float) -> None:
+        self.sampler.set_interval(seconds)
+        self._save()
+
+    def paused(self) -> bool:
+        return self.sampler.paused
+
+    def set_paused(self, paused: bool) -> bool:
+        changed = self.sampler.pause() if paused else self.sampler.resume()
+        if changed:
+            self._save()
+        return changed
+
+    # ---- alert rules -----------------------------------------------------------------
+
+    def rules(self) -> dict[str, dict]:
+        return {rid: r.public() for rid, r in self.alerts.rules.items()}
+
+    def alert_states(self) -> dict[tuple[str, str], dict]:
+        return {k: v.public() for k, v in self.alerts.states.items()}
+
+    def add_rule(self, metric: str, op: str, threshold: float, hold: float, by: str | None,
+                 limit: int) -> Rule | None:
+        if len(self.alerts.rules) >= limit:
+            return None
+        rule = self.alerts.add(metric, op, threshold, hold, by)
+        self._save()
+        return rule
+
+    def remove_rule(self, rule_id: str) -> Rule:
+        rule = self.alerts.remove(rule_id)
+        self._save()
+        return rule
+
+    # ---- events and samples ----------------------------------------------------------
+
+    def publish_event(self, event: Event) -> None:
+        """To every view this process shows and a push to each of its consoles."""
+        data = to_json(event.payload())
+        frame = None
+        for host in self.views.names():
+            frame = self.views.ingest(host, event.type, data) or frame
+        self.push(protocol.push(event.type, event_id=frame.id if frame else None, **event.payload()))
+
+    def publish_sample(self, sample: dict, encoded: str) -> None:
+        self.views.ingest(self.host, "metrics", encoded, sample=sample)
+        changes = self.alerts.evaluate(sample, self.host)
+        for rule, st, change in changes:
+            self.publish_event(alert_event(rule, st, change, self.host))
+            self.on_transition(rule, st, change, self.host, sample)
+        if changes:
+            self._save()  # a restart must not announce a firing rule again
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def process_rows(self, host: str) -> list[dict]:
+        if host != self.host:
+            raise KeyError(host)
+        return self.own_rows()
+
+    def own_rows(self) -> list[dict]:
+        return self.processes.rows(self.processes.latest)
+
+    def hosts(self) -> list[dict]:
+        return [this_host(self.host, self.views.local.latest)]
+
+    def stats(self, mode: str = "embedded (one process)", redis: dict | None = None) -> Stats:
+        sampler, local = self.sampler, self.views.local
+        return Stats(mode=mode, interval=sampler.interval, paused=sampler.paused, sampling_here=sampler.running,
+                     last_duration=sampler.last_duration, seq=(local.latest or {}).get("seq", sampler.seq),
+                     latest_at=local.latest_at, redis=redis)
+
+    def trouble(self, exc: BaseException) -> None:
+        """Nothing to reconnect to."""
+
+    # ---- lifecycle and lasting state -------------------------------------------------
+
+    def start(self) -> None:
+        self.sampler.start()
+
+    def stop(self) -> None:
+        self.sampler.stop()
+        if self.store is not None:
+            self.views.local.keep = None  # the store closes after this
+
+    def _save(self) -> None:
+        if self.store is not None:
+            self.store.save_state("interval", self.sampler.interval)
+            self.store.save_state("paused", self.sampler.paused)
+            self.store.save_state("alerts", self.alerts.saved())
+
+    def restore(self, history_seconds: float) -> None:
+        """Take up where the last process stopped: its events, ids, seq and state."""
+        store = self.store
+        if store is None:
+            return
+        started = time.monotonic()
+        try:
+            events = store.events(int((time.time() - history_seconds) * 1000))
+            state = store.state()
+        except Exception as exc:  # sqlite3.Error: a damaged page found only now
+            log.error("history store unreadable, starting without its events and state: %s", exc)
+            events, state = [], {}
+        seq = self.views.local.restore(events)
+        self.sampler.continue_from(seq)
+        try:
+            if "interval" in state:
+                self.sampler.set_interval(check_interval(state["interval"]))
+            if state.get("paused"):
+                self.sampler.pause()
+            if isinstance(state.get("alerts"), dict):
+                saved = state["alerts"]
+                self.alerts.restore(saved["rules"], saved["next_id"], saved.get("states"))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("lasting state not usable, starting from the settings: %s", exc)
+        self.views.local.keep = store.add_event
+        if events:
+            log.info("restored %d events (up to seq %d) and the console's state in %.0f ms",
+                     len(events), seq, (time.monotonic() - started) * 1000)
