@@ -37,7 +37,8 @@ def _files(module: str) -> list[Path]:
 
 
 def table() -> str:
-    rows = ["| layer (top to bottom) | module | its job, from its docstring |", "|---|---|---|"]
+    rows = ["| layer (top to bottom) | module | its job, from its docstring |", "|---|---|---|",
+            f"| the package | `__init__.py` | {_job(REPO / 'dashboard' / '__init__.py')} `create_app` wires the layers. |"]
     for layer in layers():
         label = ", ".join(f"`{m.split('.', 1)[1]}`" for m in layer)
         for module in layer:
