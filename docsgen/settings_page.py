@@ -97,9 +97,15 @@ TESTS: dict[str, tuple[str, ...]] = {
         "test_console_live::test_kill_with_confirmation_against_a_real_process",
         "test_commands::test_kill_is_off_unless_enabled",
     ),
-    "AUDIT_DB": ("test_console_live::test_audit_records_survive_a_restart_and_a_kill_9",),
+    "AUDIT_DB": (
+        "test_console_live::test_audit_records_survive_a_restart_and_a_kill_9",
+        "test_audit_location::test_the_real_server_keeps_its_audit_log_in_data_dir",
+    ),
     "AUDIT_SYNC": ("test_audit::test_full_sync_is_a_setting",),
-    "DATA_DIR": ("test_notify_live::test_a_pending_message_survives_a_restart_of_the_app",),
+    "DATA_DIR": (
+        "test_notify_live::test_a_pending_message_survives_a_restart_of_the_app",
+        "test_audit_location::test_the_app_writes_its_audit_log_under_data_dir",
+    ),
     "NOTIFY_URLS": ("test_notify_live::test_firing_and_resolved_reach_a_webhook_and_a_mailbox_once_each_with_the_evidence",),
     "NOTIFY_GROUP_SECONDS": ("test_notify_live::test_a_burst_of_flapping_becomes_one_message",),
     "NOTIFY_RETRY_HOURS": ("test_notify::test_the_loop_groups_retries_and_gives_up",),

@@ -178,3 +178,11 @@ def test_the_heroku_button_names_its_template():
 def test_the_event_stream_page_warns_python_readers_of_the_empty_first_event():
     page = (REPO / "docs" / "events.md").read_text()
     assert "httpx-sse" in page and "if not event.data:" in page
+
+
+def test_the_short_readme_links_resolve_from_the_repositorys_root():
+    # docs/README-short.md becomes README.md: its links are written from the root.
+    text = (REPO / "docs" / "README-short.md").read_text()
+    links = [link for link in re.findall(r"\]\(([^)#\s]+)", text) if not urlsplit(link).scheme]
+    assert links and all((REPO / link).exists() for link in links), [l for l in links if not (REPO / l).exists()]
+    assert len(text.splitlines()) < 120
