@@ -41,6 +41,8 @@ def create_app(test_config: dict | None = None):
     app.config.from_mapping(settings.load())
     if test_config:
         app.config.update(test_config)
+    # Derived once every layer is in, so a DATA_DIR from any layer moves the audit log too.
+    app.config["AUDIT_DB"] = settings.audit_db(app.config)
     _ensure_secrets(app.config)
     app.secret_key = app.config["SECRET_KEY"]
     app.config.update(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from .settings import SettingError
+from .settings import SettingError, audit_db
 
 
 def check_paths(values: Mapping[str, Any]) -> None:
@@ -20,7 +20,7 @@ def check_paths(values: Mapping[str, Any]) -> None:
     write. With REDIS_URL the audit log and the store live in Redis and nothing is tried."""
     if values.get("REDIS_URL"):
         return
-    for name, path in (("AUDIT_DB", values["AUDIT_DB"]),
+    for name, path in (("AUDIT_DB", audit_db(values)),
                        ("DATA_DIR", os.path.join(values["DATA_DIR"], "notify.sqlite3"))):
         folder = os.path.dirname(os.path.abspath(path))
         try:
@@ -33,7 +33,8 @@ def check_paths(values: Mapping[str, Any]) -> None:
         except OSError as exc:
             why = exc.strerror or str(exc)
             where = f" ({exc.filename})" if exc.filename and exc.filename != path else ""
-            raise SettingError(f"{name}={values[name]!r}: must be a path this server can create and "
+            shown = values[name] or (f"(empty: {path})" if name == "AUDIT_DB" else "")
+            raise SettingError(f"{name}={shown!r}: must be a path this server can create and "
                                f"write; {why.lower()}{where}") from None
 
 

@@ -134,7 +134,9 @@ SETTINGS: tuple[Setting, ...] = (
             "match, e.g. https://ops.example.com).", kinds.list),
     Setting("ALLOW_PROCESS_CONTROL", False,
             "1 enables the `kill` and `container restart` commands (still confirmed and audited).", kinds.bool),
-    Setting("AUDIT_DB", "var/audit.sqlite3", "SQLite file of the audit log (WAL mode)."),
+    Setting("AUDIT_DB", "",
+            "SQLite file of the audit log (WAL mode). Empty: audit.sqlite3 in DATA_DIR, so one mounted "
+            "folder keeps every file of the embedded store."),
     Setting("AUDIT_SYNC", "normal",
             "normal: each record survives a killed server; full: also a power cut (waits for the disk).",
             kinds.choice("normal", "full")),
@@ -264,6 +266,11 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             shown = "(hidden)" if setting.secret else repr(raw)
             raise SettingError(f"{setting.name}={shown}: {exc}") from None
     return values
+
+
+def audit_db(values: Mapping[str, Any]) -> str:
+    """The audit log's file: AUDIT_DB, or audit.sqlite3 in DATA_DIR when AUDIT_DB is empty."""
+    return values["AUDIT_DB"] or os.path.join(values["DATA_DIR"], "audit.sqlite3")
 
 
 def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

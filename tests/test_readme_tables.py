@@ -1,9 +1,11 @@
-"""The README's promise tables name their tests, and those tests exist.
+"""The promise tables name their tests, and those tests exist.
 
-Every table in README.md whose last column is `test` (error codes, close
-codes, endpoints, faults and abuse, settings) must name, on each row, at least one test
-as `test_file::test_name` (or `same`, for the row above's), and each named
-test must be a function in that file under tests/."""
+Every table in README.md and in the pages under docs/ whose last column is
+`test` (error codes, close codes, endpoints, faults and abuse, settings) must
+name, on each row, at least one test as `test_file::test_name` (or `same`, for
+the row above's), and each named test must be a function in that file under
+tests/. Both places are read, so the check holds while the tables move from
+the README to docs/ and after."""
 
 from __future__ import annotations
 
@@ -12,16 +14,32 @@ import re
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
-README = TESTS.parent / "README.md"
+REPO = TESTS.parent
+DOCS = REPO / "docs"
 REF = re.compile(r"`(test_\w+)(?:::(test_\w+))?`")
 EXPECTED = {"error code", "close code", "endpoint", "case", "name"}
 
 
-def _tables() -> dict[str, list[tuple[int, list[str]]]]:
-    """Each table whose header ends in `test`, by its first header: (line number, cells) per row."""
-    tables, current = {}, None
-    lines = README.read_text().splitlines()
-    for number, line in enumerate(lines, 1):
+def _sources() -> list[Path]:
+    """README.md and every Markdown page of the site (the short README draft has no tables)."""
+    return [REPO / "README.md"] + sorted(p for p in DOCS.rglob("*.md") if p.name != "README-short.md")
+
+
+def _tables(sources: list[Path] | None = None) -> dict[str, list[tuple[str, list[str]]]]:
+    """Each table whose header ends in `test`, by its first header: (file:line, cells) per row.
+
+    A table found in several files (README.md and its page in docs/, until the
+    README is cut) has the rows of all of them."""
+    tables: dict[str, list] = {}
+    for source in sources or _sources():
+        _read(source, tables)
+    return tables
+
+
+def _read(source: Path, tables: dict) -> None:
+    current = None
+    where = source.relative_to(REPO)
+    for number, line in enumerate(source.read_text().splitlines(), 1):
         if not line.startswith("|"):
             current = None
             continue
@@ -33,8 +51,7 @@ def _tables() -> dict[str, list[tuple[int, list[str]]]]:
                 current = False
             continue
         if current is not False and not set(line) <= set("|-: "):
-            current.append((number, cells))
-    return tables
+            current.append((f"{where}:{number}", cells))
 
 
 def _functions(module: str) -> set[str]:
@@ -47,18 +64,44 @@ def _functions(module: str) -> set[str]:
 def test_each_promise_table_names_an_existing_test_on_every_row():
     tables = _tables()
     assert EXPECTED <= set(tables), f"tables with a test column: {sorted(tables)}"
+    assert not _problems(tables), "\n".join(_problems(tables))
+
+
+def test_the_tables_are_found_in_docs_alone():
+    # After the README is cut to its short form the tables live only in docs/:
+    # every one must still be found there, with rows.
+    tables = _tables(_sources()[1:])
+    assert EXPECTED <= set(tables), f"tables with a test column in docs/: {sorted(tables)}"
+    assert all(tables[title] for title in EXPECTED)
+
+
+def test_a_row_naming_a_missing_test_is_caught(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("| error code | when | test |\n|---|---|---|\n"
+                    "| `x` | never | `test_api::test_no_such_test_anywhere` |\n| `y` | also | nothing named |\n")
+    global REPO
+    saved, REPO = REPO, tmp_path
+    try:
+        problems = _problems(_tables([page]))
+    finally:
+        REPO = saved
+    assert problems == ["page.md:3: no test test_api::test_no_such_test_anywhere",
+                        "page.md:4 (error code table) names no test: 'nothing named'"]
+
+
+def _problems(tables: dict) -> list[str]:
     problems = []
     for title, rows in tables.items():
         previous: list = []
-        for number, cells in rows:
+        for where, cells in rows:
             cell = cells[-1]
             refs = previous if cell.startswith("same") else REF.findall(cell)
             if not refs:
-                problems.append(f"README.md:{number} ({title} table) names no test: {cell!r}")
+                problems.append(f"{where} ({title} table) names no test: {cell!r}")
             for module, name in refs:
                 if not name:
-                    problems.append(f"README.md:{number}: `{module}` names a file, not a test")
+                    problems.append(f"{where}: `{module}` names a file, not a test")
                 elif name not in _functions(module):
-                    problems.append(f"README.md:{number}: no test {module}::{name}")
+                    problems.append(f"{where}: no test {module}::{name}")
             previous = refs
-    assert not problems, "\n".join(problems)
+    return problems
