@@ -82,6 +82,10 @@ TESTS: dict[str, tuple[str, ...]] = {
         "test_auth::test_metrics_token_cannot_log_in",
         "test_auth::test_access_matrix_by_bearer",
     ),
+    "CONTAINERS": ("test_containers::test_containers_off_and_no_cgroups_are_reported_missing_not_errors",
+                   "test_containers_live::test_the_collector_reads_each_containers_limits_and_use_and_the_engine_names_them"),
+    "CONTAINER_SOCKET": ("test_containers::test_the_engine_socket_is_the_setting_then_docker_host_then_the_defaults",),
+    "CONTAINERS_SHOWN": ("test_containers::test_the_table_holds_containers_shown_at_most_the_heaviest_and_the_count_all",),
     "LOGIN_FAILURES_ALLOWED": ("test_access_live::test_guessing_is_throttled_and_the_right_token_works_after_the_wait",),
     "LOGIN_FAILURES_PER_MINUTE": (
         "test_auth::test_failures_from_all_addresses_past_the_minute_ceiling_stop_everyone_until_it_ends",

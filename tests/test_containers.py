@@ -250,3 +250,16 @@ def test_alert_set_takes_a_container_rule_as_typed(svc):
     with pytest.raises(commands.CommandError) as err:
         commands.run(ctx, *commands.resolve("alert set container:web disk > 5", ctx.operator))
     assert err.value.code == "bad_args" and "container:<name|pattern> cpu" in err.value.message
+
+
+def test_the_table_holds_containers_shown_at_most_the_heaviest_and_the_count_all(tmp_path):
+    tree = Tree(tmp_path, "v2")
+    tree.put(A, cpu_s=1, quota=None, mem=10 * MiB, limit=None, inactive=0)
+    tree.put(B, cpu_s=1, quota=None, mem=10 * MiB, limit=None, inactive=0, pid=4343)
+    s = Clocked(tree)
+    s.c.shown = 1  # CONTAINERS_SHOWN
+    s.sample()
+    tree.put(A, cpu_s=1.1, quota=None, mem=10 * MiB, limit=None, inactive=0)
+    tree.put(B, cpu_s=3, quota=None, mem=10 * MiB, limit=None, inactive=0, pid=4343)
+    out = s.sample()
+    assert out["running"] == 2 and [r["id"] for r in out["list"]] == [B[:12]]
