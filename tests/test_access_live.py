@@ -13,6 +13,7 @@ import pytest
 from tests.support.server import REPO, free_port
 from tests.support.sseclient import SSEClient
 from tests.support.wsclient import TOKEN, login_cookie
+from tests.support.waiting import eventually
 
 VIEWER = "viewer-token-for-live-tests"
 
@@ -106,10 +107,7 @@ def test_forwarded_host_and_prefix_cannot_be_turned_against_the_app(start_server
 
 def poll(page, expression: str, timeout: float = 15.0) -> None:
     """Wait for expression to be true, asking through the devtools protocol (no eval in the page)."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"not true within {timeout} s: {expression}"
-        time.sleep(0.1)
+    eventually(lambda: page.evaluate(expression), timeout, 0.1, what=expression)
 
 
 def test_the_page_before_and_after_login_under_its_csp(start_server, browser, page_errors):

@@ -10,6 +10,7 @@ import time
 
 from dashboard.store.audit import AuditLog, Record
 from tests.support.wsclient import Console
+from tests.support.waiting import eventually
 
 FLOOD = {"CONSOLE_RATE": "100000", "CONSOLE_BURST": "100000", "CONSOLE_LOGIN_RATE": "100000",
          "CONSOLE_LOGIN_BURST": "100000", "AUDIT_RETENTION_DAYS": "90"}
@@ -49,10 +50,7 @@ def test_a_sigkill_leaves_pending_records_that_the_restart_settles_and_old_ones_
     assert left, "no kill landed while a command was pending"
     restarted_at = time.time()
     again = start_server(env)
-    deadline = time.monotonic() + 10
-    while pending_ids(db) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert pending_ids(db) == []
+    eventually(lambda: pending_ids(db) == [], what="every pending record settled")
     with sqlite3.connect(db) as conn:
         settled = conn.execute(
             f"SELECT outcome, detail FROM audit WHERE id IN ({','.join(map(str, left))})").fetchall()

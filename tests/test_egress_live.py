@@ -11,6 +11,7 @@ import redis
 
 from tests.support.receivers import CountingListener, JsonReceiver
 from tests.support.wsclient import Console
+from tests.support.waiting import eventually
 
 FAST = {"SAMPLE_INTERVAL": "0.25", "NOTIFY_GROUP_SECONDS": "0", "HOST_NAME": "web-1"}
 FORBID = {**FAST, "NOTIFY_DENY_NETWORKS": "127.0.0.2/32"}
@@ -134,10 +135,8 @@ def test_a_stalled_channel_delays_no_other(start_server):
                                "NOTIFY_URLS": f"{stall.url(query='?rto=120')} {hook.url()}"})
         op = Console(server.port)
         op.ok("alert set memory > 0")
-        deadline = time.monotonic() + 30
-        while stall.held < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert stall.held == 1, "the stalled channel's attempt never started"
+        eventually(lambda: stall.held >= 1, 30, what="the stalled channel's attempt started")
+        assert stall.held == 1
         [post] = hook.wait(1, timeout=30)
         assert post["json"]["title"] == "[FIRING] memory > 0 % on web-1"
         assert not release.is_set() and stall.posts == []  # the stalled one is still held meanwhile

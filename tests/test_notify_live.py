@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import TOKEN
 from tests.support.receivers import JsonReceiver, SmtpReceiver
 from tests.support.wsclient import Console
+from tests.support.waiting import eventually
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FAST = {"SAMPLE_INTERVAL": "0.25", "NOTIFY_GROUP_SECONDS": "0", "HOST_NAME": "web-1"}
@@ -22,13 +23,11 @@ def api(server, path):
 
 
 def wait_until(predicate, timeout=20.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
+    """predicate()'s first truthy value within timeout, else its last value (the caller asserts on it)."""
+    try:
+        return eventually(predicate, timeout, step)
+    except AssertionError:
+        return predicate()
 
 
 def titles(receiver):

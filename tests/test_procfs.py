@@ -14,6 +14,7 @@ import pytest
 
 from dashboard.sampling import processes, procfs
 from dashboard.sampling.rates import Rates
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc: Linux only")
 
@@ -81,15 +82,7 @@ def held_still(start) -> list[subprocess.Popen]:
 
 
 def wait_for(check, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():
-                return
-        except psutil.NoSuchProcess:
-            pass
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
+    eventually(check, timeout, 0.01, ignoring=(psutil.NoSuchProcess,))
 
 
 def table_round(table: processes.ProcessTable, rates: Rates) -> dict:
