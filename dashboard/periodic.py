@@ -3,7 +3,8 @@
 Each loop is one greenlet. `every(seconds, fn, ...)` waits `seconds`, calls
 fn, and again, until stopped; an exception from fn is logged with the loop's
 name and the next call comes after `retry` seconds instead (the same period
-unless told). `wake()` makes the next call come now, `stop()` ends the loop
+unless told; an error of the `expected` types, such as a store that is away, is
+one warning line without its traceback). `wake()` makes the next call come now, `stop()` ends the loop
 after the call in progress. `run()` is the loop itself, for a caller that
 spawns and kills its own greenlet.
 
@@ -27,13 +28,14 @@ class Every:
 
     def __init__(self, seconds: float, fn: Callable, *args, name: str, retry: float | None = None,
                  at_once: bool = False, sleep: Callable[[float], object] | None = None,
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None, expected: tuple[type[BaseException], ...] = ()) -> None:
         self.seconds = seconds
         self.retry = seconds if retry is None else retry
         self.name = name
         self.at_once = at_once  # first call at once, then every `seconds`
         self.fn, self.args = fn, args
         self.log = logger or log
+        self.expected = expected
         self.calls = 0
         self.failures = 0
         self._flag = _Flag()
@@ -67,9 +69,12 @@ class Every:
             self.calls += 1
             try:
                 self.fn(*self.args)
-            except Exception:
+            except Exception as exc:
                 self.failures += 1
-                self.log.exception("%s failed; trying again in %gs", self.name, self.retry)
+                if isinstance(exc, self.expected):
+                    self.log.warning("%s failed (%s); trying again in %gs", self.name, exc, self.retry)
+                else:
+                    self.log.exception("%s failed; trying again in %gs", self.name, self.retry)
                 delay = self.retry
             else:
                 delay = self.seconds

@@ -88,3 +88,57 @@ def test_base_exceptions_are_not_swallowed():
     loop = Every(1, fn, name="t", sleep=lambda s: None)
     with pytest.raises(KeyboardInterrupt):
         loop.run()
+
+
+def test_an_expected_error_is_one_warning_without_its_traceback(caplog):
+    waits = []
+
+    def fn():
+        if len(waits) >= 2:
+            loop.stop()
+        raise ConnectionError("store away")
+
+    loop = Every(10, fn, name="the job", retry=2, sleep=waits.append, expected=(ConnectionError,))
+    with caplog.at_level(logging.WARNING, logger="dashboard.periodic"):
+        loop.run()
+    records = [r for r in caplog.records if "the job failed" in r.getMessage()]
+    assert records and all(r.levelno == logging.WARNING and not r.exc_info for r in records)
+    assert "store away" in records[0].getMessage() and waits[:2] == [10, 2]
+
+
+def test_audit_upkeep_settles_what_was_pending_before_the_start_then_hourly_and_retries_a_failure():
+    from dashboard.control.upkeep import PENDING_GRACE_SECONDS, audit_upkeep
+
+    class Stop(BaseException):
+        pass
+
+    class Audit:
+        def __init__(self):
+            self.settled, self.trims, self.fail_next = [], 0, False
+
+        def settle_interrupted(self, now, older_than):
+            if self.fail_next:
+                self.fail_next = False
+                raise OSError("disk full")
+            self.settled.append(now - older_than)
+            return 0
+
+        def trim(self, before):
+            self.trims += 1
+            return 0
+
+    audit, waits = Audit(), []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        if len(waits) == 1:
+            audit.fail_next = True
+        if len(waits) == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        audit_upkeep(audit, 90, alone=True, started_at=lambda: 0.0, sleep=sleep)
+    # At once, everything pending from before the start (started_at 0: older than "now");
+    # an hour on, a failure; a minute on, those pending for more than a minute.
+    assert waits == [3600, 60, 3600]
+    assert len(audit.settled) == 2 and audit.settled[0] > 10**9 and audit.settled[1] == PENDING_GRACE_SECONDS
