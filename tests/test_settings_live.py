@@ -136,7 +136,10 @@ def test_graceful_timeout_bounds_how_long_a_worker_waits_after_sigterm(start_ser
         time.sleep(0.3)
         took = server.stop(signal.SIGTERM)
     assert server.proc.returncode == 0
-    assert 2.5 < took < 8, f"exit took {took:.1f}s"
+    # It waited for the unfinished request (an exit with nothing open takes a fraction of a second),
+    # and no longer than the timeout and some: gunicorn's own header deadline may cut the request
+    # a little before GRACEFUL_TIMEOUT ends, so the lower bound is not the timeout itself.
+    assert 1.0 < took < 8, f"exit took {took:.1f}s"
 
 
 def test_sse_retry_ms_is_the_retry_field_of_every_stream(start_server):
