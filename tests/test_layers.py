@@ -145,3 +145,24 @@ def test_the_cap_and_the_docstring_rule_catch_an_offending_bench_module(tmp_path
 def test_the_folders_are_the_stages():
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert folders == {"sampling", "stream", "alerts", "console", "control", "fleet", "store", "web"}
+
+
+def test_each_blueprint_declares_the_few_things_it_uses_of_the_process():
+    """No module-wide list of what the web layer may touch: each web module names, in a Protocol of its
+    own, what it uses of the process it serves (web.common.serving types the instance as that)."""
+    import ast
+
+    web = Path(__file__).resolve().parent.parent / "dashboard" / "web"
+    users = 0
+    for path in sorted(web.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        protocols = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)
+                     and any(getattr(b, "id", None) == "Protocol" for b in node.bases)}
+        for call in ast.walk(tree):
+            if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "serving" and call.args:
+                name = getattr(call.args[0], "id", None)
+                assert name in protocols, f"{path.name}: serving({name}) names no Protocol of its own module"
+                members = [n for n in protocols[name].body if isinstance(n, (ast.AnnAssign, ast.FunctionDef))]
+                assert 1 <= len(members) <= 10, f"{path.name}: {name} lists {len(members)} things; keep it small"
+                users += 1
+    assert users >= 6  # api, auth, common (host_view), console_socket, events, pages

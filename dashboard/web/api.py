@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -10,9 +11,30 @@ from ..store.audit import StoreUnavailable
 from .auth import current_login, may_see_host
 from ..stream.events import to_json
 from ..stream.windows import NoHistory
-from .common import error, host_view, services
+from ..console.operations import Operations
+from ..logs import Refusals
+from ..stream.windows import Windows
+from .budgets import LoginBudget
+from .common import error, host_view, serving
 
 bp = Blueprint("api", __name__)
+
+
+class Serves(Protocol):
+    """What the JSON API uses of the process it serves."""
+
+    config: dict
+    windows: Windows  # /api/history's tiers
+    history_budget: LoginBudget  # /api/history answers built per login
+    refusals: Refusals
+    ops: Operations  # alert_history, alert_rules
+
+    def hosts(self) -> list[dict]: ...
+    def health(self, details: bool = False) -> tuple[bool, dict]: ...
+
+
+def services() -> Serves:
+    return serving(Serves)
 
 
 @bp.get("/api/snapshot")

@@ -24,18 +24,36 @@ import functools
 import re
 import secrets
 import time
+from typing import Protocol
 
 from flask import Blueprint, current_app, g, jsonify, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 from ..console.operator import Operator
 from ..store.audit import StoreUnavailable
-from .common import error, services
-from .credentials import METRICS, at_least
+from ..store.login_epoch import RedisLoginEpoch, SqliteLoginEpoch
+from .common import error, serving
+from .credentials import METRICS, Tokens, at_least
+from .throttle import Throttle
 
 NAME = re.compile(r"[A-Za-z0-9_.@-]{1,32}")
 
 bp = Blueprint("auth", __name__)
+
+
+class Serves(Protocol):
+    """What logins use of the process they serve."""
+
+    tokens: Tokens
+    throttle: Throttle
+    login_epoch: RedisLoginEpoch | SqliteLoginEpoch  # the generation cookies carry
+
+    def end_session(self, sid: str, expires: float) -> tuple[int, int]: ...  # consoles, streams closed
+    def audit_login(self, action: str, name: str, role: str, sid: str, addr: str, outcome: str) -> None: ...
+
+
+def services() -> Serves:
+    return serving(Serves)
 
 UNAUTHORIZED = "log in first (POST /login) or send Authorization: Bearer <token>"
 # A cookie whose logout cannot be looked up is refused, never taken on trust.

@@ -2,50 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from flask import current_app, jsonify, request
 
-from ..console.operations import Operations
-from ..console.sessions import Consoles, Desk
-from ..control.tally import Counters
-from ..store.audit import AuditStore, StoreUnavailable
-from ..stream.views import HostView, Views
-from ..stream.windows import Windows
-from ..store.login_epoch import RedisLoginEpoch, SqliteLoginEpoch
-from .budgets import LoginBudget
-from .credentials import Tokens
-from .throttle import Throttle
+from ..store.audit import StoreUnavailable
+from ..stream.views import HostView
 
 
-class Instance(Protocol):
-    """What the blueprints use of the process they serve (dashboard.wiring.Instance)."""
-
-    host: str
-    version: str
-    config: dict
-    shutting_down: bool
-    tokens: Tokens
-    throttle: Throttle
-    history_budget: LoginBudget  # /api/history answers built per login
-    audit: AuditStore
-    login_epoch: RedisLoginEpoch | SqliteLoginEpoch  # the generation cookies carry, and whether one is still a login
-    consoles: Consoles
-    desk: Desk
-    views: Views
-    windows: Windows  # /api/history's tiers
-    ops: Operations  # alert_history, alert_rules
+class Viewed(Protocol):
+    """What `host_view` uses of the process served."""
 
     def view(self, host: str | None = None) -> HostView: ...
-    def hosts(self) -> list[dict]: ...
-    def health(self, details: bool = False) -> tuple[bool, dict]: ...
-    def stats(self) -> Counters: ...  # what /metrics exports besides samples and hubs
-    def end_session(self, sid: str, expires: float) -> tuple[int, int]: ...  # consoles, streams closed
-    def audit_login(self, action: str, name: str, role: str, sid: str, addr: str, outcome: str) -> None: ...
 
 
-def services() -> Instance:
+T = TypeVar("T")
+
+
+def serving(uses: type[T]) -> T:
+    """The process this app serves (dashboard.wiring.Instance), typed as the Protocol of what
+    the calling module uses: each blueprint declares its own few needs next to its code."""
     return current_app.extensions["dashboard"]
+
 
 
 def error(status: int, code: str, message: str, **extra):
@@ -57,7 +35,7 @@ def host_view():
     """(view, None) for ?host= (this host by default), or (None, an error response)."""
     host = request.args.get("host") or None
     try:
-        return services().view(host), None
+        return serving(Viewed).view(host), None
     except KeyError:
         return None, error(404, "unknown_host", f"no host named {host[:100]!r}; see /api/hosts")
     except StoreUnavailable:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import socket
 import time
+from typing import Protocol
 
 import gevent.lock
 from flask import Blueprint, g, request
@@ -19,11 +20,26 @@ from flask_sock import Sock
 from ..console import protocol
 from .auth import guard_console
 from ..console.commands import REGISTRY
-from ..console.sessions import ConsoleSession
-from .common import error, services
+from ..console.sessions import ConsoleSession, Consoles, Desk
+from .common import error, serving
 
 bp = Blueprint("console", __name__)
 sock = Sock()
+
+
+class Serves(Protocol):
+    """What the console socket uses of the process it serves."""
+
+    host: str
+    version: str
+    config: dict
+    shutting_down: bool
+    desk: Desk
+    consoles: Consoles
+
+
+def services() -> Serves:
+    return serving(Serves)
 
 LINGER_BYTES = 1 << 20  # read and discard at most this much after our close frame
 

@@ -14,15 +14,26 @@ import json
 import logging
 import re
 import time
+from typing import Protocol
 
 from flask import Blueprint, Response, g, request
 from werkzeug.http import http_date
 
 from ..stream import sse
 from .budgets import KEEP_CONNECTION
-from .common import host_view, services
+from .common import host_view, serving
 
 bp = Blueprint("stream", __name__)
+
+
+class Serves(Protocol):
+    """What the event stream uses of the process it serves (besides the host's view)."""
+
+    shutting_down: bool
+
+
+def services() -> Serves:
+    return serving(Serves)
 log = logging.getLogger("dashboard.stream")
 
 # A name the page may give its stream (?client=...), so an operator can drop it.

@@ -11,6 +11,7 @@ reports its own.
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -18,7 +19,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from ..control.tally import BUCKETS
-from .common import Instance
+from ..control.tally import Counters
+from ..stream.views import Views
 
 bp = Blueprint("metrics", __name__)
 
@@ -33,8 +35,16 @@ def _gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
     return GaugeMetricFamily(P + name, doc, labels=["host", *labels])
 
 
+
+class Serves(Protocol):
+    """What /metrics reads of the process it serves: the views' hubs and one counters snapshot."""
+
+    views: Views
+
+    def stats(self) -> Counters: ...
+
 class DashboardCollector:
-    def __init__(self, svc: Instance) -> None:
+    def __init__(self, svc: Serves) -> None:
         self.svc = svc
 
     def collect(self):
@@ -169,7 +179,7 @@ class DashboardCollector:
                                     value=1 if sharing.redis["shared"] else 0)
 
 
-def install(svc: Instance) -> CollectorRegistry:
+def install(svc: Serves) -> CollectorRegistry:
     """A registry for one app, reading it through the collector above."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DashboardCollector(svc))

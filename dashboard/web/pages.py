@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from flask import Blueprint, Response, render_template
 
 from .auth import may_see_host
-from .common import services
+from ..stream.windows import Windows
+from .common import serving
 
 bp = Blueprint("pages", __name__)
+
+
+class Serves(Protocol):
+    """What the pages use of the process they serve."""
+
+    host: str
+    version: str
+    config: dict
+    windows: Windows
+
+
+def services() -> Serves:
+    return serving(Serves)
 
 
 @bp.get("/")
