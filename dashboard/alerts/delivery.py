@@ -29,7 +29,7 @@ from typing import Callable
 import gevent
 from gevent.event import Event as _Flag
 
-from . import egress, notify
+from . import egress, notify, urls
 from .rules import Rule, RuleState
 
 log = logging.getLogger("dashboard.notify")
@@ -42,7 +42,7 @@ LEASE_SECONDS = 30.0  # at least; renewed before each channel's attempt
 
 def notify_policy(config) -> egress.Policy:
     """The egress policy of the app's settings; also keys URL fingerprints with SECRET_KEY."""
-    notify.urls.set_fingerprint_key(config.get("SECRET_KEY") or "")
+    urls.set_fingerprint_key(config.get("SECRET_KEY") or "")
     return egress.make_policy(allow_private=config["NOTIFY_ALLOW_PRIVATE"], deny=config["NOTIFY_DENY_NETWORKS"],
                               redis_url=config["REDIS_URL"], own_addresses=egress.own_addresses())
 
