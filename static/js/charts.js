@@ -46,6 +46,9 @@ const CHARTS = [
   },
 ];
 
+// The most points a live chart keeps: an hour at the fastest interval (0.25 s).
+const MAX_POINTS = 4 * 3600;
+
 const COLUMNS = ["cpu", "memory", "swap", "container_memory", "load1", "load5", "load15",
   "disk_read", "disk_write", "net_rx", "net_tx"];
 
@@ -152,6 +155,7 @@ export class Charts {
     this.onZoom = onZoom || (() => {});
     this.plots = [];
     this.pending = false;
+    this.onDraw = null; // counted by the page (see main.js)
     this.build();
     new ResizeObserver(() => this.resize()).observe(root);
     document.addEventListener("visibilitychange", () => this.schedule());
@@ -171,6 +175,8 @@ export class Charts {
   push(sample) {
     const r = row(sample);
     const s = this.store;
+    // Already there (history loaded after it arrived): a time goes in once.
+    if (s.ts.length && !(r.ts > s.ts[s.ts.length - 1])) return;
     s.ts.push(r.ts);
     for (const c of COLUMNS) s[c].push(r[c]);
     while (s.cores.length < r.cores.length) s.cores.push(new Array(s.ts.length - 1).fill(null));
@@ -188,7 +194,8 @@ export class Charts {
   trim() {
     const s = this.store;
     const limit = s.ts[s.ts.length - 1] - this.maxSeconds;
-    let drop = 0;
+    // By time, and by count too: a page open for days holds at most MAX_POINTS columns.
+    let drop = Math.max(0, s.ts.length - MAX_POINTS);
     while (drop < s.ts.length && s.ts[drop] < limit) drop++;
     if (!drop) return;
     s.ts.splice(0, drop);
@@ -357,6 +364,7 @@ export class Charts {
   }
 
   draw() {
+    if (this.onDraw) this.onDraw();
     const [min, max] = this.range();
     for (const { def, cols, plot } of this.plots) {
       plot.batch(() => {
