@@ -43,10 +43,10 @@ def kind_of(key: str) -> str:
 
 
 def size(n: float) -> str:
-    """Binary units as the kernel counts them: 512 B, 1.5 KiB, 80.2 MiB."""
+    """Binary units as the kernel counts them: 512 B, 1.5 KiB, 80.2 MiB, 150 MiB."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            return f"{n:.0f} {unit}" if unit == "B" or abs(n) >= 100 else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
 
@@ -78,7 +78,7 @@ def number(v: float) -> str:
     if isinstance(v, int):
         return str(v)
     if abs(v) >= 1e6:
-        return f"{v:.0f}"
+        return str(int(v))
     return f"{v:.4f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
 
 

@@ -329,6 +329,14 @@ export class Charts {
     return data;
   }
 
+  // The first time a long window's answer has any value, or null.
+  firstData() {
+    const c = this.fixed.columns;
+    const cols = COLUMNS.map((name) => c[name]).filter(Boolean);
+    const i = c.ts.findIndex((_, k) => cols.some((col) => col[k] != null));
+    return i < 0 ? null : c.ts[i];
+  }
+
   hasData(col) {
     const values = this.fixed ? this.fixed.columns[col] || [] : this.store[col];
     return values.some((v) => v != null);
@@ -356,7 +364,13 @@ export class Charts {
 
   range() {
     if (this.zooms.length) return this.zooms[this.zooms.length - 1];
-    if (this.fixed) return [this.fixed.since, this.fixed.until];
+    if (this.fixed) {
+      // A young install asked for a month: from its first data (ten steps at least), not a month-wide blank.
+      const { since, until, step } = this.fixed;
+      const first = this.firstData();
+      const start = first === null ? since : Math.max(since, Math.min(first - (step || 0), until - 10 * (step || 60)));
+      return [start, until];
+    }
     const ts = this.store.ts;
     const max = ts.length ? ts[ts.length - 1] : Date.now() / 1000;
     // Until the window fills, show what there is rather than an empty chart.

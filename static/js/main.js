@@ -4,6 +4,7 @@ import { Banners } from "./banners.js";
 import { updateCards, ProcessTable } from "./cards.js";
 import { Charts } from "./charts.js";
 import { ConsolePanel } from "./console.js";
+import { initConsoleRoom } from "./drawer.js";
 import { Evidence } from "./evidence.js";
 import { bytes, clock, count, ms } from "./format.js";
 import { MetricsStream } from "./stream.js";
@@ -31,6 +32,7 @@ let inspect = null;
 const procs = isLocked ? null : new ProcessTable($("#procs"), document.querySelectorAll("[data-sort]"),
   (pid) => inspect && inspect(pid));
 initTheme($("#theme-toggle"), () => charts && charts.restyle());
+initConsoleRoom($("#console-wide"), $("#console-jump"), $("#term-input"));
 
 const windowSelect = $("#window");
 // How far back this host's data goes: the year shows once there is more than a month.
@@ -50,7 +52,10 @@ function note(text) {
 function describe(answer) {
   if (!answer || answer.tier === "raw") return "";
   const step = answer.step >= 3600 ? `${answer.step / 3600} h` : `${answer.step / 60} min`;
-  return `${answer.tier} roll-ups, one point per ${step}: line = mean, band = min to max. Drag to zoom, double-click to go back.`;
+  const first = charts.firstData();
+  const young = first !== null && first - answer.since > 2 * answer.step
+    ? ` Data since ${new Date(first * 1000).toLocaleString([], { hour12: false })}: the chart starts there.` : "";
+  return `${answer.tier} roll-ups, one point per ${step}: line = mean, band = min to max. Drag to zoom, double-click to go back.${young}`;
 }
 
 // A window or zoom the stream does not cover: ask the server for it (again each minute
@@ -292,6 +297,8 @@ function locked() {
   pill.dataset.state = "closed";
   setText(pill, ".pill-state", "signed out");
   setFact($("#sse-facts"), "state", "signed out: log in to see this host");
+  // The way in goes where the host's metrics will be, not in the (hidden) console.
+  $(".lock-gate").append($("#login-form"));
   const panel = new ConsolePanel($("#console"), base, { onLogin: () => { location.reload(); return false; } });
   panel.init();
   window.dashboard = { console: panel };
