@@ -34,7 +34,7 @@ function renderTable(result) {
   table.append(el("thead"));
   table.tHead.append(head);
   const texts = result.rows.map((row) => row.map((v, i) => value(result.columns[i], v)));
-  const wraps = result.columns.map((c, i) => i > 0 && texts.some((r) => r[i].length > WRAP_AT));
+  const wraps = result.columns.map((c, i) => texts.some((r) => r[i].length > WRAP_AT));
   const body = el("tbody");
   result.rows.forEach((row, n) => {
     const tr = el("tr");
