@@ -57,6 +57,24 @@ def test_disks_report_usage_and_rates_after_the_first_round():
         assert root["read_bps"] >= 0 and root["write_bps"] >= 0
 
 
+def test_one_device_mounted_in_several_places_is_one_disk(monkeypatch):
+    from collections import namedtuple
+
+    import psutil
+
+    Part = namedtuple("Part", "device mountpoint fstype opts")
+    real = psutil.disk_partitions(all=False)
+    root = next(p for p in real if p.mountpoint == "/")
+    # The root device again under bind mounts (as a container's volumes or /run/netns are).
+    binds = [Part(root.device, "/var/lib/containers/x", root.fstype, ""), Part(root.device, "/run/netns", root.fstype, "")]
+    monkeypatch.setattr(collectors.psutil, "disk_partitions", lambda all=False: binds + list(real))
+    rates = Rates()
+    rates.begin(time.monotonic())
+    disks = collectors.collect_disks(rates)
+    assert [d["mount"] for d in disks if d["device"] == root.device] == ["/"]
+    assert len({d["device"] for d in disks}) == len(disks)
+
+
 def _loopback_traffic(megabytes: int) -> None:
     """Send this many MB to ourselves over 127.0.0.1."""
     with socket.create_server(("127.0.0.1", 0)) as server:

@@ -107,3 +107,25 @@ def test_one_cursor_moves_on_every_chart(start_server, browser, page_errors, tmp
     assert cursors[0] is not None and len(set(cursors)) == 1, cursors  # the same time everywhere
     context.close()
     assert page_errors.errors == []
+
+
+def test_a_young_install_asked_for_a_month_shows_its_data_not_a_month_of_blank(start_server, browser, page_errors):
+    server = start_server({"SAMPLE_INTERVAL": "0.5"})
+    context, page = new_page(browser, page_errors, f"{server.base}/?token={TOKEN}")
+    wait_state(page, "sse-pill", "open")
+    page.select_option("#window", str(30 * DAY))
+    page.wait_for_function("window.dashboard.charts.fixed && window.dashboard.charts.firstData() !== null",
+                           timeout=10000)
+    info = page.evaluate("""() => {
+        const c = window.dashboard.charts;
+        const cpu = c.plots.find((p) => p.def.key === "cpu").plot;
+        return { first: c.firstData(), step: c.fixed.step, since: c.fixed.since,
+                 xmin: cpu.scales.x.min, xmax: cpu.scales.x.max,
+                 note: document.querySelector('#chart-note').textContent };
+    }""")
+    assert info["since"] < info["first"] - 20 * DAY  # the answer covers the month asked for...
+    assert info["xmax"] - info["xmin"] <= 11 * info["step"]  # ...the chart shows where there is data
+    assert info["xmin"] <= info["first"]
+    assert "Data since" in info["note"]
+    context.close()
+    assert page_errors.errors == []

@@ -55,6 +55,11 @@ def metrics(client):
     return {f.name: f for f in text_string_to_metric_families(text)}
 
 
+def test_metrics_say_their_charset_once(client):
+    content_type = client.get("/metrics").headers["Content-Type"]
+    assert content_type.startswith("text/plain; version=") and content_type.count("charset") == 1, content_type
+
+
 def test_metrics_carry_the_host_and_the_apps_own_numbers(client, svc):
     svc.sampler.tick()
     svc.sampler.tick()

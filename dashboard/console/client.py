@@ -22,6 +22,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import sys
 import threading
 import time
@@ -31,6 +32,7 @@ from simple_websocket import Client, ConnectionClosed
 from simple_websocket import ConnectionError as HandshakeRefused
 
 from ..escapes import json_visible, visible
+from . import formatting
 
 EXIT_ERROR = 1
 EXIT_CONNECTION = 2
@@ -47,74 +49,19 @@ def socket_url(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
-def human_bytes(n) -> str:
-    if not isinstance(n, (int, float)):
-        return str(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+def width() -> int:
+    """The terminal's width in columns ($COLUMNS first; 80 when there is no terminal)."""
+    return shutil.get_terminal_size((80, 24)).columns
 
 
-def cell(column: str, value) -> str:
-    if value is None:
-        return "-"
-    if column in ("rss", "bytes") or column.startswith("rss_"):
-        return human_bytes(value)
-    if column in ("ts", "since") and isinstance(value, (int, float)):
-        return time.strftime("%H:%M:%S", time.localtime(value))
-    if column == "started" and isinstance(value, (int, float)):
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
-    if column == "cpu" and isinstance(value, (int, float)):
-        return f"{value:.1f}%"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, dict):  # e.g. a rule's value per host: "web-1=93.2, web-2=12"
-        return ", ".join(f"{visible(k)}={cell(column, v)}" for k, v in value.items()) or "-"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(cell(column, v) for v in value) or "-"
-    return visible(value)
+def render(result, columns: int | None = None) -> str:
+    """A result as text that fits the terminal (formatting.py has the rules)."""
+    return formatting.render(result, columns or width())
 
 
-def is_table(value) -> bool:
-    return isinstance(value, dict) and "columns" in value and "rows" in value
-
-
-def render(result) -> str:
-    """Tables for tabular results, aligned `key: value` lines for the rest (nested tables indented)."""
-    if is_table(result):
-        cols = [str(c) for c in result["columns"]]
-        rows = [[cell(c, v) for c, v in zip(cols, row)] for row in result["rows"]]
-        heads = [visible(c.upper()) for c in cols]
-        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(heads)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths)).rstrip()]
-        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-        extra = {k: v for k, v in result.items() if k not in ("columns", "rows")}
-        if extra:
-            lines.append("  ".join(f"{visible(k)}: {cell(k, v)}" for k, v in extra.items()))
-        if not rows:
-            lines.append("(none)")
-        return "\n".join(lines)
-    if isinstance(result, dict):
-        flat: list[tuple[str, object]] = []
-        for key, value in result.items():
-            if isinstance(value, dict) and not is_table(value) and value:
-                flat += [(visible(f"{key}.{k}"), v) for k, v in value.items()]  # sampler.interval
-            else:
-                flat.append((visible(key), value))
-        width = max((len(k) for k, v in flat if not is_table(v)), default=0)
-        lines = []
-        for key, value in flat:
-            if is_table(value) and len(value["rows"]) > 20:
-                lines.append(f"{key}: {len(value['rows'])} rows (--json shows them)")
-            elif is_table(value):
-                lines.append(f"{key}:")
-                lines += ["  " + line for line in render(value).splitlines()]
-            else:
-                lines.append(f"{key.ljust(width)}  {cell(key.rsplit('.', 1)[-1], value)}")
-        return "\n".join(lines)
-    return json_visible(json.dumps(result, indent=2, ensure_ascii=False))
+def signed_in_as(name, role) -> str:
+    """"dana (operator)", or "operator" alone when the name is the role's own default."""
+    return visible(role) if name == role else f"{visible(name)} ({visible(role)})"
 
 
 def refused(exc: Exception) -> str:
@@ -303,9 +250,9 @@ def interactive(session: Session, prompt_line: "Prompt | None" = None) -> int:
 
         readline.set_completer(complete)
         readline.parse_and_bind("tab: complete")
-    w = {k: visible(v) for k, v in session.welcome.items() if k in ("server", "version", "operator", "role")}
-    print(f"connected to {w.get('server')} (v{w.get('version')}) as {w.get('operator')} [{w.get('role')}]; "
-          "'help' lists commands, Ctrl-D quits")
+    w = {k: visible(v) for k, v in session.welcome.items() if k in ("server", "version", "operator")}
+    who = signed_in_as(session.welcome.get("operator"), session.welcome.get("role"))
+    print(f"connected to {w.get('server')} (v{w.get('version')}) as {who}; 'help' lists commands, Ctrl-D quits")
     prompt = f"{w.get('operator')}@{w.get('server')}> "
     if prompt_line is not None:
         prompt_line.readline = readline

@@ -108,10 +108,13 @@ def _io_name(device: str) -> str:
 def collect_disks(rates: Rates) -> list[dict]:
     io = psutil.disk_io_counters(perdisk=True) or {}
     disks, seen = [], set()
-    for part in psutil.disk_partitions(all=False):
-        if part.mountpoint in seen:
+    # One device mounted in several places (bind mounts, a container's volumes) is
+    # one disk: listed once, under its shortest mount point ("/" before "/run/netns").
+    parts = sorted(psutil.disk_partitions(all=False), key=lambda p: (len(p.mountpoint), p.mountpoint))
+    for part in parts:
+        if part.mountpoint in seen or (part.device and part.device in seen):
             continue
-        seen.add(part.mountpoint)
+        seen.update({part.mountpoint, part.device} - {""})
         try:
             usage = psutil.disk_usage(part.mountpoint)
         except OSError:

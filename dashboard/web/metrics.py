@@ -189,4 +189,5 @@ def install(svc: Serves) -> CollectorRegistry:
 @bp.get("/metrics")
 def metrics():
     registry = current_app.extensions["dashboard.metrics"]
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: the latter appends a second "; charset=utf-8".
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -3,6 +3,8 @@
 
 import { clock } from "./format.js";
 
+const MAX_NOTICES = 5;
+
 export class Banners {
   constructor(root) {
     this.root = root;
@@ -56,18 +58,24 @@ export class Banners {
 
   notice(n) {
     this.show(`notice-${n.ts}`, "notice", `Broadcast from ${n.by || "server"} · ${clock(n.ts)}`, n.message);
+    // A page left open all day keeps the latest few broadcasts, not every one.
+    const notices = [...this.byKey.keys()].filter((k) => k.startsWith("notice-"));
+    for (const key of notices.slice(0, -MAX_NOTICES)) this.dismiss(key);
   }
 
   // One banner per rule and host: a rule can fire on several hosts at once.
   alert(a) {
     const key = `alert-${a.rule.id}@${a.host}`;
+    // The message starts with the host ("vm: cpu >= 90: ..."), which the title already names.
+    const prefix = `${a.host}: `;
+    const message = String(a.message || "").startsWith(prefix) ? a.message.slice(prefix.length) : a.message;
     let node;
     if (a.state === "firing") {
       this.firing.add(key);
-      node = this.show(key, "alert", `Alert firing on ${a.host}`, a.message);
+      node = this.show(key, "alert", `Alert firing on ${a.host}`, message);
     } else {
       this.firing.delete(key);
-      node = this.show(key, "resolved", `Alert resolved on ${a.host}`, a.message, { timeout: 15000 });
+      node = this.show(key, "resolved", `Alert resolved on ${a.host}`, message, { timeout: 15000 });
     }
     // The banner opens what was running when the rule fired (kept with the alert).
     if (this.onEvidence && !node.querySelector(".banner-evidence")) {

@@ -11,8 +11,11 @@ function setBar(root, key, pct) {
   const el = root.querySelector(`[data-bar="${key}"]`);
   if (!el) return;
   const v = pct == null ? 0 : Math.max(0, Math.min(100, pct));
-  el.style.width = v + "%";
-  el.dataset.level = v >= 90 ? "crit" : v >= 75 ? "warn" : "ok";
+  // Unchanged values are not written: each write costs a style pass.
+  const width = v + "%";
+  const level = v >= 90 ? "crit" : v >= 75 ? "warn" : "ok";
+  if (el.style.width !== width) el.style.width = width;
+  if (el.dataset.level !== level) el.dataset.level = level;
 }
 
 function mainDisk(disks) {

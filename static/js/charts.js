@@ -46,6 +46,9 @@ const CHARTS = [
   },
 ];
 
+// The most points a live chart keeps: an hour at the fastest interval (0.25 s).
+const MAX_POINTS = 4 * 3600;
+
 const COLUMNS = ["cpu", "memory", "swap", "container_memory", "load1", "load5", "load15",
   "disk_read", "disk_write", "net_rx", "net_tx"];
 
@@ -152,6 +155,7 @@ export class Charts {
     this.onZoom = onZoom || (() => {});
     this.plots = [];
     this.pending = false;
+    this.onDraw = null; // counted by the page (see main.js)
     this.build();
     new ResizeObserver(() => this.resize()).observe(root);
     document.addEventListener("visibilitychange", () => this.schedule());
@@ -171,6 +175,8 @@ export class Charts {
   push(sample) {
     const r = row(sample);
     const s = this.store;
+    // Already there (history loaded after it arrived): a time goes in once.
+    if (s.ts.length && !(r.ts > s.ts[s.ts.length - 1])) return;
     s.ts.push(r.ts);
     for (const c of COLUMNS) s[c].push(r[c]);
     while (s.cores.length < r.cores.length) s.cores.push(new Array(s.ts.length - 1).fill(null));
@@ -188,7 +194,8 @@ export class Charts {
   trim() {
     const s = this.store;
     const limit = s.ts[s.ts.length - 1] - this.maxSeconds;
-    let drop = 0;
+    // By time, and by count too: a page open for days holds at most MAX_POINTS columns.
+    let drop = Math.max(0, s.ts.length - MAX_POINTS);
     while (drop < s.ts.length && s.ts[drop] < limit) drop++;
     if (!drop) return;
     s.ts.splice(0, drop);
@@ -322,6 +329,14 @@ export class Charts {
     return data;
   }
 
+  // The first time a long window's answer has any value, or null.
+  firstData() {
+    const c = this.fixed.columns;
+    const cols = COLUMNS.map((name) => c[name]).filter(Boolean);
+    const i = c.ts.findIndex((_, k) => cols.some((col) => col[k] != null));
+    return i < 0 ? null : c.ts[i];
+  }
+
   hasData(col) {
     const values = this.fixed ? this.fixed.columns[col] || [] : this.store[col];
     return values.some((v) => v != null);
@@ -349,7 +364,13 @@ export class Charts {
 
   range() {
     if (this.zooms.length) return this.zooms[this.zooms.length - 1];
-    if (this.fixed) return [this.fixed.since, this.fixed.until];
+    if (this.fixed) {
+      // A young install asked for a month: from its first data (ten steps at least), not a month-wide blank.
+      const { since, until, step } = this.fixed;
+      const first = this.firstData();
+      const start = first === null ? since : Math.max(since, Math.min(first - (step || 0), until - 10 * (step || 60)));
+      return [start, until];
+    }
     const ts = this.store.ts;
     const max = ts.length ? ts[ts.length - 1] : Date.now() / 1000;
     // Until the window fills, show what there is rather than an empty chart.
@@ -357,6 +378,7 @@ export class Charts {
   }
 
   draw() {
+    if (this.onDraw) this.onDraw();
     const [min, max] = this.range();
     for (const { def, cols, plot } of this.plots) {
       plot.batch(() => {

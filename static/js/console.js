@@ -3,9 +3,9 @@
 // Everything shown comes from the server as data and goes into the page as
 // text (textContent), never as HTML.
 
-import { bytes, clock } from "./format.js";
 import { isProcess, renderProcess } from "./procview.js";
 import { ConsoleSocket } from "./socket.js";
+import { value } from "./values.js";
 
 const HISTORY_KEY = "console-history";
 const MAX_LINES = 400;
@@ -17,54 +17,61 @@ function el(tag, cls, text) {
   return node;
 }
 
-function cellText(column, value) {
-  if (value === null || value === undefined) return "–";
-  if (column === "rss" || column === "bytes") return bytes(value);
-  if ((column === "ts" || column === "since") && typeof value === "number") return clock(value);
-  if (column === "cpu" && typeof value === "number") return value.toFixed(1) + " %";
-  if (typeof value === "object") return JSON.stringify(value);
-  return String(value);
-}
+// Text columns this long wrap inside their cell (help's descriptions, audit's
+// lines); the rest stay on one line and the table scrolls sideways instead.
+const WRAP_AT = 28;
 
 // "dana (operator)", but "operator" alone when the name is the role's own default.
 function signedInAs(name, role) {
   return name === role ? role : `${name} (${role})`;
 }
 
+function renderTable(result) {
+  const wrap = el("div", "term-table-wrap");
+  const table = el("table", "term-table");
+  const head = el("tr");
+  for (const c of result.columns) head.append(el("th", "", c));
+  table.append(el("thead"));
+  table.tHead.append(head);
+  const texts = result.rows.map((row) => row.map((v, i) => value(result.columns[i], v)));
+  const wraps = result.columns.map((c, i) => texts.some((r) => r[i].length > WRAP_AT));
+  const body = el("tbody");
+  result.rows.forEach((row, n) => {
+    const tr = el("tr");
+    row.forEach((v, i) => {
+      const cls = [typeof v === "number" ? "num" : "", wraps[i] ? "wrap" : ""].filter(Boolean).join(" ");
+      tr.append(el("td", cls, texts[n][i]));
+    });
+    body.append(tr);
+  });
+  table.append(body);
+  wrap.append(table);
+  if (!result.rows.length) wrap.append(el("div", "term-muted", "(none)"));
+  const extra = Object.entries(result).filter(([k]) => k !== "columns" && k !== "rows");
+  if (extra.length) wrap.append(el("div", "term-muted", extra.map(([k, v]) => `${k}: ${value(k, v)}`).join("  ")));
+  return wrap;
+}
+
+const isTable = (v) => !!v && Array.isArray(v.columns) && Array.isArray(v.rows);
+
 function renderResult(result) {
   if (isProcess(result)) return renderProcess(result);
-  if (result && Array.isArray(result.columns) && Array.isArray(result.rows)) {
-    const wrap = el("div", "term-table-wrap");
-    const table = el("table", "term-table");
-    const head = el("tr");
-    for (const c of result.columns) head.append(el("th", "", c));
-    table.append(el("thead"));
-    table.tHead.append(head);
-    const body = el("tbody");
-    for (const row of result.rows) {
-      const tr = el("tr");
-      row.forEach((v, i) => tr.append(el("td", typeof v === "number" ? "num" : "", cellText(result.columns[i], v))));
-      body.append(tr);
-    }
-    table.append(body);
-    wrap.append(table);
-    if (!result.rows.length) wrap.append(el("div", "term-muted", "(none)"));
-    const extra = Object.entries(result).filter(([k]) => k !== "columns" && k !== "rows");
-    if (extra.length) wrap.append(el("div", "term-muted", extra.map(([k, v]) => `${k}: ${v}`).join("  ")));
-    return wrap;
-  }
+  if (isTable(result)) return renderTable(result);
   if (result && typeof result === "object") {
     const dl = el("dl", "term-kv");
-    const add = (key, k, v) => {
+    const add = (key, v) => {
       dl.append(el("dt", "", key));
-      dl.append(el("dd", "", typeof v === "object" && v !== null ? JSON.stringify(v) : cellText(k, v)));
+      const dd = el("dd");
+      if (isTable(v)) dd.append(renderTable(v));
+      else dd.textContent = value(key, v);
+      dl.append(dd);
     };
     for (const [k, v] of Object.entries(result)) {
       // One level of nesting reads better as dotted keys (sampler.interval).
-      if (v && typeof v === "object" && !Array.isArray(v)) {
-        for (const [k2, v2] of Object.entries(v)) add(`${k}.${k2}`, k2, v2);
+      if (v && typeof v === "object" && !Array.isArray(v) && !isTable(v) && Object.keys(v).length) {
+        for (const [k2, v2] of Object.entries(v)) add(`${k}.${k2}`, v2);
       } else {
-        add(k, k, v);
+        add(k, v);
       }
     }
     return dl;
@@ -85,7 +92,8 @@ export class ConsolePanel extends EventTarget {
     this.commands = [];
     this.history = JSON.parse(localStorage.getItem(HISTORY_KEY) || "[]");
     this.historyPos = this.history.length;
-    this.$ = (sel) => root.querySelector(sel);
+    // The login form may sit elsewhere (a private page shows it in place of the metrics).
+    this.$ = (sel) => root.querySelector(sel) || document.querySelector(sel);
     this.output = this.$("#term-output");
     this.input = this.$("#term-input");
     this.bind();
@@ -200,7 +208,7 @@ export class ConsolePanel extends EventTarget {
       const w = ev.detail;
       this.commands = w.commands.map((c) => c.name);
       this.$("#whoami").textContent = signedInAs(w.operator, w.role);
-      this.line("system", `connected to ${w.server} as ${w.operator} [${w.role}] — type help, Tab completes, ↑↓ history`);
+      this.line("system", `connected to ${w.server} as ${signedInAs(w.operator, w.role)} — type help, Tab completes, ↑↓ history`);
     });
     this.socket.addEventListener("push", (ev) => this.push(ev.detail));
     this.socket.addEventListener("state", (ev) => this.setState(ev.detail));

@@ -5,6 +5,7 @@ import { updateCards, ProcessTable } from "./cards.js";
 import { ContainerTable, updateContainersCard } from "./containers.js";
 import { Charts } from "./charts.js";
 import { ConsolePanel } from "./console.js";
+import { initConsoleRoom } from "./drawer.js";
 import { Evidence } from "./evidence.js";
 import { bytes, clock, count, ms } from "./format.js";
 import { MetricsStream } from "./stream.js";
@@ -33,6 +34,7 @@ const containers = isLocked ? null : new ContainerTable($("#containers"), docume
 const procs = isLocked ? null : new ProcessTable($("#procs"), document.querySelectorAll("[data-sort]"),
   (pid) => inspect && inspect(pid));
 initTheme($("#theme-toggle"), () => charts && charts.restyle());
+initConsoleRoom($("#console-wide"), $("#console-jump"), $("#term-input"));
 
 const windowSelect = $("#window");
 // How far back this host's data goes: the year shows once there is more than a month.
@@ -52,7 +54,10 @@ function note(text) {
 function describe(answer) {
   if (!answer || answer.tier === "raw") return "";
   const step = answer.step >= 3600 ? `${answer.step / 3600} h` : `${answer.step / 60} min`;
-  return `${answer.tier} roll-ups, one point per ${step}: line = mean, band = min to max. Drag to zoom, double-click to go back.`;
+  const first = charts.firstData();
+  const young = first !== null && first - answer.since > 2 * answer.step
+    ? ` Data since ${new Date(first * 1000).toLocaleString([], { hour12: false })}: the chart starts there.` : "";
+  return `${answer.tier} roll-ups, one point per ${step}: line = mean, band = min to max. Drag to zoom, double-click to go back.${young}`;
 }
 
 // A window or zoom the stream does not cover: ask the server for it (again each minute
@@ -109,7 +114,12 @@ function setText(root, selector, text) {
 const setFact = (root, key, text) => setText(root, `[data-f="${key}"]`, text);
 const setCompare = (key, text) => setText(document, `[data-c="${key}"]`, text);
 
+// What the page has done, counted (the browser benchmark and tests compare these
+// between a visible and a hidden page).
+const work = { samples: 0, draws: 0, skipped: 0, catchUps: 0 };
+
 function showSample(sample) {
+  work.samples++;
   updateCards($("#cards"), sample);
   updateContainersCard($("#cards"), sample);
   procs.update(sample);
@@ -131,6 +141,7 @@ function watchStream(stream) {
   const pill = $("#sse-pill");
   let offlineTimer = null;
   stream.addEventListener("metrics", (ev) => {
+    if (held) { held.push(ev.detail); return; } // catching up: after the history lands
     charts.push(ev.detail);
     showSample(ev.detail);
   });
@@ -161,6 +172,7 @@ function watchStream(stream) {
     }
   });
   stream.addEventListener("stats", (ev) => {
+    if (document.hidden) return; // shown again on return (see watchVisibility)
     const s = ev.detail;
     setFact(facts, "messages", `0 / ${count(s.events)}`);
     setFact(facts, "bytes", `0 B / ${bytes(s.bytes)}`);
@@ -195,6 +207,7 @@ function watchConsole(panel, stream) {
     enableDrops();
   });
   panel.addEventListener("stats", (ev) => {
+    if (document.hidden) return;
     const s = ev.detail;
     setFact(facts, "messages", `${count(s.sent)} / ${count(s.received)}`);
     setFact(facts, "bytes", `${bytes(s.bytesOut)} / ${bytes(s.bytesIn)}`);
@@ -209,6 +222,47 @@ function watchConsole(panel, stream) {
   });
   dropSse.addEventListener("click", () => panel.run(`drop sse ${stream.client}`));
   dropWs.addEventListener("click", () => panel.run(`drop console ${panel.socket.welcome.connection}`));
+}
+
+// Metrics that arrive while the page catches up wait here (null: not catching up).
+let held = null;
+
+// Hidden, the page draws nothing and reads no metrics event (the stream keeps
+// only its place: see stream.js). It keeps the stream open rather than closing
+// it: other tabs may be reading it through this one, and alerts still reach the
+// title and favicon. Shown again, it reloads the live window from history once,
+// then applies what came meanwhile.
+function watchVisibility(stream, panel) {
+  const catchUp = async () => {
+    work.catchUps++;
+    held = [];
+    try {
+      charts.load((await loadHistory()).columns);
+    } catch (e) { /* keep what is drawn; the stream goes on */ }
+    const waiting = held;
+    held = null;
+    for (const sample of waiting) charts.push(sample); // older than the history: ignored
+    const latest = waiting[waiting.length - 1];
+    if (latest) showSample(latest);
+    else {
+      try {
+        const snap = await fetch(`${base}/api/snapshot?${hostQuery}`, { cache: "no-store" });
+        if (snap.ok) showSample(await snap.json());
+      } catch (e) { /* the next event fills the cards */ }
+    }
+  };
+  const apply = () => {
+    stream.setHidden(document.hidden);
+    if (document.hidden) return;
+    stream.dispatchEvent(new CustomEvent("stats", { detail: stream.stats }));
+    if (panel.socket) panel.dispatchEvent(new CustomEvent("stats", { detail: panel.socket.stats }));
+    if (work.skipped !== stream.skipped) {
+      work.skipped = stream.skipped;
+      catchUp();
+    }
+  };
+  document.addEventListener("visibilitychange", apply);
+  apply();
 }
 
 // The host picker: shown once there is more than one host to choose from.
@@ -247,6 +301,8 @@ function locked() {
   pill.dataset.state = "closed";
   setText(pill, ".pill-state", "signed out");
   setFact($("#sse-facts"), "state", "signed out: log in to see this host");
+  // The way in goes where the host's metrics will be, not in the (hidden) console.
+  $(".lock-gate").append($("#login-form"));
   const panel = new ConsolePanel($("#console"), base, { onLogin: () => { location.reload(); return false; } });
   panel.init();
   window.dashboard = { console: panel };
@@ -288,12 +344,14 @@ async function main() {
   });
   watchConsole(panel, stream);
   inspect = (pid) => panel.inspect(pid);
+  watchVisibility(stream, panel);
   panel.init();
   watchHosts();
   // A notification's link names the transition: open its evidence at once.
   const alertId = new URLSearchParams(location.search).get("alert");
   if (alertId) evidence.open({ id: alertId });
-  window.dashboard = { stream, charts, console: panel, banners, evidence };
+  charts.onDraw = () => work.draws++;
+  window.dashboard = { stream, charts, console: panel, banners, evidence, work };
 }
 
 main();

@@ -112,6 +112,9 @@ export class ConsoleSocket extends EventTarget {
   }
 
   async ping() {
+    // One at a time: a server that stops answering does not pile up pings.
+    if (this.pinging) return;
+    this.pinging = true;
     const start = performance.now();
     try {
       const reply = await this.request("ping");
@@ -120,6 +123,7 @@ export class ConsoleSocket extends EventTarget {
         this.dispatchEvent(new CustomEvent("stats", { detail: this.stats }));
       }
     } catch (e) { /* closed meanwhile: the close handler takes over */ }
+    this.pinging = false;
   }
 
   setState(state) {

@@ -90,6 +90,18 @@ export class MetricsStream extends EventTarget {
     this.share = share && "BroadcastChannel" in window && !!navigator.locks;
     this.client = null; // the leader's stream name on the server
     this.stats = { events: 0, bytes: 0, reconnects: 0, gaps: 0, latencyMs: null, lastSeq: null };
+    // While the page is hidden, a metrics event only moves our place in the
+    // stream (its id): nothing is parsed, counted or shown. The page catches
+    // up from /api/history when it is shown again (see main.js).
+    this.hidden = false;
+    this.skipped = 0; // metrics events passed over while hidden
+  }
+
+  // The page went out of sight (true) or came back (false).
+  setHidden(hidden) {
+    if (hidden === this.hidden) return;
+    this.hidden = hidden;
+    if (!hidden) this.stats.lastSeq = null; // what was skipped is not a gap
   }
 
   start() {
@@ -148,6 +160,10 @@ export class MetricsStream extends EventTarget {
     // A tab that joined late has already loaded history up to its last id.
     if (type !== "resync" && !idAfter(id, this.lastId)) return;
     if (id) this.lastId = id;
+    if (this.hidden && type === "metrics") {
+      this.skipped++;
+      return;
+    }
     const s = this.stats;
     s.events++;
     // The exact size of the frame on the wire (the server's framing is fixed).
