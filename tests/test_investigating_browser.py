@@ -72,7 +72,7 @@ def test_long_outputs_never_widen_the_page(start_server, browser, page_errors, w
 ])
 def test_a_process_opens_from_its_row_and_from_proc(start_server, browser, page_errors, sleeper,
                                                      width, height, scheme, name):
-    # `proc` costs 25 requests of the rate limits (about one a second at the defaults): lifted
+    # `proc` costs PROC_COST (15) requests of the rate limits (about one a second at the defaults): lifted
     # here, where four come within a second or two; the limits have tests of their own.
     server = start_server({"SAMPLE_INTERVAL": "0.25", "ALLOW_PROCESS_CONTROL": "1", "CONSOLE_RATE": "1000",
                            "CONSOLE_BURST": "1000", "CONSOLE_LOGIN_RATE": "1000", "CONSOLE_LOGIN_BURST": "1000"})
