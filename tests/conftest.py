@@ -104,7 +104,11 @@ class _TestBrowser:
 
     def new_context(self, **kwargs):
         kwargs.setdefault("bypass_csp", True)
-        return self._browser.new_context(**kwargs)
+        context = self._browser.new_context(**kwargs)
+        # Waits without a timeout of their own get a minute: a page load on a busy 2-core
+        # machine running three test processes (and their Chromiums) can take many seconds.
+        context.set_default_timeout(60_000)
+        return context
 
     def __getattr__(self, name):
         return getattr(self._browser, name)

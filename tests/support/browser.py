@@ -65,7 +65,7 @@ def run_command(page, line: str) -> str:
     return page.wait_for_function(_REPLY, arg=commands, timeout=5000).json_value()
 
 
-def open_with_login_link(page, url: str, timeout: float = 15000) -> None:
+def open_with_login_link(page, url: str, timeout: float = 60000) -> None:
     """Open url (a login link, ...?token=...): the page logs in, then reloads with
     the host's data. Waiting for the cards means waiting for that second load."""
     page.goto(url)
