@@ -11,16 +11,26 @@ holds none. Reading one container costs a handful of small files (about 40 µs
 here) against milliseconds to seconds for the engine's stats call, so the
 collector reads them on every sample and asks the engine only for names.
 
-Every read is open, read, close: a container removed between the listing and
-the read fails its open (ENOENT, or ENODEV on a removed cgroup), and `Gone`
-says so; no file is kept across samples.
+On a host's own cgroup mounts (layout() found them in mountinfo) each
+container's files are kept open (`Kept`) and read again with os.pread at
+offset 0, which makes the kernel write them anew: about 0.5 µs a file here
+against 2.7 to open, read and close it. They count against the process's
+budget of kept files with the process table's (procfs.FD_CACHE); beyond it, and
+on a tree of ordinary files (layout_of(), the tests'), where a removed file
+would still read, every read is open, read, close. A removed cgroup's kept file
+fails its read (ENODEV): that container's kept files are closed and the path
+opened again, which finds the new folder of a restart under the same id, or
+fails (ENOENT) and `Gone` says the container went.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import weakref
 from dataclasses import dataclass
+
+from . import procfs
 
 # The id of a container in its cgroup folder's name (the engines' own spellings).
 ID = re.compile(r"^(?:docker-|libpod-|crio-|cri-containerd-)?([0-9a-f]{64})(?:\.scope)?$")
@@ -48,6 +58,7 @@ class Layout:
     pids: tuple[str, str] | None
     scan: str  # the mount point containers are listed from
     kind: str  # "v1", "v2" or "hybrid"
+    keep: bool = False  # the mounts are cgroup filesystems: files may be kept open (see the module)
 
 
 def _mounts(mountinfo: str) -> tuple[dict[str, str], str | None]:
@@ -75,10 +86,10 @@ def layout(mountinfo_path: str = "/proc/self/mountinfo") -> Layout | None:
             v1, v2 = _mounts(f.read())
     except OSError:
         return None
-    return layout_of(v1, v2)
+    return layout_of(v1, v2, keep=True)
 
 
-def layout_of(v1: dict[str, str], v2: str | None) -> Layout | None:
+def layout_of(v1: dict[str, str], v2: str | None, keep: bool = False) -> Layout | None:
     """The layout given the v1 controllers' mount points and the cgroup2 mount (tests pass their own)."""
     v2_controllers: set[str] = set()
     if v2 is not None:
@@ -107,7 +118,7 @@ def layout_of(v1: dict[str, str], v2: str | None) -> Layout | None:
     if not scan:
         return None
     kind = "v2" if not v1 else ("hybrid" if v2 is not None else "v1")
-    return Layout(found.cpu_usage, found.cpu_limit, found.memory, found.io, found.pids, scan, kind)
+    return Layout(found.cpu_usage, found.cpu_limit, found.memory, found.io, found.pids, scan, kind, keep)
 
 
 def _text(path: str) -> str:
@@ -184,13 +195,36 @@ def _stat_field(data: bytes, key: bytes) -> int | None:
 
 
 _paths: dict[tuple[str, str, str], str] = {}  # (mount, container, file) -> path, made once
+_READ = 65536
+_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 
 
-def _read(place: tuple[str, str] | None, rel: str, name: str) -> bytes | None:
+class Kept:
+    """One container's cgroup files kept open between samples (file name -> descriptor), counted in
+    procfs's budget through its own functions: one budget for every file the sampler keeps."""
+
+    __slots__ = ("fds", "_finalizer", "__weakref__")
+
+    def __init__(self) -> None:
+        self.fds: dict[str, int] = {}
+        self._finalizer = weakref.finalize(self, procfs._close_all, self.fds, {})
+
+    def close(self) -> None:
+        procfs._close_all(self.fds, {})
+
+
+def _read(place: tuple[str, str] | None, rel: str, name: str, kept: Kept | None = None) -> bytes | None:
     """The file's bytes; None when the hierarchy does not exist or the file is not there for it
     (a controller not enabled); Gone when the container's folder itself went away."""
     if place is None:
         return None
+    if kept is not None:
+        fd = kept.fds.get(name)
+        if fd is not None:
+            try:
+                return os.pread(fd, _READ, 0)
+            except OSError:  # ENODEV: its cgroup was removed (stopped, or restarted under the same id)
+                kept.close()
     key = (place[1], rel, name)
     path = _paths.get(key)
     if path is None:
@@ -198,7 +232,14 @@ def _read(place: tuple[str, str] | None, rel: str, name: str) -> bytes | None:
             _paths.clear()
         path = _paths[key] = f"{place[1]}/{rel}/{name}"
     try:
-        return _bytes(path)
+        fd = os.open(path, _FLAGS)
+        if kept is not None and procfs._room():
+            procfs._keep(kept.fds, name, fd)
+            return os.pread(fd, _READ, 0)
+        try:
+            return os.read(fd, _READ)
+        finally:
+            os.close(fd)
     except PermissionError:
         raise
     except OSError:
@@ -207,10 +248,11 @@ def _read(place: tuple[str, str] | None, rel: str, name: str) -> bytes | None:
         return None
 
 
-def read_usage(lay: Layout, rel: str) -> Usage:
-    """The container's counters now; Gone if its cgroup went away meanwhile."""
+def read_usage(lay: Layout, rel: str, kept: Kept | None = None) -> Usage:
+    """The container's counters now; Gone if its cgroup went away meanwhile. kept: its files kept open."""
     cpu = None
-    data = _read(lay.cpu_usage, rel, "cpuacct.usage" if lay.cpu_usage and lay.cpu_usage[0] == "v1" else "cpu.stat")
+    data = _read(lay.cpu_usage, rel, "cpuacct.usage" if lay.cpu_usage and lay.cpu_usage[0] == "v1" else "cpu.stat",
+                 kept)
     if data is not None:
         if lay.cpu_usage[0] == "v1":
             cpu = int(data) / 1e9
@@ -220,15 +262,15 @@ def read_usage(lay: Layout, rel: str) -> Usage:
     memory = inactive = None
     if lay.memory is not None:
         v1 = lay.memory[0] == "v1"
-        data = _read(lay.memory, rel, "memory.usage_in_bytes" if v1 else "memory.current")
+        data = _read(lay.memory, rel, "memory.usage_in_bytes" if v1 else "memory.current", kept)
         memory = None if data is None else int(data)
-        stat = _read(lay.memory, rel, "memory.stat")
+        stat = _read(lay.memory, rel, "memory.stat", kept)
         if stat is not None:
             inactive = _stat_field(stat, b"total_inactive_file" if v1 else b"inactive_file")
     read = write = None
     if lay.io is not None:
         if lay.io[0] == "v1":
-            data = _read(lay.io, rel, "blkio.throttle.io_service_bytes_recursive")
+            data = _read(lay.io, rel, "blkio.throttle.io_service_bytes_recursive", kept)
             if data is not None:
                 read = write = 0
                 for line in data.splitlines():
@@ -238,7 +280,7 @@ def read_usage(lay: Layout, rel: str) -> Usage:
                     elif len(parts) == 3 and parts[1] == b"Write":
                         write += int(parts[2])
         else:
-            data = _read(lay.io, rel, "io.stat")
+            data = _read(lay.io, rel, "io.stat", kept)
             if data is not None:
                 read = write = 0
                 for field in data.split():
@@ -246,7 +288,7 @@ def read_usage(lay: Layout, rel: str) -> Usage:
                         read += int(field[7:])
                     elif field.startswith(b"wbytes="):
                         write += int(field[7:])
-    data = _read(lay.pids, rel, "pids.current")
+    data = _read(lay.pids, rel, "pids.current", kept)
     pids = None if data is None else int(data)
     return Usage(cpu, memory, inactive, read, write, pids)
 

@@ -41,10 +41,11 @@ RUNNING = ("running", "paused", "restarting")
 class Known:
     """What is kept of one running container between samples."""
 
-    __slots__ = ("rel", "pid", "started", "host_net", "limits", "limits_at", "meta", "trail")
+    __slots__ = ("rel", "files", "pid", "started", "host_net", "limits", "limits_at", "meta", "trail")
 
-    def __init__(self, rel: str) -> None:
+    def __init__(self, rel: str, keep: bool = False) -> None:
         self.rel = rel
+        self.files = cg.Kept() if keep else None  # its cgroup files kept open (container_cgroups)
         self.pid: int | None = None
         self.started: float | None = None
         self.host_net = False
@@ -115,7 +116,7 @@ class Containers:
             try:
                 row = self._row(rates, lay, cid, k, now)
             except cg.Gone:
-                del self.known[cid]  # gone between the listing and the read
+                self._forget(cid)  # gone between the listing and the read
                 changed = True
                 continue
             if row.get("pid_gone"):
@@ -147,15 +148,20 @@ class Containers:
         gone = self.known.keys() - found.keys()
         new = found.keys() - self.known.keys()
         for cid in gone:
-            del self.known[cid]
+            self._forget(cid)
         for cid in new:
-            self.known[cid] = Known(found[cid])
+            self.known[cid] = Known(found[cid], lay.keep)
         return bool(gone or new)
+
+    def _forget(self, cid: str) -> None:
+        k = self.known.pop(cid)
+        if k.files is not None:
+            k.files.close()
 
     def _row(self, rates: Rates, lay: cg.Layout, cid: str, k: Known, now: float) -> dict:
         if now - k.limits_at >= LIMITS_SECONDS:
             k.limits, k.limits_at = cg.read_limits(lay, k.rel), now
-        u = cg.read_usage(lay, k.rel)
+        u = cg.read_usage(lay, k.rel, k.files)
         pid_gone = False
         if k.pid is None:
             self._find_pid(lay, cid, k)
