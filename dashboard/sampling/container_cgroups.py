@@ -11,16 +11,14 @@ holds none. Reading one container costs a handful of small files (about 40 µs
 here) against milliseconds to seconds for the engine's stats call, so the
 collector reads them on every sample and asks the engine only for names.
 
-On a host's own cgroup mounts (layout() found them in mountinfo) each
-container's files are kept open (`Kept`) and read again with os.pread at
-offset 0, which makes the kernel write them anew: about 0.5 µs a file here
-against 2.7 to open, read and close it. They count against the process's
-budget of kept files with the process table's (procfs.FD_CACHE); beyond it, and
-on a tree of ordinary files (layout_of(), the tests'), where a removed file
-would still read, every read is open, read, close. A removed cgroup's kept file
-fails its read (ENODEV): that container's kept files are closed and the path
-opened again, which finds the new folder of a restart under the same id, or
-fails (ENOENT) and `Gone` says the container went.
+On the host's own cgroup mounts (layout()) each container's files are kept
+open (`Kept`, within procfs's budget of kept files) and read again with
+os.pread, which makes the kernel write them anew: about 0.5 µs a file against
+2.7 to open, read and close. A removed cgroup's kept file fails its read
+(ENODEV): the container's files are closed and the path opened again, which
+finds the new folder of a restart under the same id or fails (ENOENT: `Gone`).
+Beyond the budget, and on trees of ordinary files (layout_of(), the tests'),
+where a removed file would still read, each read is open, read, close.
 """
 
 from __future__ import annotations
@@ -94,7 +92,7 @@ def layout_of(v1: dict[str, str], v2: str | None, keep: bool = False) -> Layout 
     v2_controllers: set[str] = set()
     if v2 is not None:
         try:
-            v2_controllers = set(_text(os.path.join(v2, "cgroup.controllers")).split())
+            v2_controllers = set(_bytes(os.path.join(v2, "cgroup.controllers")).decode("ascii", "replace").split())
         except OSError:
             pass
 
@@ -121,11 +119,6 @@ def layout_of(v1: dict[str, str], v2: str | None, keep: bool = False) -> Layout 
     return Layout(found.cpu_usage, found.cpu_limit, found.memory, found.io, found.pids, scan, kind, keep)
 
 
-def _text(path: str) -> str:
-    with open(path, encoding="ascii", errors="replace") as f:
-        return f.read()
-
-
 def _bytes(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -134,13 +127,17 @@ def _bytes(path: str) -> bytes:
         os.close(fd)
 
 
-def find(scan: str, parents: tuple[str, ...] | None = PARENTS, depth: int = MAX_DEPTH) -> dict[str, str]:
-    """{container id: its cgroup path relative to the mount}, below `parents` (None: the whole tree)."""
+def find(scan: str, parents: tuple[str, ...] | None = PARENTS, depth: int = MAX_DEPTH,
+         seen: dict[str, int] | None = None) -> dict[str, str]:
+    """{container id: its cgroup path relative to the mount}, below `parents` (None: the whole tree).
+    seen: filled with each folder listed and its link count (see unchanged())."""
     found: dict[str, str] = {}
     starts = [scan] if parents is None else [os.path.join(scan, p) for p in parents]
     stack = [(s, 0) for s in starts]
     while stack:
         folder, level = stack.pop()
+        if seen is not None:
+            seen[folder] = _links(folder)  # before the listing: a folder made in between shows as a change
         try:
             entries = list(os.scandir(folder))
         except OSError:
@@ -157,6 +154,19 @@ def find(scan: str, parents: tuple[str, ...] | None = PARENTS, depth: int = MAX_
             elif level + 1 < depth:
                 stack.append((entry.path, level + 1))
     return found
+
+
+def _links(folder: str) -> int:
+    try:
+        return os.stat(folder).st_nlink
+    except OSError:
+        return -1
+
+
+def unchanged(seen: dict[str, int]) -> bool:
+    """Whether no folder was made or removed in those find() listed: a cgroup folder's link count is 2
+    plus its subfolders (its mtime does not move). One went and one came: the same; containers.py lists then."""
+    return all(_links(folder) == links for folder, links in seen.items())
 
 
 def parents_of(found: dict[str, str]) -> tuple[str, ...]:
@@ -196,6 +206,7 @@ def _stat_field(data: bytes, key: bytes) -> int | None:
 
 _paths: dict[tuple[str, str, str], str] = {}  # (mount, container, file) -> path, made once
 _READ = 65536
+_NET = "net/dev"  # the init process's, in Kept.fds with the cgroup files
 _FLAGS = os.O_RDONLY | os.O_CLOEXEC
 
 
@@ -203,10 +214,11 @@ class Kept:
     """One container's cgroup files kept open between samples (file name -> descriptor), counted in
     procfs's budget through its own functions: one budget for every file the sampler keeps."""
 
-    __slots__ = ("fds", "_finalizer", "__weakref__")
+    __slots__ = ("fds", "net_pid", "_finalizer", "__weakref__")
 
     def __init__(self) -> None:
         self.fds: dict[str, int] = {}
+        self.net_pid: int | None = None  # whose net/dev fds[_NET] is
         self._finalizer = weakref.finalize(self, procfs._close_all, self.fds, {})
 
     def close(self) -> None:
@@ -328,10 +340,11 @@ def first_pid(lay: Layout, rel: str) -> int | None:
     return min(pids) if pids else None
 
 
-def read_net(pid: int, proc: str = "/proc") -> tuple[int, int]:
+def read_net(pid: int, proc: str = "/proc", kept: Kept | None = None) -> tuple[int, int]:
     """(bytes received, bytes sent) over every interface but loopback in pid's network namespace.
-    OSError (FileNotFoundError, ProcessLookupError) once the process is gone."""
-    data = _bytes(f"{proc}/{pid}/net/dev")
+    OSError (FileNotFoundError, ProcessLookupError) once the process is gone. kept: the container's
+    kept files, where pid's net/dev is kept too (proc must be this process's own /proc then)."""
+    data = _net(pid, proc, kept) if kept is not None else _bytes(f"{proc}/{pid}/net/dev")
     rx = tx = 0
     for line in data.splitlines()[2:]:
         name, _, counters = line.partition(b":")
@@ -342,6 +355,32 @@ def read_net(pid: int, proc: str = "/proc") -> tuple[int, int]:
             rx += int(fields[0])
             tx += int(fields[8])
     return rx, tx
+
+
+def _net(pid: int, proc: str, kept: Kept) -> bytes:
+    """pid's net/dev through a kept file, which holds the network namespace, not the process: it reads
+    on after the process is gone. So the process is looked for each time (kill 0), its file closed then."""
+    fds = kept.fds
+    if kept.net_pid == pid and _NET in fds:
+        try:
+            os.kill(pid, 0)
+        except PermissionError:
+            pass  # there, another user's
+        except OSError:
+            procfs._drop(fds, _NET)
+            raise
+        return os.pread(fds[_NET], _READ, 0)
+    if _NET in fds:
+        procfs._drop(fds, _NET)
+    fd = os.open(f"{proc}/{pid}/net/dev", _FLAGS)
+    if not procfs._room():
+        try:
+            return os.read(fd, _READ)
+        finally:
+            os.close(fd)
+    procfs._keep(fds, _NET, fd)
+    kept.net_pid = pid
+    return os.pread(fd, _READ, 0)
 
 
 def shares_host_network(pid: int, proc: str = "/proc") -> bool:
