@@ -154,8 +154,8 @@ class Containers:
         """Bring `known` up to the cgroup folders there now: (whether the set changed, whether the
         folders were listed). On cgroup mounts they are not while none was made or removed in them."""
         if now >= self.rescan_at or self.parents is None:
-            self.seen = {}
-            found = cg.find(lay.scan, None, seen=self.seen)
+            self.seen = None  # the parents' folders are looked at from the next sample on, not the whole tree's
+            found = cg.find(lay.scan, None)
             self.parents = cg.parents_of(found)
             self.rescan_at = now + RESCAN_SECONDS
         elif lay.keep and not force and self.seen is not None and cg.unchanged(self.seen):
