@@ -263,3 +263,31 @@ def test_the_table_holds_containers_shown_at_most_the_heaviest_and_the_count_all
     tree.put(B, cpu_s=3, quota=None, mem=10 * MiB, limit=None, inactive=0, pid=4343)
     out = s.sample()
     assert out["running"] == 2 and [r["id"] for r in out["list"]] == [B[:12]]
+
+
+def test_the_folders_are_listed_again_only_when_their_link_counts_move(tmp_path, monkeypatch):
+    # On cgroup mounts (keep: what layout() finds) a folder's link count is 2 plus its subfolders;
+    # this test's tree of ordinary folders counts the same way on most file systems.
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    before = probe.stat().st_nlink
+    (probe / "sub").mkdir()
+    if probe.stat().st_nlink != before + 1:
+        pytest.skip("this file system does not count subfolders in a folder's link count")
+    tree = Tree(tmp_path / "t", "v1")
+    tree.put(A, cpu_s=1, quota=1, mem=MiB, limit=None, inactive=0)
+    s = Clocked(tree)
+    s.c.layout = cg.Layout(**{**tree.layout().__dict__, "keep": True})
+    s.c.known.clear()
+    listings = []
+    real_find = cg.find
+    monkeypatch.setattr(cg, "find", lambda *a, **kw: listings.append(a[1]) or real_find(*a, **kw))
+    s.sample()  # the whole tree, then its parents from the next sample on
+    s.sample()
+    assert listings == [None, cg.parents_of({A: f"libpod_parent/libpod-{A}"})]
+    for _ in range(3):
+        assert [r["id"] for r in s.sample()["list"]] == [A[:12]]
+    assert len(listings) == 2  # nothing made or removed: not listed again
+    tree.put(B, cpu_s=1, quota=1, mem=MiB, limit=None, inactive=0, pid=4343)
+    out = s.sample()
+    assert len(listings) == 3 and sorted(r["id"] for r in out["list"]) == [A[:12], B[:12]]  # in that very sample

@@ -5,11 +5,13 @@ and shown on the page in Chromium. Every container a test starts is removed afte
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 from gevent import sleep as gsleep
 
+from dashboard.sampling import procfs
 from dashboard.sampling.containers import Containers
 from dashboard.sampling.rates import Rates
 from dashboard.stream.wire import decode
@@ -115,6 +117,70 @@ def test_containers_that_come_go_and_restart_between_samples_break_nothing(engin
         row = by_name(s.sample()).get(second)
         assert row is None or row["cpu"] is None or 0 <= row["cpu"] <= 100
         assert row is None or row["rx_bps"] is None or row["rx_bps"] < 10 * MiB
+
+
+def _kept_of(s: Sampling, name: str) -> dict[str, int]:
+    return dict(s.c.known[s.c.find(name)].files.fds)
+
+
+def _points_at(fd: int, cid: str) -> bool:
+    try:
+        return cid in os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return False
+
+
+def test_each_containers_files_stay_open_within_the_budget_are_reopened_and_closed(engine, started, monkeypatch):
+    s = Sampling(engine)
+    one, two = started.run("keptone", "--memory", "16m"), started.run("kepttwo", "--memory", "16m")
+    wait_running([one, two])
+    eventually(lambda: {one, two} <= set(by_name(s.sample())) and s.c.engine_missing is None, timeout=30,
+               what="both listed and named")
+    cid = s.c.find(one)
+    files = _kept_of(s, one)
+    cgroup = [fd for name, fd in files.items() if name != "net/dev"]
+    assert len(cgroup) >= 4 and all(_points_at(fd, cid) for fd in cgroup)  # cpu, memory, io, pids
+    assert _points_at(files["net/dev"], f"/{s.c.known[cid].pid}/net/dev")  # its init's network, kept too
+    assert procfs.kept_files() >= len(files) + len(_kept_of(s, two))  # counted in the one budget
+    rows = by_name(s.sample())
+    assert _kept_of(s, one) == files and rows[one]["mem"] > 0 and rows[one]["pids"] >= 1  # the same files, read again
+
+    podman("restart", "-t", "0", one)  # a new cgroup under the same id: the kept files read ENODEV
+    eventually(lambda: (r := by_name(s.sample()).get(one)) and r["pids"] >= 1 and len(_kept_of(s, one)) >= 4,
+               timeout=30, what="the restarted container read through files opened again", ignoring=(LookupError,))
+    for fd in _kept_of(s, one).values():
+        assert os.pread(fd, 64, 0)  # its new folder's, not the removed one's
+    eventually(lambda: s.sample() and _points_at(_kept_of(s, one).get("net/dev", -1), f"/{s.c.known[cid].pid}/net/dev"),
+               timeout=30, what="the new init's network read through a kept file")  # once the engine named it
+
+    monkeypatch.setattr(procfs, "_budget", procfs.kept_files())  # no room: a new container is read by path
+    three = started.run("keptthree", "--memory", "16m")
+    wait_running([three])
+    row = eventually(lambda: by_name(s.sample()).get(three), timeout=30, what="the third listed")
+    assert _kept_of(s, three) == {} and row["mem"] > 0 and row["pids"] >= 1
+
+    gone = s.c.find(two)
+    old, init = _kept_of(s, two), f"/{s.c.known[gone].pid}/net/dev"
+    started.remove(two)
+    eventually(lambda: two not in by_name(s.sample()), timeout=30, what="the second gone")
+    assert gone not in s.c.known and not any(_points_at(fd, gone) for fd in old.values())  # its files closed,
+    assert not _points_at(old["net/dev"], init)  # its init's network's too (which would hold the namespace)
+
+
+def test_a_container_that_comes_as_another_goes_between_samples_is_in_the_next_one(engine, started):
+    # The folders are listed again only when their link counts moved, or when one of ours went: one
+    # gone and one come between two samples leave the counts as they were.
+    s = Sampling(engine)
+    first = started.run("goesout", "--memory", "16m")
+    wait_running([first])
+    eventually(lambda: first in by_name(s.sample()), timeout=30, what="the first listed")
+    s.sample()
+    started.remove(first)
+    second = started.run("comesin", "--memory", "16m")
+    wait_running([second])
+    out = s.sample()
+    ids = [r["id"] for r in out["list"]]
+    assert first not in by_name(out) and started.id(second)[:12] in ids and out["running"] == len(ids)
 
 
 def test_without_the_engine_containers_are_listed_by_id_and_missing_says_why(engine, started):

@@ -41,10 +41,11 @@ RUNNING = ("running", "paused", "restarting")
 class Known:
     """What is kept of one running container between samples."""
 
-    __slots__ = ("rel", "pid", "started", "host_net", "limits", "limits_at", "meta", "trail")
+    __slots__ = ("rel", "files", "pid", "started", "host_net", "limits", "limits_at", "meta", "trail")
 
-    def __init__(self, rel: str) -> None:
+    def __init__(self, rel: str, keep: bool = False) -> None:
         self.rel = rel
+        self.files = cg.Kept() if keep else None  # its cgroup files kept open (container_cgroups)
         self.pid: int | None = None
         self.started: float | None = None
         self.host_net = False
@@ -91,6 +92,7 @@ class Containers:
         self.known: dict[str, Known] = {}
         self.parents: tuple[str, ...] | None = None
         self.rescan_at = float("-inf")
+        self.seen: dict[str, int] | None = None  # folders listed -> their link counts (container_cgroups.unchanged)
         self.engine_name: str | None = None
         self.engine_missing: str | None = "not asked yet"
         self.listed: dict[str, dict] = {}  # id -> the engine's list entry
@@ -109,20 +111,14 @@ class Containers:
         if lay is None:
             raise Unavailable("no cgroup hierarchy mounted")
         now = self.clock()
-        changed = self._list(lay, now)
-        rows = []
-        for cid, k in list(self.known.items()):
-            try:
-                row = self._row(rates, lay, cid, k, now)
-            except cg.Gone:
-                del self.known[cid]  # gone between the listing and the read
-                changed = True
-                continue
-            if row.get("pid_gone"):
-                del row["pid_gone"]
-                changed = True
-            rows.append(row)
-            k.trail.append((round(now, 3), row["cpu_pct"], row["mem"]))
+        changed, looked = self._list(lay, now)
+        rows: list[dict] = []
+        went = self._read(rates, lay, list(self.known), now, rows)
+        if went and not looked:  # another may have come in its place, the link counts the same
+            before = set(self.known)
+            changed, _ = self._list(lay, now, force=True)
+            self._read(rates, lay, [cid for cid in self.known if cid not in before], now, rows)
+        changed = changed or went
         if changed or (self.engine_missing and now - self._asked_at >= RETRY_SECONDS):
             self._ask()
         rows.sort(key=lambda r: (r["cpu"] is None, -(r["cpu"] or 0.0), -(r["mem"] or 0)))
@@ -136,26 +132,54 @@ class Containers:
             "list": rows[:self.shown],
         }
 
-    def _list(self, lay: cg.Layout, now: float) -> bool:
-        """Bring `known` up to the cgroup folders there now; whether the set changed."""
+    def _read(self, rates: Rates, lay: cg.Layout, cids: list[str], now: float, rows: list[dict]) -> bool:
+        """Each container's row added to rows; whether one went (or its init did: a restart)."""
+        went = False
+        for cid in cids:
+            k = self.known[cid]
+            try:
+                row = self._row(rates, lay, cid, k, now)
+            except cg.Gone:
+                self._forget(cid)  # gone between the listing and the read
+                went = True
+                continue
+            if row.get("pid_gone"):
+                del row["pid_gone"]
+                went = True
+            rows.append(row)
+            k.trail.append((round(now, 3), row["cpu_pct"], row["mem"]))
+        return went
+
+    def _list(self, lay: cg.Layout, now: float, force: bool = False) -> tuple[bool, bool]:
+        """Bring `known` up to the cgroup folders there now: (whether the set changed, whether the
+        folders were listed). On cgroup mounts they are not while none was made or removed in them."""
         if now >= self.rescan_at or self.parents is None:
+            self.seen = None  # the parents' folders are looked at from the next sample on, not the whole tree's
             found = cg.find(lay.scan, None)
             self.parents = cg.parents_of(found)
             self.rescan_at = now + RESCAN_SECONDS
+        elif lay.keep and not force and self.seen is not None and cg.unchanged(self.seen):
+            return False, False
         else:
-            found = cg.find(lay.scan, self.parents)
+            self.seen = {}
+            found = cg.find(lay.scan, self.parents, seen=self.seen)
         gone = self.known.keys() - found.keys()
         new = found.keys() - self.known.keys()
         for cid in gone:
-            del self.known[cid]
+            self._forget(cid)
         for cid in new:
-            self.known[cid] = Known(found[cid])
-        return bool(gone or new)
+            self.known[cid] = Known(found[cid], lay.keep)
+        return bool(gone or new), True
+
+    def _forget(self, cid: str) -> None:
+        k = self.known.pop(cid)
+        if k.files is not None:
+            k.files.close()
 
     def _row(self, rates: Rates, lay: cg.Layout, cid: str, k: Known, now: float) -> dict:
         if now - k.limits_at >= LIMITS_SECONDS:
             k.limits, k.limits_at = cg.read_limits(lay, k.rel), now
-        u = cg.read_usage(lay, k.rel)
+        u = cg.read_usage(lay, k.rel, k.files)
         pid_gone = False
         if k.pid is None:
             self._find_pid(lay, cid, k)
@@ -164,7 +188,7 @@ class Containers:
             if k.pid is None or k.host_net:
                 break
             try:
-                rx_bytes, tx_bytes = cg.read_net(k.pid, self.proc)
+                rx_bytes, tx_bytes = cg.read_net(k.pid, self.proc, k.files if self.proc == "/proc" else None)
                 rx = rates.per_second(("ctr", cid, k.pid, "rx"), rx_bytes)
                 tx = rates.per_second(("ctr", cid, k.pid, "tx"), tx_bytes)
                 break

@@ -17,9 +17,9 @@ process is new to the table: its start time differs, and (pid, create time)
 is the key. The file of a process gone from the listing is closed at the end
 of that sample; close() closes them all, as a finalizer does when the reader
 is collected or the interpreter exits. FD_CACHE bounds the files kept by all
-the readers of a process together (one in the app; tests and benchmarks make
-more); processes beyond it are read with open, read and close each tick, as
-before.
+the readers of a process together (one in the app; tests make more) and the
+containers' cgroup files (container_cgroups.Kept); beyond it a file is read
+with open, read and close each tick, as before.
 
 Listing /proc costs about 1.4 µs a process too. The kernel's /proc/loadavg
 ends with the pid it gave last in our pid namespace: every new process (and
@@ -335,32 +335,32 @@ class Reader:
             os.close(fd)
 
 
-def kept_files() -> int:  # stat files kept open by every reader now: a bounded cache, not a leak
+def kept_files() -> int:  # files kept open by every reader and container now: a bounded cache, not a leak
     return _kept
 
 
 def _room() -> bool:
-    """Whether this process may keep one more stat file open."""
+    """Whether this process may keep one more file open (a stat file, a container's cgroup file)."""
     global _budget
     if _budget is None:
         _budget = fd_cap()
     return _kept < _budget
 
 
-def _keep(fds: dict[bytes, int], name: bytes, fd: int) -> None:
+def _keep(fds: dict, name, fd: int) -> None:
     global _kept
     fds[name] = fd
     _kept += 1
 
 
-def _drop(fds: dict[bytes, int], name: bytes) -> None:
+def _drop(fds: dict, name) -> None:
     global _kept
     fd = fds.pop(name)
     _kept -= 1
     os.close(fd)
 
 
-def _close_all(fds: dict[bytes, int], aux: dict[str, int]) -> None:
+def _close_all(fds: dict, aux: dict[str, int]) -> None:
     """Close a reader's stat files (fds, counted in the budget) and its other files (aux)."""
     global _kept
     for files, counted in ((fds, 1), (aux, 0)):
