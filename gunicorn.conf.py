@@ -5,6 +5,7 @@ import secrets
 import sys
 
 from dashboard import logs as _logs
+from dashboard import kept_secrets as _kept_secrets
 from dashboard import preflight as _preflight
 from dashboard import settings as _settings
 from dashboard import serving as _serving
@@ -20,13 +21,19 @@ except _settings.SettingError as _exc:
 
 # Made here, in the master, when not configured: workers inherit them through
 # the environment, so a restarted worker keeps the same login token and the
-# same cookie key.
+# same cookie key; and kept in DATA_DIR/secrets.json (0600), so a restarted
+# server does too (see dashboard/kept_secrets.py; delete the file to rotate).
 _generated = [name for name in ("OPERATOR_TOKEN", "SECRET_KEY") if not _cfg[name]]
 if _cfg["OPERATOR_TOKENS"]:
     _generated = [name for name in _generated if name != "OPERATOR_TOKEN"]
-for _name in _generated:
-    os.environ[_name] = _cfg[_name] = secrets.token_urlsafe(24)
-_generated_token = "OPERATOR_TOKEN" in _generated
+try:
+    _kept = _kept_secrets.keep(_cfg["DATA_DIR"], _generated, lambda: secrets.token_urlsafe(24))
+except _settings.SettingError as _exc:
+    sys.stderr.write(f"error: {_exc}\n")
+    sys.exit(2)
+for _name, _value in _kept.values.items():
+    os.environ[_name] = _cfg[_name] = _value
+_generated_token = "OPERATOR_TOKEN" in _kept.made
 try:
     _credentials.Tokens(_cfg)  # the same token twice, or no operator token at all
 except ValueError as _exc:
@@ -76,8 +83,12 @@ forwarded_allow_ips = _cfg["FORWARDED_ALLOW_IPS"]
 
 
 def when_ready(server):
-    for _warning in _warnings:
+    for _warning in _warnings + _kept.warnings:
         server.log.warning(_warning)
+    if _kept.reused:
+        server.log.info("%s not set: using the one%s generated at an earlier start, kept in %s (delete "
+                        "it to make new ones)", " and ".join(_kept.reused), "s" if len(_kept.reused) > 1 else "",
+                        _kept.path)
     if _generated_token:
         from dashboard import login_url
 

@@ -90,7 +90,8 @@ SETTINGS: tuple[Setting, ...] = (
             "always needs a login.", kinds.choice("login", "public")),
     Setting("OPERATOR_TOKEN", "",
             "Token that logs an operator in (all commands; at least 16 characters). Unset, and no "
-            "OPERATOR_TOKENS: one is generated at start and a login URL printed once.",
+            "OPERATOR_TOKENS: one is generated at the first start, kept in DATA_DIR/secrets.json (0600) "
+            "for later starts, and a login URL printed once. Delete the file or set this to rotate it.",
             kinds.secret, secret=True),
     Setting("OBSERVER_TOKEN", "",
             "Optional token for observers: the dashboard and read-only console commands (status, top, ps, "
@@ -115,8 +116,9 @@ SETTINGS: tuple[Setting, ...] = (
             "with Retry-After until that minute is over (many addresses guessing at once).",
             kinds.ranged(int, 1, 1_000_000)),
     Setting("SECRET_KEY", "",
-            "Key that signs session cookies (at least 16 characters). Unset: generated at start, so "
-            "logins end at restart.", kinds.secret, secret=True),
+            "Key that signs session cookies (at least 16 characters). Unset: generated at the first start "
+            "and kept in DATA_DIR/secrets.json (0600), so logins last across restarts; delete the file or "
+            "set this to rotate it.", kinds.secret, secret=True),
     Setting("SESSION_HOURS", 12.0, "How long a login lasts.", kinds.ranged(float, 0.05, 24 * 30)),
     Setting("ALLOWED_ORIGINS", (),
             "Comma-separated origins, besides the app's own, whose pages may open the console (exact "
