@@ -40,6 +40,11 @@ except ValueError as _exc:
     sys.stderr.write(f"error: {_exc}\n")
     sys.exit(2)
 
+if _cfg["GRACEFUL_TIMEOUT"] <= _cfg["DRAIN_SECONDS"]:
+    sys.stderr.write(f"error: GRACEFUL_TIMEOUT={_cfg['GRACEFUL_TIMEOUT']}: must be more than "
+                     f"DRAIN_SECONDS={_cfg['DRAIN_SECONDS']:g} (the worker would be killed mid-drain)\n")
+    sys.exit(2)
+
 bind = f"{_cfg['HOST']}:{_cfg['PORT']}"
 
 # One gevent worker serves event streams and WebSockets side by side; this subclass of
@@ -47,7 +52,8 @@ bind = f"{_cfg['HOST']}:{_cfg['PORT']}"
 worker_class = "dashboard.serving.Worker"
 # gevent silently hangs connection N+1 (health checks included): set it high.
 worker_connections = _cfg["WORKER_CONNECTIONS"]
-# Heroku sends SIGKILL 30 s after SIGTERM; streams are ended at once anyway.
+# Heroku sends SIGKILL 30 s after SIGTERM. The worker drains its streams over
+# DRAIN_SECONDS (20 s by default), then writes its stores: this must cover both.
 graceful_timeout = _cfg["GRACEFUL_TIMEOUT"]
 # With gevent this is only the worker's heartbeat to the master, not a request limit.
 timeout = 30

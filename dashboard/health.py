@@ -14,8 +14,9 @@ from .sampling import procfs
 
 
 def health(stats: Stats, *, uptime: float, lasting: dict, subscribers: int, version: str,
-           details: bool = False, history_cache=lambda: {}) -> tuple[bool, dict]:
-    """(ok, body) from one `Stats` snapshot: ok is False when the sampler is stuck."""
+           details: bool = False, history_cache=lambda: {}, draining: bool = False) -> tuple[bool, dict]:
+    """(ok, body) from one `Stats` snapshot: ok is False when the sampler is stuck, or while the
+    process drains after SIGTERM (status "draining": a load balancer sends nothing new here)."""
     now = time.monotonic()
     arrived = stats.latest_at
     age = None if arrived is None else round(now - arrived, 3)
@@ -28,8 +29,11 @@ def health(stats: Stats, *, uptime: float, lasting: dict, subscribers: int, vers
     else:
         ok = age <= limit
         state = "sampling" if ok else "stuck"
+    status = "ok" if ok else "unhealthy"
+    if draining:
+        ok, status = False, "draining"
     body = {
-        "status": "ok" if ok else "unhealthy",
+        "status": status,
         "sampler": {
             "state": state,
             "age": age,

@@ -1,10 +1,20 @@
-"""gunicorn integration: start work after the fork, end streams on SIGTERM, answer in JSON.
+"""gunicorn integration: start work after the fork, leave cleanly on a signal, answer in JSON.
 
-gunicorn's gevent worker waits up to `graceful_timeout` for open connections
-after SIGTERM, and event streams never finish by themselves. So a greenlet
-watches the worker's `alive` flag (cleared by the signal handler) and ends
-every stream itself: the process exits in about a second, and EventSource
-reconnects with Last-Event-ID to whatever serves next.
+Leaving. gunicorn's gevent worker, once its `alive` flag is cleared, stops
+accepting, waits for the requests its pool still runs and returns, and the
+process exits. Event streams are not in that pool (the hub owns their
+sockets), so without help the worker could exit mid-shutdown: streams cut
+without their final chunk, a sample shown to viewers but not yet written to
+the store. `Worker` therefore:
+
+- on SIGTERM (a platform's restart or deploy) starts the app's slow drain
+  (`Instance.leave` with DRAIN_SECONDS): streams and consoles end at random
+  moments over the window, while the sampler and stores keep serving the rest;
+- on SIGINT or SIGQUIT (Ctrl-C at a terminal, gunicorn's quick stop) leaves at
+  once: every stream ends with its final chunk, every console gets 1001, and
+  the worker returns normally (gunicorn's own quit handler calls sys.exit in a
+  greenlet, which gevent prints as a `SystemExit: 0` traceback);
+- returns from `run` only once the app has stopped everything (`left`).
 
 gunicorn refuses some requests itself, before the app sees them: a request
 line over `limit_request_line` (414), too many or too long header fields
@@ -19,8 +29,8 @@ the answer is not lost to a reset.
 from __future__ import annotations
 
 import json
+import time
 
-import gevent
 from gunicorn.http import errors as http
 from gunicorn.util import write_nonblock
 from gunicorn.workers.ggevent import GeventWorker
@@ -29,15 +39,7 @@ from .web.body_limits import linger
 
 
 def post_worker_init(worker) -> None:
-    svc = worker.wsgi.extensions["dashboard"]
-    svc.ensure_started()
-    gevent.spawn(_end_streams_on_exit, worker, svc)
-
-
-def _end_streams_on_exit(worker, svc) -> None:
-    while worker.alive:
-        gevent.sleep(0.2)
-    svc.shutdown("server shutting down")
+    worker.wsgi.extensions["dashboard"].ensure_started()
 
 
 def refusal(exc: BaseException, cfg) -> tuple[int, str, str, str] | None:
@@ -74,8 +76,45 @@ def json_error(status: int, phrase: str, code: str, message: str) -> bytes:
     return head.encode("latin-1") + body
 
 
+def _app_services(worker):
+    """The app's Instance, once the worker has loaded the app (None before)."""
+    return getattr(getattr(worker, "wsgi", None), "extensions", {}).get("dashboard")
+
+
 class Worker(GeventWorker):
-    """gunicorn's gevent worker, answering its own refusals and faults in JSON."""
+    """gunicorn's gevent worker, leaving cleanly and answering its own refusals and faults in JSON."""
+
+    left_at: float | None = None
+
+    def handle_exit(self, sig, frame) -> None:
+        """SIGTERM: drain slowly (DRAIN_SECONDS), then stop."""
+        self._leave(drain=True)
+
+    def handle_quit(self, sig, frame) -> None:
+        """SIGINT, SIGQUIT: stop now, cleanly (also cuts a drain under way short)."""
+        try:
+            self.cfg.worker_int(self)
+        except Exception:
+            self.log.exception("worker_int hook failed")
+        self._leave(drain=False)
+
+    def _leave(self, drain: bool) -> None:
+        self.alive = False
+        if self.left_at is None:
+            self.left_at = time.monotonic()
+        svc = _app_services(self)
+        if svc is not None:
+            svc.leave(svc.config["DRAIN_SECONDS"] if drain else 0.0)
+
+    def run(self) -> None:
+        super().run()  # returns once alive is cleared and the pool's requests are done
+        svc = _app_services(self)
+        if svc is None:
+            return
+        svc.leave(0.0)  # no-op when a signal began it; else (gunicorn ended the loop itself) now
+        spent = time.monotonic() - (self.left_at or time.monotonic())
+        if not svc.left.wait(max(1.0, self.cfg.graceful_timeout - spent)):
+            self.log.warning("worker leaving before its streams and stores were closed (graceful_timeout)")
 
     def handle_error(self, req, client, addr, exc) -> None:
         addr = addr or ("", -1)

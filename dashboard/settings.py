@@ -42,9 +42,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Open connections one gevent worker serves (streams, sockets and plain requests together); "
             "past it, 503 server_full. Default: the open-files limit minus 256 and minus the stat files the "
             "process table keeps open (4,096, or a quarter of a lower limit).", kinds.ranged(int, 10, 1_000_000)),
-    Setting("GRACEFUL_TIMEOUT", 10,
-            "Seconds a worker gets to finish after SIGTERM. Streams are ended at once; Heroku kills at 30 "
-            "s.", kinds.ranged(int, 1, 300)),
+    Setting("GRACEFUL_TIMEOUT", 25,
+            "Seconds a worker gets to finish after SIGTERM; must be more than DRAIN_SECONDS (the drain, "
+            "then the stores' last writes). Heroku kills at 30 s.", kinds.ranged(int, 1, 600)),
+    Setting("DRAIN_SECONDS", 20.0,
+            "After SIGTERM, event streams (each with a jittered retry:) and consoles (close 1012) end at "
+            "random moments spread over this many seconds, so viewers come back spread out rather than "
+            "all at once; /healthz says draining (503). 0: all at once. Keep it below the platform's "
+            "kill time minus a few seconds (Heroku 30 s, Render 30 s by default, Railway 3 s by "
+            "default).", kinds.ranged(float, 0.0, 590.0)),
     Setting("SAMPLE_INTERVAL", 1.0,
             "Seconds between samples at start (0.25 to 60). Operators change it at run time.",
             kinds.ranged(float, 0.25, 60.0)),

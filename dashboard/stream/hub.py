@@ -160,8 +160,12 @@ class Hub:
         sub.reason = reason
         self.sockets.end(sub)
 
-    def close(self, sub: Subscriber, reason: str) -> None:
-        """End a viewer's stream (now if the hub owns its socket, else its greenlet finishes it)."""
+    def close(self, sub: Subscriber, reason: str, retry_ms: int | None = None) -> None:
+        """End a viewer's stream (now if the hub owns its socket, else its greenlet finishes it);
+        with retry_ms, its last bytes ask the client to come back after that long."""
+        if retry_ms is not None and not sub.closed:
+            farewell = sse.retry(retry_ms) + b"\n"  # a blank line: the field is read, no event dispatched
+            sub.farewell = sse.chunk(farewell) if sub.chunked and sub.owned else farewell
         if sub.owned:
             self.sockets.close(sub, reason)
             return
@@ -219,5 +223,7 @@ class Hub:
                     data = bytes(frame.body)
                     sub.bytes += len(data)
                     yield data
+            if sub.farewell:
+                yield sub.farewell
         finally:
             self.release(sub)

@@ -36,6 +36,7 @@ class Subscriber:
         "host",
         "client",
         "login",
+        "farewell",
     )
 
     def __init__(self, sock, chunked: bool, addr: str, host: str | None, client: str | None = None,
@@ -61,3 +62,4 @@ class Subscriber:
         self.on_end = None  # called once with the Subscriber when an owned stream ends
         self.client = client  # a name the page gave its stream (for `drop sse`)
         self.login = login  # the login session that opened it (logout ends it)
+        self.farewell: bytes | None = None  # wire bytes sent just before the final chunk (a drain's retry:)

@@ -48,10 +48,11 @@ def events():
     if request.method == "HEAD":
         return Response(b"", mimetype="text/event-stream", headers=HEADERS)
     if svc.shutting_down:
-        # A request on a kept-alive connection after SIGTERM: start no stream
-        # here. A clean, short answer makes EventSource reconnect in a second,
+        # A request on a kept-alive connection after SIGTERM (draining): start
+        # no stream here. A clean, short answer (a 200: a 5xx would end
+        # EventSource for good) makes it reconnect after a jittered SSE_RETRY_MS,
         # to whichever process serves next.
-        return Response(sse.retry(1000) + sse.comment("server restarting"),
+        return Response(sse.retry(svc.retry_ms()) + sse.comment("server restarting"),
                         mimetype="text/event-stream", headers=HEADERS)
     # EventSource sends Last-Event-ID on reconnects; a page opening a fresh
     # stream after loading history passes it as a query parameter instead.

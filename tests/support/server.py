@@ -44,6 +44,8 @@ class Server:
             "AUDIT_DB": str(tmp_path / f"audit-{name}.sqlite3"),
             # Servers of the same name share one store, as one app restarted would.
             "DATA_DIR": str(tmp_path / f"data-{name}"),
+            # A stopped test server ends its streams at once; tests of the slow drain set it.
+            "DRAIN_SECONDS": "0",
             **{k: str(v) for k, v in (env or {}).items()},
         }
         self.proc: subprocess.Popen | None = None
