@@ -63,6 +63,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SSE_RETRY_MS", 2000,
             "Reconnect delay the event stream asks browsers to use (the `retry:` field).",
             kinds.ranged(int, 100, 600_000)),
+    Setting("STREAM_MAX_SECONDS", 270.0,
+            "An event stream ends by itself after a random 90-100 % of this (243-270 s by default), with "
+            "a jittered retry:, and the client resumes with Last-Event-ID, missing nothing: before a "
+            "proxy cuts it (Railway ends every request at 5 min) and spread out, never all at once. 0: "
+            "never.", kinds.ranged(float, 0.0, 7 * 86400.0)),
     Setting("VIEWER_BACKLOG", 64,
             "Events a slow viewer may fall behind before its stream is closed. Backlogs are positions in "
             "the shared buffer, never copies.", kinds.ranged(int, 1, 100_000)),

@@ -234,7 +234,7 @@ class Instance:
         if hub is None:
             what.close(SERVICE_RESTART, reason)
         else:
-            hub.close(what, reason, retry_ms=self.retry_ms())
+            hub.close(what, reason, retry_ms=hub.jittered_retry())
 
     def shutdown(self, reason: str = "server shutting down") -> int:
         """Stop every service, then end every stream so the worker can exit well before SIGKILL."""

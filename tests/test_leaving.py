@@ -96,3 +96,26 @@ def test_a_closed_stream_says_when_to_come_back_before_it_ends():
     hub.close(sub, "draining", retry_ms=1234)
     assert list(frames) == [b"retry: 1234\n\n"]
     assert sub not in hub.subscribers
+
+
+def test_streams_are_rotated_each_at_its_own_time_within_the_last_tenth_of_the_limit():
+    now = [0.0]
+    hub = Hub(history_seconds=60, heartbeat=60, retry_ms=1000, max_seconds=100, now=lambda: now[0],
+              rng=random.Random(3).random)
+    subs = [hub.open(None, chunked=False)[0] for _ in range(200)]
+    assert all(90 <= sub.until <= 100 for sub in subs)
+    ended = []
+    for second in range(0, 101):
+        now[0] = second
+        ended.append(hub.rotate())
+        assert all(sub.closed == (sub.until <= second) for sub in subs)
+    assert sum(ended[:90]) == 0 and sum(ended) == 200
+    assert max(ended) < 60  # spread over the last ten seconds, not all at once
+    retries = {sub.farewell for sub in subs}
+    assert len(retries) > 100 and all(500 <= int(f.split()[1]) < 1500 for f in retries)
+
+
+def test_without_a_limit_no_stream_is_rotated():
+    hub = Hub(history_seconds=60, heartbeat=60, now=lambda: 1e9)
+    sub, _ = hub.open(None, chunked=False)
+    assert sub.until is None and hub.rotate() == 0 and not sub.closed

@@ -137,3 +137,18 @@ def test_sigterm_drains_streams_and_consoles_spread_over_the_window(start_server
     assert all(r is not None and 30 <= r < 90 for r in retries) and len(set(retries)) > viewers // 2
     assert console_ends[-1] > window / 4 and console_ends[-1] - console_ends[0] > window / 4  # not all at once
     kept_alive.close()
+
+
+def test_streams_end_by_themselves_before_a_proxy_would_and_resume_with_no_gap(start_server):
+    server = start_server({"SAMPLE_INTERVAL": "0.25", "STREAM_MAX_SECONDS": "2", "SSE_RETRY_MS": "300",
+                           "HEARTBEAT_SECONDS": "0.5"})
+    crowd = Crowd(server.port, 10).start()
+    assert crowd.wait(lambda: all(v.clean_ends >= 3 for v in crowd.viewers), timeout=60)
+    crowd.stop()
+    for v in crowd.viewers:
+        assert v.seqs == list(range(v.seqs[0], v.seqs[0] + len(v.seqs))), v.seqs  # no gap, none twice
+        assert "resync" not in v.types
+        assert all(r is not None and 0.15 <= r < 0.45 for r in v.end_retries[:3]), v.end_retries
+        # Never before 90 % of STREAM_MAX_SECONDS (the retry and a reconnect come on top).
+        assert all(b - a >= 1.8 for a, b in zip(v.ends, v.ends[1:])), v.ends
+    assert "stream rotated (STREAM_MAX_SECONDS)" in server.log()
