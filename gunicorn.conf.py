@@ -57,8 +57,11 @@ worker_connections = _cfg["WORKER_CONNECTIONS"]
 graceful_timeout = _cfg["GRACEFUL_TIMEOUT"]
 # With gevent this is only the worker's heartbeat to the master, not a request limit.
 timeout = 30
-# Idle kept-alive connections hold a stopping worker until they time out.
-keepalive = 2
+# Above Heroku's Router 2.0 idle limit (90 s), as Heroku's own template does (100 s):
+# the router must be the side that closes an idle connection, else a request it
+# sends just as the app closes is lost (a 5xx). Idle ones are closed when the
+# worker leaves (dashboard.serving.Worker), so they never hold a stopping worker.
+keepalive = _cfg["KEEPALIVE_SECONDS"]
 # gunicorn >= 25.1 opens a control socket under $HOME/.gunicorn; parallel servers
 # collide there and the app has no use for it.
 control_socket_disable = True

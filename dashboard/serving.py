@@ -14,7 +14,12 @@ the store. `Worker` therefore:
   once: every stream ends with its final chunk, every console gets 1001, and
   the worker returns normally (gunicorn's own quit handler calls sys.exit in a
   greenlet, which gevent prints as a `SystemExit: 0` traceback);
-- returns from `run` only once the app has stopped everything (`left`).
+- returns from `run` only once the app has stopped everything (`left`);
+- then ends the kept-alive connections that wait for a next request
+  (keepalive is 100 s, above Heroku's router's 90 s): gunicorn would wait
+  for them up to graceful_timeout. One that is mid-request finishes it and
+  is closed after its answer (gunicorn adds `Connection: close` once the
+  worker is not alive).
 
 gunicorn refuses some requests itself, before the app sees them: a request
 line over `limit_request_line` (414), too many or too long header fields
@@ -28,9 +33,11 @@ the answer is not lost to a reset.
 
 from __future__ import annotations
 
+import _socket
 import json
 import time
 
+import gevent
 from gunicorn.http import errors as http
 from gunicorn.util import write_nonblock
 from gunicorn.workers.ggevent import GeventWorker
@@ -76,6 +83,10 @@ def json_error(status: int, phrase: str, code: str, message: str) -> bytes:
     return head.encode("latin-1") + body
 
 
+# Seconds a new connection has to send its first request's headers (see Worker.timeout_ctx).
+FIRST_REQUEST_SECONDS = 10
+
+
 def _app_services(worker):
     """The app's Instance, once the worker has loaded the app (None before)."""
     return getattr(getattr(worker, "wsgi", None), "extensions", {}).get("dashboard")
@@ -85,6 +96,61 @@ class Worker(GeventWorker):
     """gunicorn's gevent worker, leaving cleanly and answering its own refusals and faults in JSON."""
 
     left_at: float | None = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: dict = {}  # client socket -> True while it runs a request, False while idle
+        self._served: set = set()  # the greenlets of connections that have had a request answered
+
+    def timeout_ctx(self):
+        # gunicorn waits `keepalive` for a request's first byte and for its headers alike.
+        # A connection that has had an answer may wait that long for its next request (a
+        # router's pooled connection); a new one gets FIRST_REQUEST_SECONDS, as before the
+        # keep-alive grew, so opening sockets and sending nothing (or headers byte by
+        # byte) cannot hold worker connections for the whole keep-alive time.
+        served = gevent.getcurrent() in self._served
+        return gevent.Timeout(self.cfg.keepalive if served else min(self.cfg.keepalive, FIRST_REQUEST_SECONDS),
+                              False)
+
+    def handle(self, listener, client, addr) -> None:
+        self.connections[client] = False
+        try:
+            super().handle(listener, client, addr)
+        finally:
+            self.connections.pop(client, None)
+            self._served.discard(gevent.getcurrent())
+
+    def handle_request(self, listener_name, req, sock, addr) -> None:
+        self.connections[sock] = True
+        self._served.add(gevent.getcurrent())
+        try:
+            super().handle_request(listener_name, req, sock, addr)
+        finally:
+            if sock in self.connections:
+                self.connections[sock] = False
+
+    def end_idle_connections(self) -> int:
+        """End every kept-alive connection that waits for its next request (at leaving)."""
+        idle = [sock for sock, busy in self.connections.items() if not busy]
+        for sock in idle:
+            self._end_if_idle(sock)
+        return len(idle)
+
+    @staticmethod
+    def _end_if_idle(sock) -> None:
+        # Its reader then sees the end of input and the connection closes as if the
+        # client had left. Through the kernel, not gevent's socket: gevent's shutdown
+        # cancels the waiting read with an error gunicorn logs as a traceback.
+        try:
+            raw = _socket.socket(fileno=sock.fileno())
+        except OSError:
+            return  # closed meanwhile
+        try:
+            raw.shutdown(_socket.SHUT_RD)
+        except OSError:
+            pass
+        finally:
+            raw.detach()
 
     def handle_exit(self, sig, frame) -> None:
         """SIGTERM: drain slowly (DRAIN_SECONDS), then stop."""
@@ -103,8 +169,15 @@ class Worker(GeventWorker):
         if self.left_at is None:
             self.left_at = time.monotonic()
         svc = _app_services(self)
-        if svc is not None:
-            svc.leave(svc.config["DRAIN_SECONDS"] if drain else 0.0)
+        if svc is None:
+            return
+        svc.leave(svc.config["DRAIN_SECONDS"] if drain else 0.0)
+        if getattr(self, "_ending_idle", None) is None:
+            self._ending_idle = gevent.spawn(self._end_idle_when_left, svc)
+
+    def _end_idle_when_left(self, svc) -> None:
+        svc.left.wait()
+        self.end_idle_connections()
 
     def run(self) -> None:
         super().run()  # returns once alive is cleared and the pool's requests are done

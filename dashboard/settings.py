@@ -51,6 +51,11 @@ SETTINGS: tuple[Setting, ...] = (
             "all at once; /healthz says draining (503). 0: all at once. Keep it below the platform's "
             "kill time minus a few seconds (Heroku 30 s, Render 30 s by default, Railway 3 s by "
             "default).", kinds.ranged(float, 0.0, 590.0)),
+    Setting("KEEPALIVE_SECONDS", 100,
+            "How long an idle HTTP connection is kept open for its next request (gunicorn's keepalive). "
+            "Above a router's own idle limit (Heroku's Router 2.0 keeps connections to the app up to 90 "
+            "s), so the app never closes one the router is about to reuse. Idle ones are closed when the "
+            "worker leaves. 0: one request per connection.", kinds.ranged(int, 0, 3600)),
     Setting("SAMPLE_INTERVAL", 1.0,
             "Seconds between samples at start (0.25 to 60). Operators change it at run time.",
             kinds.ranged(float, 0.25, 60.0)),

@@ -152,3 +152,31 @@ def test_streams_end_by_themselves_before_a_proxy_would_and_resume_with_no_gap(s
         # Never before 90 % of STREAM_MAX_SECONDS (the retry and a reconnect come on top).
         assert all(b - a >= 1.8 for a, b in zip(v.ends, v.ends[1:])), v.ends
     assert "stream rotated (STREAM_MAX_SECONDS)" in server.log()
+
+
+def test_idle_kept_alive_connections_last_past_the_routers_90_s_and_never_hold_a_leaving_worker(start_server):
+    server = start_server({"KEEPALIVE_SECONDS": "100", "GRACEFUL_TIMEOUT": "30"})
+    # A new connection that never finishes its headers is not a router's pooled one: it gets
+    # the first request's 10 s, not the keep-alive's 100 s.
+    slow = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    opened = time.monotonic()
+    idle = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        status, headers, _ = _http(s, "/healthz")
+        assert status == 200 and headers.get("connection", "keep-alive").lower() != "close"
+        idle.append(s)
+    time.sleep(3)  # longer than the old 2 s keep-alive: still open
+    for s in idle[:5]:
+        assert _http(s, "/healthz")[0] == 200
+    assert slow.recv(1) == b""
+    assert time.monotonic() - opened < 60
+    slow.close()
+    took = server.stop(signal.SIGTERM)
+    assert server.proc.returncode == 0
+    assert took < 10, f"exit took {took:.1f}s"  # not graceful_timeout: the idle ones were ended
+    for s in idle:
+        assert s.recv(1) == b""  # closed by the server, cleanly
+        s.close()
+    assert "graceful timeout" not in server.log().lower()
