@@ -8,6 +8,7 @@ from dashboard import logs as _logs
 from dashboard import kept_secrets as _kept_secrets
 from dashboard import preflight as _preflight
 from dashboard import settings as _settings
+from dashboard import state_place as _state_place
 from dashboard import serving as _serving
 from dashboard.web import credentials as _credentials
 
@@ -76,6 +77,9 @@ if _cfg["WEB_CONCURRENCY"] > 1 and not _cfg["REDIS_URL"]:
     _warnings.append(
         "WEB_CONCURRENCY=%d ignored: without a shared store (REDIS_URL) every worker would keep "
         "its own sampler, buffer and console state; running 1 worker" % _cfg["WEB_CONCURRENCY"])
+_state_warning = _state_place.warning(_state_place.describe(_cfg))
+if _state_warning:
+    _warnings.append(_state_warning)
 if _cfg["REDIS_URL"] and _generated:
     _warnings.append(
         "REDIS_URL is set but %s generated here: each dyno or host makes its own, so logins do "

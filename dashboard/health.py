@@ -14,7 +14,8 @@ from .sampling import procfs
 
 
 def health(stats: Stats, *, uptime: float, lasting: dict, subscribers: int, version: str,
-           details: bool = False, history_cache=lambda: {}, draining: bool = False) -> tuple[bool, dict]:
+           details: bool = False, history_cache=lambda: {}, draining: bool = False,
+           place: dict | None = None) -> tuple[bool, dict]:
     """(ok, body) from one `Stats` snapshot: ok is False when the sampler is stuck, or while the
     process drains after SIGTERM (status "draining": a load balancer sends nothing new here)."""
     now = time.monotonic()
@@ -55,6 +56,8 @@ def health(stats: Stats, *, uptime: float, lasting: dict, subscribers: int, vers
         body["process"] = process_details()
         caches = history_cache().values()  # host -> (hits, builds)
         body["history_cache"] = {"hits": sum(c[0] for c in caches), "builds": sum(c[1] for c in caches)}
+    if place is not None:
+        body["state"] = place  # where state lives and whether it outlasts a restart (state_place)
     return ok, body
 
 

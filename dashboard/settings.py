@@ -148,6 +148,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATA_DIR", "var",
             "Folder for the embedded store's SQLite files (history, state, audit log). Created if "
             "missing."),
+    Setting("DATA_DIR_LASTS", "auto",
+            "Whether DATA_DIR and AUDIT_DB outlast a restart. auto: yes unless a platform that wipes its "
+            "disk is recognised (DYNO, RENDER, FLY_APP_NAME, RAILWAY_ENVIRONMENT) and DATA_DIR is not on "
+            "a mounted volume (another device than /; never on Heroku); then, without REDIS_URL, one "
+            "warning at start. 1: it lasts; 0: it does not.", kinds.choice("auto", "1", "0")),
     Setting("NOTIFY_URLS", (),
             "Apprise URLs that receive every alert (mailto://, slack://, ntfy://, tgram://, json://...), "
             "separated by spaces or commas; operators add more with `notify add`.", kinds.words, secret=True),

@@ -41,6 +41,7 @@ from .control.shared import Transitions
 from .control.tally import Commands, Counters
 from .control.upkeep import audit_upkeep
 from .health import health
+from .state_place import describe as describe_place
 from .logs import Refusals
 from .operations import Operations
 from .sampling.series import SERIES
@@ -259,7 +260,8 @@ class Instance:
     def health(self, details: bool = False) -> tuple[bool, dict]:
         return health(self.shared.stats(), uptime=self.services.uptime(), lasting=self.lasting.health(),
                       subscribers=len(self.views.streams()), version=self.version, details=details,
-                      history_cache=self._history_cache, draining=self.shutting_down)
+                      history_cache=self._history_cache, draining=self.shutting_down,
+                      place=describe_place(self.config) if details else None)
 
     def _history_cache(self) -> dict[str, tuple[int, int]]:
         """host -> (answers served from the cache, answers built) of /api/history."""
