@@ -152,17 +152,26 @@ class Worker(GeventWorker):
         finally:
             raw.detach()
 
+    # The handlers run as plain signal handlers, between any two bytecodes of whatever
+    # runs (a log line's write, say): they only note the signal and leave the work to
+    # a greenlet, as gunicorn's own gevent worker does.
+
     def handle_exit(self, sig, frame) -> None:
         """SIGTERM: drain slowly (DRAIN_SECONDS), then stop."""
-        self._leave(drain=True)
+        self.alive = False
+        gevent.spawn(self._leave, True)
 
     def handle_quit(self, sig, frame) -> None:
         """SIGINT, SIGQUIT: stop now, cleanly (also cuts a drain under way short)."""
+        self.alive = False
+        gevent.spawn(self._quit)
+
+    def _quit(self) -> None:
         try:
             self.cfg.worker_int(self)
         except Exception:
             self.log.exception("worker_int hook failed")
-        self._leave(drain=False)
+        self._leave(False)
 
     def _leave(self, drain: bool) -> None:
         self.alive = False

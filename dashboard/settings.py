@@ -73,6 +73,11 @@ SETTINGS: tuple[Setting, ...] = (
             "a jittered retry:, and the client resumes with Last-Event-ID, missing nothing: before a "
             "proxy cuts it (Railway ends every request at 5 min) and spread out, never all at once. 0: "
             "never.", kinds.ranged(float, 0.0, 7 * 86400.0)),
+    Setting("STREAM_OPENS_PER_SECOND", 500,
+            "New event streams admitted a second (at once: as many); past it a stream gets a short 200 "
+            "answer with a random retry: (longer the bigger the crowd) and comes back by itself with its "
+            "Last-Event-ID: after a restart every viewer returns within seconds, and opening a stream "
+            "costs far more than keeping one. 0: no limit.", kinds.ranged(int, 0, 1_000_000)),
     Setting("VIEWER_BACKLOG", 64,
             "Events a slow viewer may fall behind before its stream is closed. Backlogs are positions in "
             "the shared buffer, never copies.", kinds.ranged(int, 1, 100_000)),

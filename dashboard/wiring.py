@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import sqlite3
 import time
@@ -178,10 +177,6 @@ class Instance:
     def shutting_down(self) -> bool:
         """From SIGTERM on (draining, then stopping): no new stream or console here."""
         return self.draining_since is not None or self.services.stopping
-
-    def retry_ms(self) -> int:
-        """SSE_RETRY_MS with +-50 % jitter, so the viewers sent away come back spread out."""
-        return int(self.config["SSE_RETRY_MS"] * (0.5 + random.random()))
 
     def view(self, host: str | None = None):
         return self.views.view(host)

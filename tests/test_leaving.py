@@ -119,3 +119,20 @@ def test_without_a_limit_no_stream_is_rotated():
     hub = Hub(history_seconds=60, heartbeat=60, now=lambda: 1e9)
     sub, _ = hub.open(None, chunked=False)
     assert sub.until is None and hub.rotate() == 0 and not sub.closed
+
+
+def test_admission_lets_a_burst_in_then_its_rate_and_tells_the_rest_to_come_back_spread_out():
+    from dashboard.stream.admission import Admission
+
+    now = [0.0]
+    gate = Admission(10, clock=lambda: now[0], rng=random.Random(5).random)
+    assert [gate.admit() for _ in range(10)] == [None] * 10  # the burst
+    waits = [gate.admit() for _ in range(50)]
+    assert all(w is not None for w in waits)
+    assert len(set(waits)) > 40 and min(waits) >= 500  # never all at the same moment
+    assert max(waits[25:]) > max(waits[:5])  # the bigger the crowd, the longer the spread
+    now[0] += 1.0
+    assert [gate.admit() for _ in range(10)].count(None) == 10  # ten a second again
+    assert gate.admit() is not None
+    assert (gate.admitted, gate.deferred) == (20, 51)
+    assert all(Admission(0).admit() is None for _ in range(10_000))  # 0: no limit

@@ -180,3 +180,26 @@ def test_idle_kept_alive_connections_last_past_the_routers_90_s_and_never_hold_a
         assert s.recv(1) == b""  # closed by the server, cleanly
         s.close()
     assert "graceful timeout" not in server.log().lower()
+
+
+def test_a_storm_of_new_streams_is_let_in_at_the_set_rate_and_the_rest_come_back_by_themselves(start_server):
+    import json
+
+    rate, viewers = 20, 200
+    server = start_server({"STREAM_OPENS_PER_SECOND": str(rate), "SAMPLE_INTERVAL": "0.5",
+                           "MAX_CONNECTIONS_PER_CLIENT": "1000"})
+    crowd = Crowd(server.port, viewers).start()  # all within a tenth of a second
+    assert crowd.wait(lambda: all(v.seqs for v in crowd.viewers), timeout=120), \
+        sum(1 for v in crowd.viewers if v.seqs)
+    crowd.stop()
+    lines = [json.loads(line) for line in server.log().splitlines() if '"path": "/events"' in line]
+    assert lines and all(line["status"] == 200 for line in lines)  # never a 5xx, which ends EventSource
+    opened = sorted(line["ts"] for line in lines if line.get("stream") == "opened")
+    assert len(opened) >= viewers
+    # By the server's own clock: never more than the burst plus a second's rate in any second.
+    most = max(sum(1 for t in opened[i:] if t - start < 1.0) for i, start in enumerate(opened))
+    assert most <= 2 * rate + 2, most
+    deferred = [v for v in crowd.viewers if v.connects > 1]
+    assert len(deferred) >= viewers - 2 * rate
+    status, _, body = server.request("GET", "/metrics")
+    assert status == 200 and b'dashboard_refused_total{reason="stream_deferred"}' in body

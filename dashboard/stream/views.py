@@ -15,6 +15,7 @@ import gevent
 import gevent.event
 
 from ..periodic import Every
+from .admission import Admission
 from .events import EventKey, to_json
 from .frame import Frame
 from .history import History
@@ -115,6 +116,8 @@ class Views:
         self.local = HostView(host, config)
         self._views: dict[str, HostView] = {host: self.local}
         self.remote: Remote | None = None
+        # New streams of every view pass here (a restart's storm: see admission.py).
+        self.admission = Admission(config.get("STREAM_OPENS_PER_SECOND", 0))
 
     def __iter__(self) -> Iterator[HostView]:
         return iter(list(self._views.values()))
