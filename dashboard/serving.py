@@ -193,7 +193,8 @@ class Worker(GeventWorker):
         svc = _app_services(self)
         if svc is None:
             return
-        svc.leave(0.0)  # no-op when a signal began it; else (gunicorn ended the loop itself) now
+        if not svc.shutting_down:  # gunicorn ended the loop itself (no signal): leave now
+            svc.leave(0.0)
         spent = time.monotonic() - (self.left_at or time.monotonic())
         if not svc.left.wait(max(1.0, self.cfg.graceful_timeout - spent)):
             self.log.warning("worker leaving before its streams and stores were closed (graceful_timeout)")

@@ -1,5 +1,6 @@
 """Leaving under real signals: no seq shown twice across restarts, Ctrl-C at once and clean, a slow drain."""
 
+import json
 import os
 import signal
 import socket
@@ -137,6 +138,24 @@ def test_sigterm_drains_streams_and_consoles_spread_over_the_window(start_server
     assert all(r is not None and 30 <= r < 90 for r in retries) and len(set(retries)) > viewers // 2
     assert console_ends[-1] > window / 4 and console_ends[-1] - console_ends[0] > window / 4  # not all at once
     kept_alive.close()
+    # By the server's own clock, the drain took its window (whatever held gunicorn's loop).
+    said = {json.loads(line)["msg"].split(":")[0]: json.loads(line)["ts"] for line in server.log().splitlines()
+            if '"msg": "draining:' in line or '"msg": "shutting down:' in line}
+    assert said["shutting down"] - said["draining"] >= window * 0.9, said
+
+
+def test_a_drain_with_streams_alone_takes_its_window(start_server):
+    # Nothing in gunicorn's own pool (no console, no request): the worker must still wait.
+    window = 2.0
+    server = start_server({"SAMPLE_INTERVAL": "0.5", "DRAIN_SECONDS": str(window), "GRACEFUL_TIMEOUT": "10",
+                           "SSE_RETRY_MS": "60000"})
+    crowd = Crowd(server.port, 50).start()
+    assert crowd.wait(lambda: all(v.seqs for v in crowd.viewers), timeout=60)
+    start = time.monotonic()
+    assert server.stop(signal.SIGTERM) >= window * 0.9 and server.proc.returncode == 0
+    crowd.stop()
+    ends = sorted(v.ends[0] - start for v in crowd.viewers if v.ends)
+    assert len(ends) == 50 and ends[-1] >= window * 0.9 and sum(v.cut_ends for v in crowd.viewers) == 0
 
 
 def test_streams_end_by_themselves_before_a_proxy_would_and_resume_with_no_gap(start_server):
@@ -183,8 +202,6 @@ def test_idle_kept_alive_connections_last_past_the_routers_90_s_and_never_hold_a
 
 
 def test_a_storm_of_new_streams_is_let_in_at_the_set_rate_and_the_rest_come_back_by_themselves(start_server):
-    import json
-
     rate, viewers = 20, 200
     server = start_server({"STREAM_OPENS_PER_SECOND": str(rate), "SAMPLE_INTERVAL": "0.5",
                            "MAX_CONNECTIONS_PER_CLIENT": "1000"})
