@@ -5,8 +5,10 @@ import secrets
 import sys
 
 from dashboard import logs as _logs
+from dashboard import kept_secrets as _kept_secrets
 from dashboard import preflight as _preflight
 from dashboard import settings as _settings
+from dashboard import state_place as _state_place
 from dashboard import serving as _serving
 from dashboard.web import credentials as _credentials
 
@@ -20,17 +22,28 @@ except _settings.SettingError as _exc:
 
 # Made here, in the master, when not configured: workers inherit them through
 # the environment, so a restarted worker keeps the same login token and the
-# same cookie key.
+# same cookie key; and kept in DATA_DIR/secrets.json (0600), so a restarted
+# server does too (see dashboard/kept_secrets.py; delete the file to rotate).
 _generated = [name for name in ("OPERATOR_TOKEN", "SECRET_KEY") if not _cfg[name]]
 if _cfg["OPERATOR_TOKENS"]:
     _generated = [name for name in _generated if name != "OPERATOR_TOKEN"]
-for _name in _generated:
-    os.environ[_name] = _cfg[_name] = secrets.token_urlsafe(24)
-_generated_token = "OPERATOR_TOKEN" in _generated
+try:
+    _kept = _kept_secrets.keep(_cfg["DATA_DIR"], _generated, lambda: secrets.token_urlsafe(24))
+except _settings.SettingError as _exc:
+    sys.stderr.write(f"error: {_exc}\n")
+    sys.exit(2)
+for _name, _value in _kept.values.items():
+    os.environ[_name] = _cfg[_name] = _value
+_generated_token = "OPERATOR_TOKEN" in _kept.made
 try:
     _credentials.Tokens(_cfg)  # the same token twice, or no operator token at all
 except ValueError as _exc:
     sys.stderr.write(f"error: {_exc}\n")
+    sys.exit(2)
+
+if _cfg["GRACEFUL_TIMEOUT"] <= _cfg["DRAIN_SECONDS"]:
+    sys.stderr.write(f"error: GRACEFUL_TIMEOUT={_cfg['GRACEFUL_TIMEOUT']}: must be more than "
+                     f"DRAIN_SECONDS={_cfg['DRAIN_SECONDS']:g} (the worker would be killed mid-drain)\n")
     sys.exit(2)
 
 bind = f"{_cfg['HOST']}:{_cfg['PORT']}"
@@ -40,12 +53,16 @@ bind = f"{_cfg['HOST']}:{_cfg['PORT']}"
 worker_class = "dashboard.serving.Worker"
 # gevent silently hangs connection N+1 (health checks included): set it high.
 worker_connections = _cfg["WORKER_CONNECTIONS"]
-# Heroku sends SIGKILL 30 s after SIGTERM; streams are ended at once anyway.
+# Heroku sends SIGKILL 30 s after SIGTERM. The worker drains its streams over
+# DRAIN_SECONDS (20 s by default), then writes its stores: this must cover both.
 graceful_timeout = _cfg["GRACEFUL_TIMEOUT"]
 # With gevent this is only the worker's heartbeat to the master, not a request limit.
 timeout = 30
-# Idle kept-alive connections hold a stopping worker until they time out.
-keepalive = 2
+# Above Heroku's Router 2.0 idle limit (90 s), as Heroku's own template does (100 s):
+# the router must be the side that closes an idle connection, else a request it
+# sends just as the app closes is lost (a 5xx). Idle ones are closed when the
+# worker leaves (dashboard.serving.Worker), so they never hold a stopping worker.
+keepalive = _cfg["KEEPALIVE_SECONDS"]
 # gunicorn >= 25.1 opens a control socket under $HOME/.gunicorn; parallel servers
 # collide there and the app has no use for it.
 control_socket_disable = True
@@ -60,6 +77,9 @@ if _cfg["WEB_CONCURRENCY"] > 1 and not _cfg["REDIS_URL"]:
     _warnings.append(
         "WEB_CONCURRENCY=%d ignored: without a shared store (REDIS_URL) every worker would keep "
         "its own sampler, buffer and console state; running 1 worker" % _cfg["WEB_CONCURRENCY"])
+_state_warning = _state_place.warning(_state_place.describe(_cfg))
+if _state_warning:
+    _warnings.append(_state_warning)
 if _cfg["REDIS_URL"] and _generated:
     _warnings.append(
         "REDIS_URL is set but %s generated here: each dyno or host makes its own, so logins do "
@@ -76,8 +96,12 @@ forwarded_allow_ips = _cfg["FORWARDED_ALLOW_IPS"]
 
 
 def when_ready(server):
-    for _warning in _warnings:
+    for _warning in _warnings + _kept.warnings:
         server.log.warning(_warning)
+    if _kept.reused:
+        server.log.info("%s not set: using the one%s generated at an earlier start, kept in %s (delete "
+                        "it to make new ones)", " and ".join(_kept.reused), "s" if len(_kept.reused) > 1 else "",
+                        _kept.path)
     if _generated_token:
         from dashboard import login_url
 

@@ -121,14 +121,20 @@ def create_app(test_config: dict | None = None):
 
 
 def _ensure_secrets(config) -> None:
-    """Generate what was not configured. gunicorn.conf.py does this in the master
-    (so a restarted worker keeps them); here it covers any other way of serving."""
+    """Generate what was not configured, or take what an earlier start generated
+    (DATA_DIR/secrets.json). gunicorn.conf.py does this in the master (so a
+    restarted worker keeps them); here it covers any other way of serving."""
+    from . import kept_secrets
     from .web.auth import new_token
 
-    if not config.get("SECRET_KEY"):
-        config["SECRET_KEY"] = new_token()
-    if not config.get("OPERATOR_TOKEN") and not config.get("OPERATOR_TOKENS"):
-        config["OPERATOR_TOKEN"] = new_token()
+    missing = [name for name in ("SECRET_KEY", "OPERATOR_TOKEN") if not config.get(name)]
+    if config.get("OPERATOR_TOKENS"):
+        missing = [name for name in missing if name != "OPERATOR_TOKEN"]
+    kept = kept_secrets.keep(config["DATA_DIR"], missing, new_token)
+    config.update(kept.values)
+    for warning in kept.warnings:
+        logging.getLogger("dashboard").warning(warning)
+    if "OPERATOR_TOKEN" in kept.made:
         logging.getLogger("dashboard").warning(
             "OPERATOR_TOKEN is not set; log in with this URL (printed once): %s",
             login_url(config, config["OPERATOR_TOKEN"]),

@@ -14,8 +14,10 @@ from .sampling import procfs
 
 
 def health(stats: Stats, *, uptime: float, lasting: dict, subscribers: int, version: str,
-           details: bool = False, history_cache=lambda: {}) -> tuple[bool, dict]:
-    """(ok, body) from one `Stats` snapshot: ok is False when the sampler is stuck."""
+           details: bool = False, history_cache=lambda: {}, draining: bool = False,
+           place: dict | None = None) -> tuple[bool, dict]:
+    """(ok, body) from one `Stats` snapshot: ok is False when the sampler is stuck, or while the
+    process drains after SIGTERM (status "draining": a load balancer sends nothing new here)."""
     now = time.monotonic()
     arrived = stats.latest_at
     age = None if arrived is None else round(now - arrived, 3)
@@ -28,8 +30,11 @@ def health(stats: Stats, *, uptime: float, lasting: dict, subscribers: int, vers
     else:
         ok = age <= limit
         state = "sampling" if ok else "stuck"
+    status = "ok" if ok else "unhealthy"
+    if draining:
+        ok, status = False, "draining"
     body = {
-        "status": "ok" if ok else "unhealthy",
+        "status": status,
         "sampler": {
             "state": state,
             "age": age,
@@ -51,6 +56,8 @@ def health(stats: Stats, *, uptime: float, lasting: dict, subscribers: int, vers
         body["process"] = process_details()
         caches = history_cache().values()  # host -> (hits, builds)
         body["history_cache"] = {"hits": sum(c[0] for c in caches), "builds": sum(c[1] for c in caches)}
+    if place is not None:
+        body["state"] = place  # where state lives and whether it outlasts a restart (state_place)
     return ok, body
 
 

@@ -42,9 +42,20 @@ SETTINGS: tuple[Setting, ...] = (
             "Open connections one gevent worker serves (streams, sockets and plain requests together); "
             "past it, 503 server_full. Default: the open-files limit minus 256 and minus the stat files the "
             "process table keeps open (4,096, or a quarter of a lower limit).", kinds.ranged(int, 10, 1_000_000)),
-    Setting("GRACEFUL_TIMEOUT", 10,
-            "Seconds a worker gets to finish after SIGTERM. Streams are ended at once; Heroku kills at 30 "
-            "s.", kinds.ranged(int, 1, 300)),
+    Setting("GRACEFUL_TIMEOUT", 25,
+            "Seconds a worker gets to finish after SIGTERM; must be more than DRAIN_SECONDS (the drain, "
+            "then the stores' last writes). Heroku kills at 30 s.", kinds.ranged(int, 1, 600)),
+    Setting("DRAIN_SECONDS", 20.0,
+            "After SIGTERM, event streams (each with a jittered retry:) and consoles (close 1012) end at "
+            "random moments spread over this many seconds, so viewers come back spread out rather than "
+            "all at once; /healthz says draining (503). 0: all at once. Keep it below the platform's "
+            "kill time minus a few seconds (Heroku 30 s, Render 30 s by default, Railway 3 s by "
+            "default).", kinds.ranged(float, 0.0, 590.0)),
+    Setting("KEEPALIVE_SECONDS", 100,
+            "How long an idle HTTP connection is kept open for its next request (gunicorn's keepalive). "
+            "Above a router's own idle limit (Heroku's Router 2.0 keeps connections to the app up to 90 "
+            "s), so the app never closes one the router is about to reuse. Idle ones are closed when the "
+            "worker leaves. 0: one request per connection.", kinds.ranged(int, 0, 3600)),
     Setting("SAMPLE_INTERVAL", 1.0,
             "Seconds between samples at start (0.25 to 60). Operators change it at run time.",
             kinds.ranged(float, 0.25, 60.0)),
@@ -57,6 +68,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SSE_RETRY_MS", 2000,
             "Reconnect delay the event stream asks browsers to use (the `retry:` field).",
             kinds.ranged(int, 100, 600_000)),
+    Setting("STREAM_MAX_SECONDS", 270.0,
+            "An event stream ends by itself after a random 90-100 % of this (243-270 s by default), with "
+            "a jittered retry:, and the client resumes with Last-Event-ID, missing nothing: before a "
+            "proxy cuts it (Railway ends every request at 5 min) and spread out, never all at once. 0: "
+            "never.", kinds.ranged(float, 0.0, 7 * 86400.0)),
+    Setting("STREAM_OPENS_PER_SECOND", 500,
+            "New event streams admitted a second (at once: as many); past it a stream gets a short 200 "
+            "answer with a random retry: (longer the bigger the crowd) and comes back by itself with its "
+            "Last-Event-ID: after a restart every viewer returns within seconds, and opening a stream "
+            "costs far more than keeping one. 0: no limit.", kinds.ranged(int, 0, 1_000_000)),
     Setting("VIEWER_BACKLOG", 64,
             "Events a slow viewer may fall behind before its stream is closed. Backlogs are positions in "
             "the shared buffer, never copies.", kinds.ranged(int, 1, 100_000)),
@@ -101,7 +122,8 @@ SETTINGS: tuple[Setting, ...] = (
             "always needs a login.", kinds.choice("login", "public")),
     Setting("OPERATOR_TOKEN", "",
             "Token that logs an operator in (all commands; at least 16 characters). Unset, and no "
-            "OPERATOR_TOKENS: one is generated at start and a login URL printed once.",
+            "OPERATOR_TOKENS: one is generated at the first start, kept in DATA_DIR/secrets.json (0600) "
+            "for later starts, and a login URL printed once. Delete the file or set this to rotate it.",
             kinds.secret, secret=True),
     Setting("OBSERVER_TOKEN", "",
             "Optional token for observers: the dashboard and read-only console commands (status, top, ps, "
@@ -126,8 +148,9 @@ SETTINGS: tuple[Setting, ...] = (
             "with Retry-After until that minute is over (many addresses guessing at once).",
             kinds.ranged(int, 1, 1_000_000)),
     Setting("SECRET_KEY", "",
-            "Key that signs session cookies (at least 16 characters). Unset: generated at start, so "
-            "logins end at restart.", kinds.secret, secret=True),
+            "Key that signs session cookies (at least 16 characters). Unset: generated at the first start "
+            "and kept in DATA_DIR/secrets.json (0600), so logins last across restarts; delete the file or "
+            "set this to rotate it.", kinds.secret, secret=True),
     Setting("SESSION_HOURS", 12.0, "How long a login lasts.", kinds.ranged(float, 0.05, 24 * 30)),
     Setting("ALLOWED_ORIGINS", (),
             "Comma-separated origins, besides the app's own, whose pages may open the console (exact "
@@ -143,6 +166,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATA_DIR", "var",
             "Folder for the embedded store's SQLite files (history, state, audit log). Created if "
             "missing."),
+    Setting("DATA_DIR_LASTS", "auto",
+            "Whether DATA_DIR and AUDIT_DB outlast a restart. auto: yes unless a platform that wipes its "
+            "disk is recognised (DYNO, RENDER, FLY_APP_NAME, RAILWAY_ENVIRONMENT) and DATA_DIR is not on "
+            "a mounted volume (another device than /; never on Heroku); then, without REDIS_URL, one "
+            "warning at start. 1: it lasts; 0: it does not.", kinds.choice("auto", "1", "0")),
     Setting("NOTIFY_URLS", (),
             "Apprise URLs that receive every alert (mailto://, slack://, ntfy://, tgram://, json://...), "
             "separated by spaces or commas; operators add more with `notify add`.", kinds.words, secret=True),

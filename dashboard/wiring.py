@@ -19,13 +19,18 @@ import logging
 import os
 import socket
 import sqlite3
+import time
 
+import gevent
+import gevent.event
 import redis
 
 from .version import __version__
 from .alerts.delivery import Notifier, notify_policy
 from .alerts.rules import Alerts
 from .console.sessions import GOING_AWAY, NORMAL, Consoles, Desk, Logins
+
+SERVICE_RESTART = 1012  # the WebSocket close code for "come back in a moment" (IANA registry)
 from .control import build
 from .control.lasting import Lasting, open_history
 from .control.local import LocalShared
@@ -35,6 +40,7 @@ from .control.shared import Transitions
 from .control.tally import Commands, Counters
 from .control.upkeep import audit_upkeep
 from .health import health
+from .state_place import describe as describe_place
 from .logs import Refusals
 from .operations import Operations
 from .sampling.series import SERIES
@@ -43,6 +49,7 @@ from .store.audit_summary import AuditSummary
 from .store.login_epoch import RedisLoginEpoch, SqliteLoginEpoch
 from .store.notify_store import RedisNotifyStore, SqliteNotifyStore
 from .store.tiers import default_tiers
+from .stream.drain import Drain
 from .stream.history import History
 from .stream.hub import Hub
 from .stream.views import Views
@@ -97,6 +104,10 @@ class Instance:
                                        config["MAX_CONSOLES_PER_LOGIN"]),
                          on_refused=self.refusals.note, summary=self.audit_summary)
         self._pid: int | None = None
+        self.left = gevent.event.Event()  # set once leave() has stopped everything
+        self.draining_since: float | None = None  # monotonic, from SIGTERM (leave) on
+        self._drain: Drain | None = None
+        self._leaving: gevent.Greenlet | None = None
 
     def _pick(self, config: dict):
         """Embedded or shared: the stores, the notifier and the `Shared` state, chosen once."""
@@ -164,7 +175,8 @@ class Instance:
 
     @property
     def shutting_down(self) -> bool:
-        return self.services.stopping
+        """From SIGTERM on (draining, then stopping): no new stream or console here."""
+        return self.draining_since is not None or self.services.stopping
 
     def view(self, host: str | None = None):
         return self.views.view(host)
@@ -186,6 +198,39 @@ class Instance:
         stats = self.shared.stats()
         log.info("sampling %s every %gs, keeping %ds of history (pid %d)%s", self.host, stats.interval,
                  self.config["HISTORY_SECONDS"], pid, "" if stats.redis is None else ", sharing through Redis")
+
+    def leave(self, drain_seconds: float = 0.0, reason: str = "server restarting") -> None:
+        """Begin leaving (idempotent): end the streams and consoles at random moments spread over
+        drain_seconds (each stream with a jittered `retry:`, each console with 1012) while the
+        sampler and stores go on serving those still open, then stop everything. Called again
+        with no drain (SIGINT after SIGTERM) it ends what is left at once. `left` is set at the end."""
+        if self._leaving is not None:
+            if drain_seconds <= 0 and self._drain is not None:
+                self._drain.cut()
+            return
+        self.draining_since = time.monotonic()
+        if drain_seconds > 0:
+            self._drain = Drain(drain_seconds)
+            log.info("draining: %d event streams and %d consoles end over %gs", len(self.views.streams()),
+                     len(self.consoles), drain_seconds)
+        self._leaving = gevent.spawn(self._leave, reason)
+
+    def _leave(self, reason: str) -> None:
+        try:
+            if self._drain is not None:
+                items = [(view.hub, sub) for view in self.views for sub in view.hub.subscribers]
+                items += [(None, session) for session in self.consoles.sessions()]
+                self._drain.run(items, lambda item: self._send_away(item, reason))
+            self.shutdown(reason)
+        finally:
+            self.left.set()
+
+    def _send_away(self, item, reason: str) -> None:
+        hub, what = item
+        if hub is None:
+            what.close(SERVICE_RESTART, reason)
+        else:
+            hub.close(what, reason, retry_ms=hub.jittered_retry())
 
     def shutdown(self, reason: str = "server shutting down") -> int:
         """Stop every service, then end every stream so the worker can exit well before SIGKILL."""
@@ -210,7 +255,8 @@ class Instance:
     def health(self, details: bool = False) -> tuple[bool, dict]:
         return health(self.shared.stats(), uptime=self.services.uptime(), lasting=self.lasting.health(),
                       subscribers=len(self.views.streams()), version=self.version, details=details,
-                      history_cache=self._history_cache)
+                      history_cache=self._history_cache, draining=self.shutting_down,
+                      place=describe_place(self.config) if details else None)
 
     def _history_cache(self) -> dict[str, tuple[int, int]]:
         """host -> (answers served from the cache, answers built) of /api/history."""

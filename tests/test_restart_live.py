@@ -91,18 +91,25 @@ def _http(sock, path: str, headers: str = "") -> tuple[int, dict, bytes]:
     return int(status_line.split()[1]), fields, body
 
 
-def test_a_stream_asked_for_after_sigterm_is_short_and_says_come_back_in_a_second(start_server):
-    server = start_server({"SAMPLE_INTERVAL": "0.5"})
+def test_a_stream_asked_for_after_sigterm_is_short_and_says_come_back_soon(start_server):
+    # While it drains (20 viewers over 4 s: the last one ends after 3.8 s) the worker still
+    # answers on connections kept alive from before.
+    server = start_server({"SAMPLE_INTERVAL": "0.5", "DRAIN_SECONDS": "4", "MAX_CONNECTIONS_PER_CLIENT": "200"})
+    crowd = Crowd(server.port, 20).start()
+    assert crowd.wait(lambda: all(v.seqs for v in crowd.viewers), timeout=30)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as kept_alive:
-        assert _http(kept_alive, "/healthz")[0] == 200  # the connection stays open (keep-alive, 2 s)
+        assert _http(kept_alive, "/healthz")[0] == 200  # the connection stays open (keep-alive)
         server.proc.send_signal(signal.SIGTERM)
-        eventually(lambda: "shutting down" in server.log(), interval=0.02, what="the server says it is shutting down")
+        eventually(lambda: "draining:" in server.log(), interval=0.02, what="the server says it is draining")
         status, headers, body = _http(kept_alive, "/events")
+    crowd.stop()
     assert status == 200 and headers["content-type"].startswith("text/event-stream")
     parser = SSEParser()
     parser.feed(body.decode())
     parser.finish()
-    assert (parser.retry, parser.comments, parser.events, parser.anomalies) == (1000, ["server restarting"], [], [])
+    # SSE_RETRY_MS (2000 by default) with +-50 % jitter, so those sent away come back spread out.
+    assert 1000 <= parser.retry < 3000
+    assert (parser.comments, parser.events, parser.anomalies) == (["server restarting"], [], [])
     assert server.proc.wait(15) == 0
 
 

@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from email.utils import parsedate_to_datetime
 
@@ -16,6 +17,7 @@ import redis
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
+from tests.support.server import REPO
 from tests.support.sseclient import SSEClient
 from tests.support.system import require
 from tests.support.wsclient import Console, handshake_status
@@ -129,17 +131,24 @@ def test_worker_connections_is_the_most_one_worker_serves(start_server):
             s.close()
 
 
-def test_graceful_timeout_bounds_how_long_a_worker_waits_after_sigterm(start_server):
+def test_graceful_timeout_bounds_how_long_a_worker_waits_after_sigterm(start_server, tmp_path):
     server = start_server({"GRACEFUL_TIMEOUT": "3"})
+    # A request that never finishes its headers no longer holds a leaving worker (it is ended
+    # with the idle kept-alive connections), so the worker that cannot leave is a stopped one.
     with socket.create_connection(("127.0.0.1", server.port)) as slow:
-        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # a request that never finishes
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         time.sleep(0.3)
+        server.worker().suspend()  # SIGSTOP: it cannot act on SIGTERM
         took = server.stop(signal.SIGTERM)
     assert server.proc.returncode == 0
-    # It waited for the unfinished request (an exit with nothing open takes a fraction of a second),
-    # and no longer than the timeout and some: gunicorn's own header deadline may cut the request
-    # a little before GRACEFUL_TIMEOUT ends, so the lower bound is not the timeout itself.
-    assert 1.0 < took < 8, f"exit took {took:.1f}s"
+    assert 2.5 < took < 8, f"exit took {took:.1f}s"
+    # It must leave room for the drain: a value that does not stops the start with one line.
+    done = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
+                          cwd=REPO, env={**server.env, "GRACEFUL_TIMEOUT": "10", "DRAIN_SECONDS": "20"},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("error: GRACEFUL_TIMEOUT=10: must be more than DRAIN_SECONDS=20 "
+                                   "(the worker would be killed mid-drain)")
 
 
 def test_sse_retry_ms_is_the_retry_field_of_every_stream(start_server):

@@ -70,6 +70,7 @@ class Sampler:
         self.clock = clock
         self._wait = wait or (lambda flag, seconds: flag.wait(seconds))
         self._greenlet: gevent.Greenlet | None = None
+        self._stopping = False
         self._last_start: float | None = None
         self.last_sample_at: float | None = None  # monotonic, when the last sample finished
         self.last_duration: float | None = None  # seconds the last sample took
@@ -155,15 +156,29 @@ class Sampler:
 
     def start(self) -> None:
         if not self.running:
+            self._stopping = False
             self._greenlet = gevent.spawn(self._run)
 
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-            self._greenlet = None
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop; returns when no sample is being taken or published any more.
+
+        A tick under way finishes first (its sample reaches the viewers and the
+        store together); none starts after. Killing the loop instead could land
+        after the store was detached: a sample shown and never kept, whose seq
+        the next process would number again."""
+        greenlet, self._greenlet = self._greenlet, None
+        if greenlet is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        if greenlet is gevent.getcurrent():
+            return
+        greenlet.join(timeout)
+        if not greenlet.dead:  # a collector stuck for that long: give it up
+            greenlet.kill(block=True, timeout=1)
 
     def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             if self._paused:
                 self._wait(self._wake, None)

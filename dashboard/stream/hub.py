@@ -24,6 +24,7 @@ the same cursor logic, one wake per event.
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Callable, Iterator
 
@@ -41,7 +42,8 @@ class Hub:
     def __init__(self, *, history_seconds: float = 3600, max_events: int | None = None, backlog: int = 64,
                  write_timeout: float = 10.0, heartbeat: float = 15.0, retry_ms: int = 2000,
                  send_buffer: int = 0, clock: IdClock | None = None,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, max_seconds: float = 0.0,
+                 now: Callable[[], float] = time.monotonic, rng: Callable[[], float] = random.random) -> None:
         # Four samples a second (the fastest interval) for the whole history,
         # plus room for notices and alerts.
         self.max_events = max_events or int(history_seconds * 4) + 1024
@@ -49,6 +51,10 @@ class Hub:
         self.write_timeout = write_timeout
         self.heartbeat_seconds = heartbeat
         self.retry_ms = retry_ms
+        # Streams end by themselves after 90-100 % of max_seconds (0: never), before a
+        # platform's proxy cuts them, each at its own moment (see rotate()).
+        self.max_seconds = max_seconds
+        self.now, self.rng = now, rng
         self.clock, self.stats = clock or IdClock(), HubStats()
         self.ring = Ring(self.clock, history_seconds=history_seconds, max_events=self.max_events, wall=wall)
         self.sockets = SocketStreams(next_batch=self.next_batch, release=self.release, stats=self.stats,
@@ -144,9 +150,26 @@ class Hub:
                 head = self.head
                 parts.append(sse.frame(to_json(resume.payload()), event=resume.type,
                                        id=head.id if head else None))
+        if self.max_seconds:
+            sub.until = self.now() + self.max_seconds * (0.9 + 0.1 * self.rng())
         self.subscribers[sub] = None
         self.stats.opened += 1
         return sub, b"".join(parts)
+
+    def jittered_retry(self) -> int:
+        """retry_ms with +-50 % jitter: those sent away together come back spread out."""
+        return int(self.retry_ms * (0.5 + self.rng()))
+
+    def rotate(self) -> int:
+        """End the streams whose time is up (STREAM_MAX_SECONDS), each with a jittered retry:
+        the client comes back with Last-Event-ID and misses nothing. How many were ended."""
+        if not self.max_seconds:
+            return 0
+        now = self.now()
+        due = [sub for sub in self.subscribers if sub.until is not None and sub.until <= now and not sub.closed]
+        for sub in due:
+            self.close(sub, "stream rotated (STREAM_MAX_SECONDS)", retry_ms=self.jittered_retry())
+        return len(due)
 
     def attach(self, sub: Subscriber) -> None:
         """Own sub's socket from here on (its head and preamble are sent); returns at once."""
@@ -160,8 +183,12 @@ class Hub:
         sub.reason = reason
         self.sockets.end(sub)
 
-    def close(self, sub: Subscriber, reason: str) -> None:
-        """End a viewer's stream (now if the hub owns its socket, else its greenlet finishes it)."""
+    def close(self, sub: Subscriber, reason: str, retry_ms: int | None = None) -> None:
+        """End a viewer's stream (now if the hub owns its socket, else its greenlet finishes it);
+        with retry_ms, its last bytes ask the client to come back after that long."""
+        if retry_ms is not None and not sub.closed:
+            farewell = sse.retry(retry_ms) + b"\n"  # a blank line: the field is read, no event dispatched
+            sub.farewell = sse.chunk(farewell) if sub.chunked and sub.owned else farewell
         if sub.owned:
             self.sockets.close(sub, reason)
             return
@@ -219,5 +246,7 @@ class Hub:
                     data = bytes(frame.body)
                     sub.bytes += len(data)
                     yield data
+            if sub.farewell:
+                yield sub.farewell
         finally:
             self.release(sub)

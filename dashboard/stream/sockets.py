@@ -221,9 +221,11 @@ class SocketStreams:
         sub.closed = True
         self.release(sub)
         sock = sub.sock
-        if sub.chunked and not sub.broken and sub.pending is None:
-            try:  # the end of the chunked body, if the socket takes it at once
-                sock.send(_LAST_CHUNK, 0, 0.0)
+        if not sub.broken and sub.pending is None:
+            tail = (sub.farewell or b"") + (_LAST_CHUNK if sub.chunked else b"")
+            try:  # a farewell (retry:) and the end of the chunked body, if the socket takes them at once
+                if tail:
+                    sock.send(tail, 0, 0.0)
             except OSError:
                 pass
         try:

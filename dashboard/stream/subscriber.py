@@ -36,6 +36,8 @@ class Subscriber:
         "host",
         "client",
         "login",
+        "farewell",
+        "until",
     )
 
     def __init__(self, sock, chunked: bool, addr: str, host: str | None, client: str | None = None,
@@ -61,3 +63,5 @@ class Subscriber:
         self.on_end = None  # called once with the Subscriber when an owned stream ends
         self.client = client  # a name the page gave its stream (for `drop sse`)
         self.login = login  # the login session that opened it (logout ends it)
+        self.until: float | None = None  # monotonic time the stream is rotated at (STREAM_MAX_SECONDS)
+        self.farewell: bytes | None = None  # wire bytes sent just before the final chunk (a drain's retry:)

@@ -15,6 +15,7 @@ import gevent
 import gevent.event
 
 from ..periodic import Every
+from .admission import Admission
 from .events import EventKey, to_json
 from .frame import Frame
 from .history import History
@@ -39,6 +40,7 @@ class HostView:
             heartbeat=config["HEARTBEAT_SECONDS"],
             retry_ms=config["SSE_RETRY_MS"],
             send_buffer=config["VIEWER_SEND_BUFFER"],
+            max_seconds=config.get("STREAM_MAX_SECONDS", 0.0),
         )
         self.history = History(config["HISTORY_SECONDS"])
         self.history_cache = HistoryCache()  # /api/history answers, until the next sample
@@ -114,6 +116,8 @@ class Views:
         self.local = HostView(host, config)
         self._views: dict[str, HostView] = {host: self.local}
         self.remote: Remote | None = None
+        # New streams of every view pass here (a restart's storm: see admission.py).
+        self.admission = Admission(config.get("STREAM_OPENS_PER_SECOND", 0))
 
     def __iter__(self) -> Iterator[HostView]:
         return iter(list(self._views.values()))
@@ -167,14 +171,15 @@ class Views:
         return sum(view.hub.close_all(reason) for view in self)
 
     def heartbeats(self) -> None:
-        """Forever: a heartbeat to each quiet stream, and idle remote views forgotten."""
+        """Forever: a heartbeat to each quiet stream, long streams rotated, idle remote views forgotten."""
         period = min(1.0, self.local.hub.heartbeat_seconds / 2)
         Every(period, self.upkeep, name="stream heartbeats").run()
 
     def upkeep(self) -> None:
-        """One round of `heartbeats`."""
+        """One round of `heartbeats` (streams whose STREAM_MAX_SECONDS is up end here too)."""
         now = time.monotonic()
         for view in self:
+            view.hub.rotate()
             if view.hub.heartbeat_due():
                 view.hub.heartbeat()
             if view.hub.subscribers:

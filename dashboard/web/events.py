@@ -20,6 +20,7 @@ from flask import Blueprint, Response, g, request
 from werkzeug.http import http_date
 
 from ..stream import sse
+from .body_limits import force_close
 from .budgets import KEEP_CONNECTION
 from .common import host_view, serving
 
@@ -59,10 +60,20 @@ def events():
     if request.method == "HEAD":
         return Response(b"", mimetype="text/event-stream", headers=HEADERS)
     if svc.shutting_down:
-        # A request on a kept-alive connection after SIGTERM: start no stream
-        # here. A clean, short answer makes EventSource reconnect in a second,
+        # A request on a kept-alive connection after SIGTERM (draining): start
+        # no stream here. A clean, short answer (a 200: a 5xx would end
+        # EventSource for good) makes it reconnect after a jittered SSE_RETRY_MS,
         # to whichever process serves next.
-        return Response(sse.retry(1000) + sse.comment("server restarting"),
+        return ComeBack(sse.retry(svc.views.local.hub.jittered_retry()) + sse.comment("server restarting"),
+                        mimetype="text/event-stream", headers=HEADERS)
+    wait_ms = svc.views.admission.admit()
+    if wait_ms is not None:
+        # More new streams than STREAM_OPENS_PER_SECOND (a restart's storm): come back after
+        # a random delay. A 200 stream with a retry: and no id (the client keeps its
+        # Last-Event-ID): EventSource and the page both reconnect by themselves.
+        svc.refusals.note("stream_deferred", request.remote_addr or "?",
+                          "new streams deferred (STREAM_OPENS_PER_SECOND)")
+        return ComeBack(sse.retry(wait_ms) + sse.comment("busy, come back later"),
                         mimetype="text/event-stream", headers=HEADERS)
     # EventSource sends Last-Event-ID on reconnects; a page opening a fresh
     # stream after loading history passes it as a query parameter instead.
@@ -107,6 +118,16 @@ def events():
             ended(sub)
 
     return Response(body(), mimetype="text/event-stream", headers=HEADERS)
+
+
+class ComeBack(Response):
+    """A short stream telling the client when to come back; the connection closes after it,
+    so a client sent away holds no worker connection while it waits (and a test client
+    reading chunks sees the end at once)."""
+
+    def __call__(self, environ, start_response):
+        force_close(start_response)
+        return super().__call__(environ, start_response)
 
 
 class OwnedStream(Response):

@@ -28,7 +28,7 @@ P = "dashboard_"
 
 # Always exported, so a dashboard can graph them before the first refusal.
 REFUSAL_REASONS = ("connections", "worker_full", "consoles", "console_rate", "body_too_large",
-                   "body_timeout", "shutting_down")
+                   "body_timeout", "shutting_down", "stream_deferred")
 
 
 def _gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from tests.support.waiting import eventually
 
@@ -26,6 +27,8 @@ class Viewer:
     clean_ends: int = 0  # streams that ended with the final chunk
     cut_ends: int = 0  # streams that ended without it
     last_id: str | None = None
+    ends: list[float] = field(default_factory=list)  # time.monotonic() of each clean end
+    end_retries: list[float | None] = field(default_factory=list)  # the retry: (s) each stream last asked for
 
 
 class Crowd:
@@ -90,6 +93,8 @@ class Crowd:
                 size = int(size_line.split(b";")[0], 16)
                 if size == 0:
                     v.clean_ends += 1
+                    v.ends.append(time.monotonic())
+                    v.end_retries.append(retry)
                     return retry
                 chunk = await reader.readexactly(size + 2)
                 buf += chunk[:-2]

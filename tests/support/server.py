@@ -44,6 +44,11 @@ class Server:
             "AUDIT_DB": str(tmp_path / f"audit-{name}.sqlite3"),
             # Servers of the same name share one store, as one app restarted would.
             "DATA_DIR": str(tmp_path / f"data-{name}"),
+            # A stopped test server ends its streams at once; tests of the slow drain set it.
+            "DRAIN_SECONDS": "0",
+            # Crowds of test clients open streams faster than a restart's storm would be let in;
+            # tests of the admission set it.
+            "STREAM_OPENS_PER_SECOND": "0",
             **{k: str(v) for k, v in (env or {}).items()},
         }
         self.proc: subprocess.Popen | None = None

@@ -1,0 +1,200 @@
+"""A deploy under load: how fast viewers hit the next server, with and without the slow drain.
+
+    python -m bench.restart_storm [--viewers 2000] [--drain 10] [--opens 500] [--retry-ms 1000]
+
+It models a platform that starts the new instance first and then moves the
+traffic (Heroku's preboot, Render): server B is started, N EventSource-like
+viewers (asyncio, raw sockets: they honour `retry:` and resume with
+Last-Event-ID) watch server A; then the "router" sends every new connection
+to B and A gets SIGTERM. Run twice: A and B as before the drain (DRAIN_SECONDS
+0, no admission limit), then with the drain and the admission of the
+settings given. For each it reports: how A's streams ended (first to last,
+seconds after SIGTERM), B's opened streams per second (peak over any one
+second, from B's own log), answers that deferred a stream, seconds until
+every viewer had an event from B, and B's CPU seconds over that time. The
+last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .servers import Server
+
+
+class Viewer:
+    __slots__ = ("last_id", "ends", "on_b", "deferred")
+
+    def __init__(self) -> None:
+        self.last_id: str | None = None
+        self.ends: list[float] = []  # monotonic, each stream's end
+        self.on_b: float | None = None  # monotonic, first event from B
+        self.deferred = 0
+
+
+class Crowd:
+    """Viewers that connect to whatever port `target` says when they (re)connect."""
+
+    def __init__(self, n: int, port: int, token: str) -> None:
+        self.viewers = [Viewer() for _ in range(n)]
+        self.target = port
+        self.b_port: int | None = None
+        self.token = token
+        self.stopping = False
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        tasks = []
+        for i, v in enumerate(self.viewers):
+            tasks.append(asyncio.create_task(self._viewer(v)))
+            if i % 100 == 99:
+                await asyncio.sleep(0.05)
+        while not self.stopping:
+            await asyncio.sleep(0.1)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _viewer(self, v: Viewer) -> None:
+        retry = 1.0
+        while not self.stopping:
+            try:
+                retry = await self._once(v, self.target) or retry
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                pass
+            await asyncio.sleep(retry)
+
+    async def _once(self, v: Viewer, port: int) -> float | None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            head = f"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.token}\r\n"
+            if v.last_id:
+                head += f"Last-Event-ID: {v.last_id}\r\n"
+            writer.write((head + "\r\n").encode())
+            status = await reader.readuntil(b"\r\n\r\n")
+            if b"transfer-encoding: chunked" not in status.lower():
+                v.deferred += 1  # a short answer: retry: and nothing else
+                return _retry(await reader.read(4096))
+            retry = None
+            buf = b""
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    v.ends.append(time.monotonic())
+                    return retry
+                buf += (await reader.readexactly(size + 2))[:-2]
+                while b"\n\n" in buf:
+                    block, buf = buf.split(b"\n\n", 1)
+                    retry = _retry(block) or retry
+                    for line in block.split(b"\n"):
+                        if line.startswith(b"id: "):
+                            v.last_id = line[4:].decode()
+                            if port == self.b_port and v.on_b is None:
+                                v.on_b = time.monotonic()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            v.ends.append(time.monotonic())
+            raise
+        finally:
+            writer.close()
+
+
+def _retry(block: bytes) -> float | None:
+    for line in block.split(b"\n"):
+        if line.startswith(b"retry: "):
+            return int(line[7:]) / 1000
+    return None
+
+
+def _opens_per_second(log: str) -> list[float]:
+    """Times (the server's clock) of the streams B opened, from its JSON request log."""
+    out = []
+    for line in log.splitlines():
+        if '"stream": "opened"' in line:
+            try:
+                out.append(json.loads(line)["ts"])
+            except ValueError:
+                pass
+    return sorted(out)
+
+
+def _peak(times: list[float]) -> int:
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] < t - 1.0:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+def run_one(label: str, viewers: int, env: dict[str, str], home: Path) -> dict:
+    common = {"SSE_RETRY_MS": env.pop("SSE_RETRY_MS"), "SAMPLE_INTERVAL": "1", "LOG_FORMAT": "json"}
+    a = Server("ours", home, home, env={**common, **env}).start()
+    b = Server("ours", home, home, env={**common, **env, "OPERATOR_TOKEN": a.token})
+    b.token = a.token  # the same operator token on both, as one app's instances share
+    b.start()
+    crowd = Crowd(viewers, a.port, a.token)
+    crowd.b_port = b.port
+    crowd.thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while sum(1 for v in crowd.viewers if v.last_id) < viewers and time.monotonic() < deadline:
+            time.sleep(0.2)
+        cpu0 = b.cpu_seconds()
+        crowd.target = b.port  # the router sends new connections to B...
+        start = time.monotonic()
+        a.proc.send_signal(signal.SIGTERM)  # ...and A is told to go
+        deadline = start + 180
+        while any(v.on_b is None for v in crowd.viewers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        back = max((v.on_b or deadline) for v in crowd.viewers) - start
+        cpu = b.cpu_seconds() - cpu0
+        a.proc.wait(60)
+    finally:
+        crowd.stopping = True
+        crowd.thread.join(15)
+        a.stop()
+        b.stop()
+    ends = sorted(v.ends[0] - start for v in crowd.viewers if v.ends and v.ends[0] >= start)
+    opened = _opens_per_second(b.log())
+    result = {"label": label, "viewers": viewers, "ends_first": round(ends[0], 2) if ends else None,
+              "ends_last": round(ends[-1], 2) if ends else None, "peak_opens_per_s": _peak(opened),
+              "deferred": sum(v.deferred for v in crowd.viewers), "all_back_s": round(back, 2),
+              "b_cpu_s": round(cpu, 2), "missing": sum(1 for v in crowd.viewers if v.on_b is None)}
+    return result
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--viewers", type=int, default=2000)
+    parser.add_argument("--drain", type=float, default=10.0)
+    parser.add_argument("--opens", type=int, default=500)
+    parser.add_argument("--retry-ms", type=int, default=1000)
+    args = parser.parse_args(argv)
+    runs = [("all at once", {"DRAIN_SECONDS": "0", "STREAM_OPENS_PER_SECOND": "0"}),
+            (f"drain {args.drain:g} s, {args.opens}/s",
+             {"DRAIN_SECONDS": str(args.drain), "STREAM_OPENS_PER_SECOND": str(args.opens),
+              "GRACEFUL_TIMEOUT": str(int(args.drain) + 5)})]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, env in runs:
+            env["SSE_RETRY_MS"] = str(args.retry_ms)
+            results.append(run_one(label, args.viewers, env, Path(tmp)))
+    print(f"{'':24} {'ends (s after SIGTERM)':>24} {'peak opens/s':>13} {'deferred':>9} "
+          f"{'all back (s)':>13} {'B CPU (s)':>10}")
+    for r in results:
+        ends = f"{r['ends_first']}-{r['ends_last']}"
+        print(f"{r['label']:24} {ends:>24} {r['peak_opens_per_s']:>13} {r['deferred']:>9} "
+              f"{r['all_back_s']:>13} {r['b_cpu_s']:>10}" + (f"  ({r['missing']} never back)" if r["missing"] else ""))
+    print(json.dumps(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
