@@ -86,6 +86,11 @@ TESTS: dict[str, tuple[str, ...]] = {
                    "test_containers_live::test_the_collector_reads_each_containers_limits_and_use_and_the_engine_names_them"),
     "CONTAINER_SOCKET": ("test_containers::test_the_engine_socket_is_the_setting_then_docker_host_then_the_defaults",),
     "CONTAINERS_SHOWN": ("test_containers::test_the_table_holds_containers_shown_at_most_the_heaviest_and_the_count_all",),
+    "DRAIN_SECONDS": ('test_leaving::test_a_drain_ends_each_at_its_moment_and_a_cut_ends_the_rest_at_once', 'test_leaving_live::test_sigterm_drains_streams_and_consoles_spread_over_the_window',),
+    "KEEPALIVE_SECONDS": ('test_leaving_live::test_idle_kept_alive_connections_last_past_the_routers_90_s_and_never_hold_a_leaving_worker',),
+    "STREAM_MAX_SECONDS": ('test_leaving::test_streams_are_rotated_each_at_its_own_time_within_the_last_tenth_of_the_limit', 'test_leaving_live::test_streams_end_by_themselves_before_a_proxy_would_and_resume_with_no_gap',),
+    "STREAM_OPENS_PER_SECOND": ('test_leaving::test_admission_lets_a_burst_in_then_its_rate_and_tells_the_rest_to_come_back_spread_out', 'test_leaving_live::test_a_storm_of_new_streams_is_let_in_at_the_set_rate_and_the_rest_come_back_by_themselves',),
+    "DATA_DIR_LASTS": ('test_state_place::test_elsewhere_a_mounted_volume_is_recognised_by_its_device', 'test_state_place::test_the_warning_appears_exactly_when_state_will_not_last',),
     "LOGIN_FAILURES_ALLOWED": ("test_access_live::test_guessing_is_throttled_and_the_right_token_works_after_the_wait",),
     "LOGIN_FAILURES_PER_MINUTE": (
         "test_auth::test_failures_from_all_addresses_past_the_minute_ceiling_stop_everyone_until_it_ends",

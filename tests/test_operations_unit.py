@@ -141,7 +141,7 @@ def test_process_rows_default_to_this_host():
 # Where "is Redis in use?" may be asked: the one place that picks, the Redis side
 # itself, and the settings (declared, and tried before the server starts).
 ALLOWED = {"wiring.py", "agent.py", "control/redis.py", "fleet/sharing.py", "fleet/lease.py",
-           "settings.py", "preflight.py"}
+           "settings.py", "preflight.py", "state_place.py"}  # the last says, at start, where state lives
 ASKS = re.compile(
     r"\b(?:if|elif|and|or|not)\b[^#\n]*[\"']REDIS_URL[\"']|\bredis_url\b"  # the setting tested
     r"|\b(?:if|elif|and|or|not)\s+[\w.]*\.(?:shared|fleet)\b(?![.(\w])"  # a truth test of sharing
