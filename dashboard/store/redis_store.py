@@ -14,9 +14,12 @@
                                   to 100,000 entries)
     {p}:revoked          zset     logged-out session ids, scored by expiry
     {p}:login_epoch      string   the generation login cookies carry (store.login_epoch)
-    {p}:tier:{step}:{name} zset   one host's roll-ups of one tier (store/redis_tiers.py):
-                                  score = start of the step, member = 8-byte time + packed
-                                  point; trimmed to the tier's retention
+    {p}:blocks:{step}:{name} hash one host's roll-ups of one tier (store/redis_tiers.py):
+                                  field = start of a block of steps, value = the packed
+                                  block (store/blocks.py); trimmed to the tier's retention
+    {p}:tier:{step}:{name} zset   the same before blocks, one member per point (score = start
+                                  of the step, member = 8-byte time + packed point): still
+                                  read, packed into blocks by the writer
     {p}:control          pubsub   "state changed": samplers reload it
     {p}:pushes           pubsub   console pushes for every console everywhere
     {p}:notify:channels  hash     notification channel name -> JSON (url, by, created)
@@ -103,6 +106,9 @@ class RedisStore:
 
     def tier_key(self, step: int, host: str) -> str:
         return self.key("tier", str(step), host)
+
+    def blocks_key(self, step: int, host: str) -> str:
+        return self.key("blocks", str(step), host)
 
     def close(self) -> None:
         self.r.close()
