@@ -2,7 +2,9 @@
 
     {p}:host:{name}      stream   one host's samples plus every global event
                                   (config, notice, alert), ids shared by all
-                                  processes; trimmed to HISTORY_SECONDS
+                                  processes; trimmed to HISTORY_SECONDS. A sample's
+                                  data is zlib-compressed in field "z" (half the
+                                  bytes); readers here give it back as "d"
     {p}:hosts            hash     host -> JSON (last_seen, role, interval, pid)
     {p}:procs:{name}     string   the host's full process table (JSON), for ps/top
     {p}:lease:{name}     string   which process samples that host (expires)
@@ -40,6 +42,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import zlib
 from typing import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,6 +62,20 @@ redis.call('hset', KEYS[1], rule['id'], encoded)
 redis.call('publish', KEYS[3], ARGV[3])
 return encoded
 """
+
+
+def _entries(raw: list) -> list[tuple[str, dict]]:
+    """Stream entries read as bytes, as text: a compressed "z" given back as "d"."""
+    out = []
+    for entry_id, fields in raw:
+        decoded = {}
+        for name, value in fields.items():
+            if name == b"z":
+                decoded["d"] = zlib.decompress(value).decode()
+            else:
+                decoded[name.decode()] = value.decode()
+        out.append((entry_id.decode(), decoded))
+    return out
 
 
 def redacted(url: str) -> str:
@@ -86,8 +103,10 @@ class RedisStore:
         self.r = redis.Redis.from_url(url, **options)
         # Blocking reads get their own connection pool, so they never hold up commands.
         self.reader = redis.Redis.from_url(url, **{**options, "socket_timeout": timeout + 10})
-        # Packed roll-up points are bytes: their own pool, without decoding.
+        # Packed roll-up points and compressed samples are bytes: their own pools, without decoding.
         self.binary = redis.Redis.from_url(url, **{**options, "decode_responses": False})
+        self.binary_reader = redis.Redis.from_url(url, **{**options, "decode_responses": False,
+                                                           "socket_timeout": timeout + 10})
         self._renew = self.r.register_script(_RENEW)
         self._release = self.r.register_script(_RELEASE)
         self._add_rule = self.r.register_script(_ADD_RULE)
@@ -114,6 +133,7 @@ class RedisStore:
         self.r.close()
         self.reader.close()
         self.binary.close()
+        self.binary_reader.close()
 
     # ---- streams ---------------------------------------------------------------
 
@@ -127,7 +147,8 @@ class RedisStore:
     def add_sample(self, host: str, data: str, procs: str | None, info: dict) -> str:
         """Append a sample to the host's stream (and its process table, when given); note the host as alive."""
         pipe = self.r.pipeline(transaction=False)
-        pipe.xadd(self.stream(host), {"t": "metrics", "d": data}, minid=self._minid(), approximate=True)
+        pipe.xadd(self.stream(host), {"t": "metrics", "z": zlib.compress(data.encode(), 6)},
+                  minid=self._minid(), approximate=True)
         if procs is not None:
             pipe.set(self.key("procs", host), procs, ex=max(60, int(info.get("interval", 1) * 10)))
         pipe.hset(self.key("hosts"), host, json.dumps({**info, "last_seen": time.time()}))
@@ -144,16 +165,17 @@ class RedisStore:
     def backfill(self, host: str, since_ms: int | None = None) -> list[tuple[str, dict]]:
         """The host's stream as far back as the history reaches."""
         since = self.history_start() if since_ms is None else since_ms
-        return self.r.xrange(self.stream(host), min=f"{since}-0")
+        return _entries(self.binary.xrange(self.stream(host), min=f"{since}-0"))
 
     def read(self, last_ids: dict[str, str], block_ms: int) -> list:
         """New entries after last_ids ({host: id}), waiting up to block_ms."""
         streams = {self.stream(h): i for h, i in last_ids.items()}
-        return self.reader.xread(streams, block=block_ms, count=1000) or []
+        return [(key.decode(), _entries(entries))
+                for key, entries in self.binary_reader.xread(streams, block=block_ms, count=1000) or []]
 
     def last_seq(self, host: str) -> int:
         """The seq of the host's newest sample (so a new sampler continues it)."""
-        for _id, fields in self.r.xrevrange(self.stream(host), count=50):
+        for _id, fields in _entries(self.binary.xrevrange(self.stream(host), count=50)):
             if fields.get("t") == "metrics":
                 try:
                     return int(json.loads(fields["d"]).get("seq", 0))
