@@ -27,6 +27,7 @@ import redis
 from . import blocks
 from .audit import StoreUnavailable
 from .group_commit import GroupCommit
+from .host_budget import HostBudget
 from .tiers import Codec, Point, Tier, block
 
 log = logging.getLogger("dashboard.history")
@@ -39,18 +40,31 @@ _TS = struct.Struct(">q")  # the old member started with its time, so no two poi
 _ERRORS = (redis.RedisError, OSError)
 
 
+def _refused(exc: BaseException) -> bool:
+    """Whether Redis answered but refuses writes: OOM (full, noeviction) or READONLY (a replica)."""
+    return isinstance(exc, (redis.OutOfMemoryError, redis.ReadOnlyError))
+
+
+def _why(exc: BaseException) -> str:
+    return " - it refuses writes: full under noeviction, or a read-only replica" if _refused(exc) else ""
+
+
 class RedisTiers:
-    def __init__(self, store, tiers: tuple[Tier, ...], names: tuple[str, ...]) -> None:
+    def __init__(self, store, tiers: tuple[Tier, ...], names: tuple[str, ...], budget: int | None = None) -> None:
         self.store = store
+        # HOST_BUDGET_BYTES: each host this process writes for is trimmed to it (store/host_budget.py).
+        self.budget = None if budget is None else HostBudget(store, tiers, budget)
         self.tiers = tiers
         self.codec = Codec(len(names))
         self.width = len(names)
         self._hosts: set[str] = set()
         self._trimmed_at = 0.0
+        self.refused = False  # the last write failed because Redis refuses writes
         self.writes = GroupCommit(
             self._write, errors=_ERRORS, name="history points", period=FLUSH_SECONDS,
             max_pending=MAX_PENDING, logger=log, upkeep_due=self._trim_due,
-            failing=lambda exc, kept: f"history points cannot reach Redis ({exc}); kept queued, retrying",
+            failing=lambda exc, kept: f"history points cannot reach Redis ({exc}){_why(exc)}; live data goes on, "
+                                      f"{kept} points kept queued, retrying",
             recovered=lambda n: f"history points reach Redis again ({n} caught up)")
 
     @property
@@ -121,8 +135,13 @@ class RedisTiers:
         return self._edge(tier, host, newest=True)
 
     def health(self) -> dict:
-        return {"state": "failing" if self.error else "ok", "error": self.error, "store": "redis",
-                "pending": self.writes.pending, "written": self.written, "dropped": self.dropped}
+        out = {"state": "failing" if self.error else "ok", "error": self.error, "store": "redis",
+               "pending": self.writes.pending, "written": self.written, "dropped": self.dropped}
+        if self.error and self.refused:
+            out["refused"] = "Redis refuses writes (full under noeviction, or a read-only replica)"
+        if self.budget is not None:
+            out.update(self.budget.health())
+        return out
 
     # ---- the writer (store/group_commit.py) ---------------------------------------
 
@@ -149,11 +168,22 @@ class RedisTiers:
                 for tier in self.tiers:
                     for ts, _ in self._legacy_rows(host, tier, "-inf", "+inf", CONVERT_POINTS):
                         touched.setdefault((host, tier.step, blocks.block_start(tier, ts)), [])
-        self._pack(touched)
+        try:
+            self._pack(touched)
+        except _ERRORS as exc:
+            self.refused = _refused(exc)
+            if self.refused and self.budget is not None:
+                # Full: deleting is still allowed, and frees what is over a budget.
+                for host in self._hosts:
+                    self.budget.enforce(host, now)
+            raise
+        self.refused = False
         if trim:
             for host in self._hosts:
                 for tier in self.tiers:
                     self._trim(host, tier, int(now - tier.retention))
+                if self.budget is not None:
+                    self.budget.enforce(host, now)
             self._trimmed_at = now
 
     def _legacy_rows(self, host: str, tier: Tier, low, high, count: int | None = None) -> list:
