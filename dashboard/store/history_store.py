@@ -105,6 +105,7 @@ class HistoryStore:
         self.tiers = tiers
         self.names = names
         self.codec = Codec(len(names))
+        self.decoded = blocks.DecodedCache()
         self.events_seconds = events_seconds
         self.path = os.path.join(directory, FILE_NAME)
         try:
@@ -174,7 +175,7 @@ class HistoryStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
         return blocks.combine(block(self.codec, rows),
-                              [blocks.decode(data, ts, tier.step) for ts, data in packed],
+                              [self.decoded.decode(data, ts, tier.step) for ts, data in packed],
                               self.codec.width, since, until)
 
     def oldest(self, tier: Tier, host: str) -> int | None:

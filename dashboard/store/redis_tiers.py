@@ -57,6 +57,7 @@ class RedisTiers:
         self.tiers = tiers
         self.codec = Codec(len(names))
         self.width = len(names)
+        self.decoded = blocks.DecodedCache()
         self._hosts: set[str] = set()
         self._trimmed_at = 0.0
         self.refused = False  # the last write failed because Redis refuses writes
@@ -101,7 +102,7 @@ class RedisTiers:
             raise StoreUnavailable(f"Redis: {exc}") from exc
         packed = zip(starts, found[1]) if starts else ()
         return blocks.combine(block(self.codec, self._legacy(found[0])),
-                              [blocks.decode(data, start, tier.step) for start, data in packed if data],
+                              [self.decoded.decode(data, start, tier.step) for start, data in packed if data],
                               self.width, since, until)
 
     def points(self, tier: Tier, host: str, since: float, until: float) -> list[Point]:
