@@ -80,3 +80,22 @@ def test_samples_in_the_redis_stream_are_compressed_and_read_back_as_written(red
     per_entry = store.binary.memory_usage(store.stream("web-1"), samples=0) / len(got)
     assert per_entry < len(plain) * 0.75, (per_entry, len(plain))
     store.close()
+
+
+def test_another_process_reads_samples_packed_against_key_frames_and_skips_orphans(redis_server):
+    writer = RedisStore(redis_server.url, "t", history_seconds=3600)
+    events = [real_event(i) for i in range(150)]  # key frames at 0, 60 and 120
+    ids = [writer.add_sample("web-1", data, None, {"interval": 1}) for data in events]
+    reader = RedisStore(redis_server.url, "t", history_seconds=3600)  # knows no key frame yet
+    assert [f["d"] for _i, f in reader.backfill("web-1", 0)] == events
+    read = RedisStore(redis_server.url, "t").read({"web-1": ids[69]}, 10)
+    assert [f["d"] for _i, f in read[0][1]] == events[70:]
+    alone = writer.binary.memory_usage(writer.stream("web-1"), samples=0) / len(events)
+    assert alone < len(events[0]) * 0.4, alone
+    # Trimmed so that the first key frame is gone: its samples are skipped, the rest read.
+    writer.binary.xtrim(writer.stream("web-1"), minid=ids[1], approximate=False)
+    fresh = RedisStore(redis_server.url, "t", history_seconds=3600)
+    assert [f["d"] for _i, f in fresh.backfill("web-1", 0)] == events[60:]
+    assert fresh.frames.skipped == 59
+    for store in (writer, reader, fresh):
+        store.close()

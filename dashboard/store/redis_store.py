@@ -3,8 +3,9 @@
     {p}:host:{name}      stream   one host's samples plus every global event
                                   (config, notice, alert), ids shared by all
                                   processes; trimmed to HISTORY_SECONDS. A sample's
-                                  data is zlib-compressed in field "z" (half the
-                                  bytes); readers here give it back as "d"
+                                  data is compressed ("z" alone, or "y" against
+                                  the key frame "k": store/stream_frames.py);
+                                  readers here give it back as "d"
     {p}:hosts            hash     host -> JSON (last_seen, role, interval, pid)
     {p}:procs:{name}     string   the host's full process table (JSON), for ps/top
     {p}:lease:{name}     string   which process samples that host (expires)
@@ -42,11 +43,12 @@ from __future__ import annotations
 import json
 import secrets
 import time
-import zlib
 from typing import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+
+from . import stream_frames
 
 # Renew only if we still hold it; release only our own lease.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
@@ -62,20 +64,6 @@ redis.call('hset', KEYS[1], rule['id'], encoded)
 redis.call('publish', KEYS[3], ARGV[3])
 return encoded
 """
-
-
-def _entries(raw: list) -> list[tuple[str, dict]]:
-    """Stream entries read as bytes, as text: a compressed "z" given back as "d"."""
-    out = []
-    for entry_id, fields in raw:
-        decoded = {}
-        for name, value in fields.items():
-            if name == b"z":
-                decoded["d"] = zlib.decompress(value).decode()
-            else:
-                decoded[name.decode()] = value.decode()
-        out.append((entry_id.decode(), decoded))
-    return out
 
 
 def redacted(url: str) -> str:
@@ -107,9 +95,15 @@ class RedisStore:
         self.binary = redis.Redis.from_url(url, **{**options, "decode_responses": False})
         self.binary_reader = redis.Redis.from_url(url, **{**options, "decode_responses": False,
                                                            "socket_timeout": timeout + 10})
+        self._writers: dict[str, stream_frames.Writer] = {}  # the samples this process writes, by host
+        self.frames = stream_frames.Reader(self._key_frame)
         self._renew = self.r.register_script(_RENEW)
         self._release = self.r.register_script(_RELEASE)
         self._add_rule = self.r.register_script(_ADD_RULE)
+
+    def _key_frame(self, key: str, entry_id: str) -> bytes | None:
+        found = self.binary.xrange(key, min=entry_id, max=entry_id)
+        return found[0][1].get(b"z") if found else None
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix,) + parts)
@@ -146,13 +140,20 @@ class RedisStore:
 
     def add_sample(self, host: str, data: str, procs: str | None, info: dict) -> str:
         """Append a sample to the host's stream (and its process table, when given); note the host as alive."""
+        writer = self._writers.setdefault(host, stream_frames.Writer())
+        fields = writer.fields(data)
         pipe = self.r.pipeline(transaction=False)
-        pipe.xadd(self.stream(host), {"t": "metrics", "z": zlib.compress(data.encode(), 6)},
-                  minid=self._minid(), approximate=True)
+        pipe.xadd(self.stream(host), fields, minid=self._minid(), approximate=True)
         if procs is not None:
             pipe.set(self.key("procs", host), procs, ex=max(60, int(info.get("interval", 1) * 10)))
         pipe.hset(self.key("hosts"), host, json.dumps({**info, "last_seen": time.time()}))
-        return pipe.execute()[0]
+        try:
+            entry_id = pipe.execute()[0]
+        except BaseException:
+            writer.lost()
+            raise
+        writer.written(fields, entry_id, data)
+        return entry_id
 
     def add_event(self, hosts: Iterable[str], type: str, data: str) -> dict[str, str]:
         """Append a global event to every host's stream; the id it got in each."""
@@ -165,17 +166,19 @@ class RedisStore:
     def backfill(self, host: str, since_ms: int | None = None) -> list[tuple[str, dict]]:
         """The host's stream as far back as the history reaches."""
         since = self.history_start() if since_ms is None else since_ms
-        return _entries(self.binary.xrange(self.stream(host), min=f"{since}-0"))
+        key = self.stream(host)
+        return self.frames.entries(key, self.binary.xrange(key, min=f"{since}-0"))
 
     def read(self, last_ids: dict[str, str], block_ms: int) -> list:
         """New entries after last_ids ({host: id}), waiting up to block_ms."""
         streams = {self.stream(h): i for h, i in last_ids.items()}
-        return [(key.decode(), _entries(entries))
+        return [(key.decode(), self.frames.entries(key.decode(), entries))
                 for key, entries in self.binary_reader.xread(streams, block=block_ms, count=1000) or []]
 
     def last_seq(self, host: str) -> int:
         """The seq of the host's newest sample (so a new sampler continues it)."""
-        for _id, fields in _entries(self.binary.xrevrange(self.stream(host), count=50)):
+        key = self.stream(host)
+        for _id, fields in self.frames.entries(key, self.binary.xrevrange(key, count=50)):
             if fields.get("t") == "metrics":
                 try:
                     return int(json.loads(fields["d"]).get("seq", 0))
