@@ -82,11 +82,23 @@ def make_events(count: int) -> list[str]:
     for i in range(count):
         s = json.loads(json.dumps(sample))
         s["ts"], s["seq"] = now - count + i, i + 1
-        s["cpu"]["percent"] = round(rnd.uniform(0, 100), 1)
-        for p in (s.get("processes") or {}).get("top_cpu", []):
-            p["cpu"] = round(rnd.uniform(0, 50), 1)
-        out.append(wire.encode(s))
+        out.append(wire.encode(_moved(s, rnd)))
     return out
+
+
+def _moved(value, rnd: random.Random, key: str = ""):
+    """Every measurement moved (floats: rates, percentages; large ints: bytes, rss); ids,
+    counts, names and the clock as they are. More change from one second to the next than
+    a real host shows, where most totals and most processes' numbers stay put."""
+    if isinstance(value, dict):
+        return {k: v if k in ("ts", "seq") else _moved(v, rnd, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_moved(v, rnd, key) for v in value]
+    if isinstance(value, float):
+        return round(value * rnd.uniform(0.5, 1.5) + rnd.uniform(0, 1), 1)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 1000 and key != "pid":
+        return int(value * rnd.uniform(0.99, 1.01))
+    return value
 
 
 # ---- the probe: runs against whichever `dashboard` package is importable ----------------
