@@ -189,7 +189,7 @@ class HistoryStore:
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
         found = [] if row is None or row[0] is None else [row[0]]
         if first is not None:
-            ts = blocks.decode(first[1], first[0], tier.step)[0]
+            ts = self.decoded.decode(first[1], first[0], tier.step)[0]
             found += [int(ts[0])] if len(ts) else []
         return min(found, default=None)
 
@@ -203,7 +203,7 @@ class HistoryStore:
         if row is not None and len(row[1]) == self.codec.size:
             found.append(self.codec.unpack(*row))
         if last is not None:
-            found += blocks.to_points(*blocks.decode(last[1], last[0], tier.step))[-1:]
+            found += blocks.to_points(*(a[-1:] for a in self.decoded.decode(last[1], last[0], tier.step)))
         return max(found, key=lambda p: p.ts, default=None)
 
     def events(self, since_ms: int) -> list[tuple[tuple[int, int], str, str]]:

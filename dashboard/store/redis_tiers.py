@@ -119,8 +119,8 @@ class RedisTiers:
                 start = max(fields) if newest else min(fields)
                 data = self.store.binary.hget(key, start)
                 if data:
-                    points = blocks.to_points(*blocks.decode(data, start, tier.step))
-                    found += points[-1:] if newest else points[:1]
+                    edge = slice(-1, None) if newest else slice(0, 1)
+                    found += blocks.to_points(*(a[edge] for a in self.decoded.decode(data, start, tier.step)))
             rows = self._legacy(self.store.binary.zrange(legacy_key, -1, -1) if newest
                                 else self.store.binary.zrange(legacy_key, 0, 0))
         except _ERRORS as exc:
