@@ -211,6 +211,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Days of per-minute roll-ups (min, mean, max of each chart series) kept.",
             kinds.ranged(float, 0.01, 3650)),
     Setting("HOUR_HISTORY_DAYS", 365.0, "Days of per-hour roll-ups kept.", kinds.ranged(float, 0.1, 36500)),
+    Setting("HOST_BUDGET_BYTES", 5_000_000,
+            "With REDIS_URL: the most one host's history may take in Redis (its stream, process table and "
+            "roll-ups, as MEMORY USAGE counts them); over it, its oldest roll-ups are trimmed first.",
+            kinds.ranged(int, 100_000, 10 ** 12)),
     Setting("CONSOLE_RATE", 20.0,
             "Console requests per second per connection.", kinds.ranged(float, 0.1, 100_000)),
     Setting("CONSOLE_BURST", 40,

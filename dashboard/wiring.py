@@ -122,7 +122,7 @@ class Instance:
             if config["HISTORY_STORE"]:
                 from .store.redis_tiers import RedisTiers
 
-                history = RedisTiers(store, tiers, names)
+                history = RedisTiers(store, tiers, names, config["HOST_BUDGET_BYTES"])
         else:
             self.audit = AuditLog(config["AUDIT_DB"], config["AUDIT_SYNC"])
             self.login_epoch = SqliteLoginEpoch(config["AUDIT_DB"], self.audit)

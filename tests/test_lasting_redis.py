@@ -37,15 +37,16 @@ def test_a_month_in_redis_reads_back_exactly_as_from_sqlite(redis_server, tmp_pa
     tiers.add_point(*items[-1])
     tiers.flush()
     minute = kept[0]
-    assert store.binary.zcard(store.tier_key(minute.step, "web-1")) == sum(1 for t, _h, _p in items if t is minute)
-    memory = store.binary.memory_usage(store.tier_key(minute.step, "web-1"))
-    print(f"redis: minute tier, 30 days, one host: {memory / 1e6:.1f} MB "
-          f"({memory / store.binary.zcard(store.tier_key(minute.step, 'web-1')):.0f} B per point)")
+    stored = tiers.points(minute, "web-1", 0, now + DAY)
+    assert len(stored) == len({p.ts for p in stored}) == sum(1 for t, _h, _p in items if t is minute)
+    memory = store.binary.memory_usage(store.blocks_key(minute.step, "web-1"))
+    print(f"redis: minute tier, 30 days, one host: {memory / 1e6:.2f} MB "
+          f"({memory / len(stored) / len(NAMES):.1f} B per series and step)")
     # Trimmed by age.
     short = RedisTiers(store, default_tiers(1, 2), NAMES)
     short.add_point(*items[0])  # 30 days old
     assert short.flush() is True
-    assert store.binary.zrangebyscore(store.tier_key(60, "web-1"), 0, now - 2 * DAY) == []
+    assert short.points(minute, "web-1", 0, now - 2 * DAY) == []
     sqlite.close()
     store.close()
 

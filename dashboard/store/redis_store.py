@@ -2,7 +2,10 @@
 
     {p}:host:{name}      stream   one host's samples plus every global event
                                   (config, notice, alert), ids shared by all
-                                  processes; trimmed to HISTORY_SECONDS
+                                  processes; trimmed to HISTORY_SECONDS. A sample's
+                                  data is compressed ("z" alone, or "y" against
+                                  the key frame "k": store/stream_frames.py);
+                                  readers here give it back as "d"
     {p}:hosts            hash     host -> JSON (last_seen, role, interval, pid)
     {p}:procs:{name}     string   the host's full process table (JSON), for ps/top
     {p}:lease:{name}     string   which process samples that host (expires)
@@ -14,9 +17,12 @@
                                   to 100,000 entries)
     {p}:revoked          zset     logged-out session ids, scored by expiry
     {p}:login_epoch      string   the generation login cookies carry (store.login_epoch)
-    {p}:tier:{step}:{name} zset   one host's roll-ups of one tier (store/redis_tiers.py):
-                                  score = start of the step, member = 8-byte time + packed
-                                  point; trimmed to the tier's retention
+    {p}:blocks:{step}:{name} hash one host's roll-ups of one tier (store/redis_tiers.py):
+                                  field = start of a block of steps, value = the packed
+                                  block (store/blocks.py); trimmed to the tier's retention
+    {p}:tier:{step}:{name} zset   the same before blocks, one member per point (score = start
+                                  of the step, member = 8-byte time + packed point): still
+                                  read, packed into blocks by the writer
     {p}:control          pubsub   "state changed": samplers reload it
     {p}:pushes           pubsub   console pushes for every console everywhere
     {p}:notify:channels  hash     notification channel name -> JSON (url, by, created)
@@ -41,6 +47,8 @@ from typing import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+
+from . import stream_frames
 
 # Renew only if we still hold it; release only our own lease.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
@@ -83,11 +91,19 @@ class RedisStore:
         self.r = redis.Redis.from_url(url, **options)
         # Blocking reads get their own connection pool, so they never hold up commands.
         self.reader = redis.Redis.from_url(url, **{**options, "socket_timeout": timeout + 10})
-        # Packed roll-up points are bytes: their own pool, without decoding.
+        # Packed roll-up points and compressed samples are bytes: their own pools, without decoding.
         self.binary = redis.Redis.from_url(url, **{**options, "decode_responses": False})
+        self.binary_reader = redis.Redis.from_url(url, **{**options, "decode_responses": False,
+                                                           "socket_timeout": timeout + 10})
+        self._writers: dict[str, stream_frames.Writer] = {}  # the samples this process writes, by host
+        self.frames = stream_frames.Reader(self._key_frame)
         self._renew = self.r.register_script(_RENEW)
         self._release = self.r.register_script(_RELEASE)
         self._add_rule = self.r.register_script(_ADD_RULE)
+
+    def _key_frame(self, key: str, entry_id: str) -> bytes | None:
+        found = self.binary.xrange(key, min=entry_id, max=entry_id)
+        return found[0][1].get(b"z") if found else None
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix,) + parts)
@@ -104,10 +120,14 @@ class RedisStore:
     def tier_key(self, step: int, host: str) -> str:
         return self.key("tier", str(step), host)
 
+    def blocks_key(self, step: int, host: str) -> str:
+        return self.key("blocks", str(step), host)
+
     def close(self) -> None:
         self.r.close()
         self.reader.close()
         self.binary.close()
+        self.binary_reader.close()
 
     # ---- streams ---------------------------------------------------------------
 
@@ -120,12 +140,20 @@ class RedisStore:
 
     def add_sample(self, host: str, data: str, procs: str | None, info: dict) -> str:
         """Append a sample to the host's stream (and its process table, when given); note the host as alive."""
+        writer = self._writers.setdefault(host, stream_frames.Writer())
+        fields = writer.fields(data)
         pipe = self.r.pipeline(transaction=False)
-        pipe.xadd(self.stream(host), {"t": "metrics", "d": data}, minid=self._minid(), approximate=True)
+        pipe.xadd(self.stream(host), fields, minid=self._minid(), approximate=True)
         if procs is not None:
             pipe.set(self.key("procs", host), procs, ex=max(60, int(info.get("interval", 1) * 10)))
         pipe.hset(self.key("hosts"), host, json.dumps({**info, "last_seen": time.time()}))
-        return pipe.execute()[0]
+        try:
+            entry_id = pipe.execute()[0]
+        except BaseException:
+            writer.lost()
+            raise
+        writer.written(fields, entry_id, data)
+        return entry_id
 
     def add_event(self, hosts: Iterable[str], type: str, data: str) -> dict[str, str]:
         """Append a global event to every host's stream; the id it got in each."""
@@ -138,16 +166,19 @@ class RedisStore:
     def backfill(self, host: str, since_ms: int | None = None) -> list[tuple[str, dict]]:
         """The host's stream as far back as the history reaches."""
         since = self.history_start() if since_ms is None else since_ms
-        return self.r.xrange(self.stream(host), min=f"{since}-0")
+        key = self.stream(host)
+        return self.frames.entries(key, self.binary.xrange(key, min=f"{since}-0"))
 
     def read(self, last_ids: dict[str, str], block_ms: int) -> list:
         """New entries after last_ids ({host: id}), waiting up to block_ms."""
         streams = {self.stream(h): i for h, i in last_ids.items()}
-        return self.reader.xread(streams, block=block_ms, count=1000) or []
+        return [(key.decode(), self.frames.entries(key.decode(), entries))
+                for key, entries in self.binary_reader.xread(streams, block=block_ms, count=1000) or []]
 
     def last_seq(self, host: str) -> int:
         """The seq of the host's newest sample (so a new sampler continues it)."""
-        for _id, fields in self.r.xrevrange(self.stream(host), count=50):
+        key = self.stream(host)
+        for _id, fields in self.frames.entries(key, self.binary.xrevrange(key, count=50)):
             if fields.get("t") == "metrics":
                 try:
                     return int(json.loads(fields["d"]).get("seq", 0))

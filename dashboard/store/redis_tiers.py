@@ -1,13 +1,19 @@
 """Chart tiers in Redis: the same points as the SQLite store, shared by every worker and dyno.
 
-Each host's tier is one sorted set (scored by the start of the step; see
-`redis_store.py` for the key). Points are written only by the process that
-takes the host's samples (the holder of its sampler lease), so each is
-written once, however many processes serve it. Writes are queued and sent
-about once a second in one pipeline by a writer greenlet (group_commit.py),
-never on the sampler's path; old points are trimmed by age once a minute.
+Each host's tier is one hash of packed blocks (store/blocks.py; see
+`redis_store.py` for the key): field = start of the block, value = its steps
+compressed. Points are written only by the process that takes the host's
+samples (the holder of its sampler lease), so each is written once, however
+many processes serve it. Writes are queued and sent about once a second by a
+writer greenlet (group_commit.py), never on the sampler's path: the blocks a
+batch touches are read, merged with its points and written back in one
+pipeline each. Old blocks are trimmed by age once a minute.
 While Redis is unreachable the points wait in the queue (up to MAX_PENDING)
 and go out when it is back; the failure is logged once.
+
+Before blocks, each point was one member of a sorted set (`{p}:tier:...`):
+those still read, and the writer packs them into blocks, CONVERT_POINTS per
+host and tier a minute (and any that fall in a block it writes anyway).
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import time
 
 import redis
 
+from . import blocks
 from .audit import StoreUnavailable
 from .group_commit import GroupCommit
+from .host_budget import HostBudget
 from .tiers import Codec, Point, Tier, block
 
 log = logging.getLogger("dashboard.history")
@@ -27,20 +35,37 @@ log = logging.getLogger("dashboard.history")
 FLUSH_SECONDS = 1.0
 TRIM_SECONDS = 60.0
 MAX_PENDING = 20_000
-_TS = struct.Struct(">q")  # the member starts with its time, so no two points are equal
+CONVERT_POINTS = 2000
+_TS = struct.Struct(">q")  # the old member started with its time, so no two points were equal
+_ERRORS = (redis.RedisError, OSError)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether Redis answered but refuses writes: OOM (full, noeviction) or READONLY (a replica)."""
+    return isinstance(exc, (redis.OutOfMemoryError, redis.ReadOnlyError))
+
+
+def _why(exc: BaseException) -> str:
+    return " - it refuses writes: full under noeviction, or a read-only replica" if _refused(exc) else ""
 
 
 class RedisTiers:
-    def __init__(self, store, tiers: tuple[Tier, ...], names: tuple[str, ...]) -> None:
+    def __init__(self, store, tiers: tuple[Tier, ...], names: tuple[str, ...], budget: int | None = None) -> None:
         self.store = store
+        # HOST_BUDGET_BYTES: each host this process writes for is trimmed to it (store/host_budget.py).
+        self.budget = None if budget is None else HostBudget(store, tiers, budget)
         self.tiers = tiers
         self.codec = Codec(len(names))
+        self.width = len(names)
+        self.decoded = blocks.DecodedCache()
         self._hosts: set[str] = set()
         self._trimmed_at = 0.0
+        self.refused = False  # the last write failed because Redis refuses writes
         self.writes = GroupCommit(
-            self._write, errors=(redis.RedisError, OSError), name="history points", period=FLUSH_SECONDS,
+            self._write, errors=_ERRORS, name="history points", period=FLUSH_SECONDS,
             max_pending=MAX_PENDING, logger=log, upkeep_due=self._trim_due,
-            failing=lambda exc, kept: f"history points cannot reach Redis ({exc}); kept queued, retrying",
+            failing=lambda exc, kept: f"history points cannot reach Redis ({exc}){_why(exc)}; live data goes on, "
+                                      f"{kept} points kept queued, retrying",
             recovered=lambda n: f"history points reach Redis again ({n} caught up)")
 
     @property
@@ -56,42 +81,68 @@ class RedisTiers:
         return self.writes.dropped
 
     def add_point(self, tier: Tier, host: str, point: Point) -> None:
-        self.writes.add((self.store.tier_key(tier.step, host), point.ts,
-                         _TS.pack(point.ts) + self.codec.pack(point.n, point.values)))
+        self.writes.add((host, tier.step, point))
         self._hosts.add(host)
 
-    def _rows(self, members: list[bytes]) -> list[tuple[int, bytes]]:
+    # ---- reading ---------------------------------------------------------------------
+
+    def _legacy(self, members: list[bytes]) -> list[tuple[int, bytes]]:
         return [(_TS.unpack_from(m)[0], m[_TS.size:]) for m in members]
 
-    def _range(self, tier: Tier, host: str, since: float, until: float) -> list[tuple[int, bytes]]:
-        try:
-            members = self.store.binary.zrangebyscore(self.store.tier_key(tier.step, host), int(since), int(until))
-        except (redis.RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis: {exc}") from exc
-        return self._rows(members)
-
     def block(self, tier: Tier, host: str, since: float, until: float) -> tuple:
-        return block(self.codec, self._range(tier, host, since, until))
+        span = blocks.steps_per_block(tier) * tier.step
+        starts = list(range(blocks.block_start(tier, since), int(until) + 1, span))
+        try:
+            pipe = self.store.binary.pipeline(transaction=False)
+            pipe.zrangebyscore(self.store.tier_key(tier.step, host), int(since), int(until))
+            if starts:
+                pipe.hmget(self.store.blocks_key(tier.step, host), starts)
+            found = pipe.execute()
+        except _ERRORS as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+        packed = zip(starts, found[1]) if starts else ()
+        return blocks.combine(block(self.codec, self._legacy(found[0])),
+                              [self.decoded.decode(data, start, tier.step) for start, data in packed if data],
+                              self.width, since, until)
 
     def points(self, tier: Tier, host: str, since: float, until: float) -> list[Point]:
-        return [self.codec.unpack(t, blob) for t, blob in self._range(tier, host, since, until)
-                if len(blob) == self.codec.size]
+        return blocks.to_points(*self.block(tier, host, since, until))
+
+    def _edge(self, tier: Tier, host: str, newest: bool) -> Point | None:
+        """The oldest or newest stored point of host's tier."""
+        key = self.store.blocks_key(tier.step, host)
+        legacy_key = self.store.tier_key(tier.step, host)
+        try:
+            fields = [int(f) for f in self.store.binary.hkeys(key)]
+            found = []
+            if fields:
+                start = max(fields) if newest else min(fields)
+                data = self.store.binary.hget(key, start)
+                if data:
+                    edge = slice(-1, None) if newest else slice(0, 1)
+                    found += blocks.to_points(*(a[edge] for a in self.decoded.decode(data, start, tier.step)))
+            rows = self._legacy(self.store.binary.zrange(legacy_key, -1, -1) if newest
+                                else self.store.binary.zrange(legacy_key, 0, 0))
+        except _ERRORS as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+        found += [self.codec.unpack(ts, blob) for ts, blob in rows if len(blob) == self.codec.size]
+        return (max if newest else min)(found, key=lambda p: p.ts, default=None)
 
     def oldest(self, tier: Tier, host: str) -> int | None:
-        try:
-            first = self.store.binary.zrange(self.store.tier_key(tier.step, host), 0, 0, withscores=True)
-        except (redis.RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis: {exc}") from exc
-        return int(first[0][1]) if first else None
+        point = self._edge(tier, host, newest=False)
+        return None if point is None else point.ts
 
     def last_point(self, tier: Tier, host: str) -> Point | None:
-        members = self.store.binary.zrevrange(self.store.tier_key(tier.step, host), 0, 0)
-        rows = [r for r in self._rows(members) if len(r[1]) == self.codec.size]
-        return self.codec.unpack(*rows[0]) if rows else None
+        return self._edge(tier, host, newest=True)
 
     def health(self) -> dict:
-        return {"state": "failing" if self.error else "ok", "error": self.error, "store": "redis",
-                "pending": self.writes.pending, "written": self.written, "dropped": self.dropped}
+        out = {"state": "failing" if self.error else "ok", "error": self.error, "store": "redis",
+               "pending": self.writes.pending, "written": self.written, "dropped": self.dropped}
+        if self.error and self.refused:
+            out["refused"] = "Redis refuses writes (full under noeviction, or a read-only replica)"
+        if self.budget is not None:
+            out.update(self.budget.health())
+        return out
 
     # ---- the writer (store/group_commit.py) ---------------------------------------
 
@@ -104,21 +155,85 @@ class RedisTiers:
     def _trim_due(self) -> bool:
         return bool(self._hosts) and time.time() - self._trimmed_at >= TRIM_SECONDS
 
-    def _write(self, batch: list[tuple[str, int, bytes]], final: bool) -> None:
+    def _tier(self, step: int) -> Tier:
+        return next((t for t in self.tiers if t.step == step), None) or Tier(str(step), step, float("inf"))
+
+    def _write(self, batch: list[tuple[str, int, Point]], final: bool) -> None:
         now = time.time()
         trim = final and self._trim_due()
-        pipe = self.store.binary.pipeline(transaction=False)
-        for key, ts, member in batch:
-            pipe.zremrangebyscore(key, ts, ts)  # the same step written again replaces it
-            pipe.zadd(key, {member: ts})
+        touched: dict[tuple[str, int, int], list[Point]] = {}
+        for host, step, point in batch:
+            touched.setdefault((host, step, blocks.block_start(self._tier(step), point.ts)), []).append(point)
         if trim:
             for host in self._hosts:
                 for tier in self.tiers:
-                    pipe.zremrangebyscore(self.store.tier_key(tier.step, host), "-inf",
-                                          f"({int(now - tier.retention)}")
-        pipe.execute()
+                    for ts, _ in self._legacy_rows(host, tier, "-inf", "+inf", CONVERT_POINTS):
+                        touched.setdefault((host, tier.step, blocks.block_start(tier, ts)), [])
+        try:
+            self._pack(touched)
+        except _ERRORS as exc:
+            self.refused = _refused(exc)
+            if self.refused and self.budget is not None:
+                # Full: deleting is still allowed, and frees what is over a budget.
+                for host in self._hosts:
+                    self.budget.enforce(host, now)
+            raise
+        self.refused = False
         if trim:
+            for host in self._hosts:
+                for tier in self.tiers:
+                    self._trim(host, tier, int(now - tier.retention))
+                if self.budget is not None:
+                    self.budget.enforce(host, now)
             self._trimmed_at = now
+
+    def _legacy_rows(self, host: str, tier: Tier, low, high, count: int | None = None) -> list:
+        members = self.store.binary.zrangebyscore(self.store.tier_key(tier.step, host), low, high,
+                                                  start=0 if count else None, num=count)
+        return self._legacy(members)
+
+    def _pack(self, touched: dict[tuple[str, int, int], list[Point]]) -> None:
+        """Merge points into their blocks (with any old-format points of those blocks), one
+        pipeline to read the blocks, one to write them."""
+        if not touched:
+            return
+        keys = list(touched)
+        read = self.store.binary.pipeline(transaction=False)
+        for host, step, start in keys:
+            span = blocks.steps_per_block(self._tier(step)) * step
+            read.hget(self.store.blocks_key(step, host), start)
+            read.zrangebyscore(self.store.tier_key(step, host), start, f"({start + span}")
+        found = read.execute()
+        write = self.store.binary.pipeline(transaction=False)
+        for i, (host, step, start) in enumerate(keys):
+            old, members = found[2 * i], found[2 * i + 1]
+            legacy = [self.codec.unpack(ts, blob) for ts, blob in self._legacy(members)
+                      if len(blob) == self.codec.size]
+            if old is None and not legacy and not touched[keys[i]]:
+                continue
+            span = blocks.steps_per_block(self._tier(step)) * step
+            write.hset(self.store.blocks_key(step, host), start,
+                       blocks.merge(old, legacy + touched[keys[i]], self.width, span // step, start, step))
+            if members:
+                write.zremrangebyscore(self.store.tier_key(step, host), start, f"({start + span}")
+        write.execute()
+
+    def _trim(self, host: str, tier: Tier, cutoff: int) -> None:
+        key = self.store.blocks_key(tier.step, host)
+        span = blocks.steps_per_block(tier) * tier.step
+        pipe = self.store.binary.pipeline(transaction=False)
+        pipe.zremrangebyscore(self.store.tier_key(tier.step, host), "-inf", f"({cutoff}")
+        for start in sorted(int(f) for f in self.store.binary.hkeys(key)):
+            if start + span <= cutoff:
+                pipe.hdel(key, start)
+            elif start < cutoff:
+                data = self.store.binary.hget(key, start)
+                kept = None if data is None else blocks.cut(data, start, tier.step, cutoff)
+                if kept is None:
+                    pipe.hdel(key, start)
+                elif kept is not data:
+                    pipe.hset(key, start, kept)
+        pipe.execute()
 
     def write_points(self, items) -> None:
         """Queue many points and write them now, in chunks (tools and tests filling history)."""

@@ -2,10 +2,12 @@
 
 A tier keeps one point per `step` seconds and host: for each chart series the
 minimum, mean and maximum of the samples taken in that step, and how many
-samples there were. Points travel as `Point` tuples; on disk and in Redis each
-is one packed record (float32 triples, NaN for "no value"), so a stored point
-costs 12 bytes per series plus its key. The stores know nothing of what the
-series are: they are handed their names and count.
+samples there were. Points travel as `Point` tuples; both stores keep them in
+compressed blocks of many steps (store/blocks.py), a few bytes per series and
+step. `Codec` is the record of one point as stores kept it before blocks
+(float32 triples, NaN for "no value", 12 bytes per series plus its key): old
+databases are read with it. The stores know nothing of what the series are:
+they are handed their names and count.
 """
 
 from __future__ import annotations

@@ -1,0 +1,266 @@
+"""What lasting history costs in bytes, and how fast a month and a year read back, now and before.
+
+From the real stores through their own API (SQLite file and a real redis-server),
+with the same data fed to both versions:
+
+- bytes per series and step of each roll-up tier on disk (pages after VACUUM)
+  and in Redis (MEMORY USAGE of the tier's keys);
+- bytes per raw sample (an hour of real compact metrics events at 1 Hz) on
+  disk and in the Redis stream;
+- Redis bytes per host with the defaults (30 days of minutes, a year of
+  hours, an hour of samples): MEMORY USAGE summed over every key;
+- p99 of reading a 30-day and a 1-year window (the code /api/history runs,
+  in process, without HTTP), from SQLite and from Redis.
+
+`--app-ref REF` runs the same probe against the app as it was at a git ref
+(extracted with `git archive`, nothing checked out), printed side by side.
+
+    python -m bench.storage_bench --app-ref a370fea
+
+The roll-ups are synthetic but shaped like a container's samples (cpu noisy,
+memory and load smooth, swap constant, rates bursty; min and max rounded as
+the collectors round, means as they come). Prints a table, then one JSON
+object as the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DAY = 86400
+SHAPES = {"cpu": (30, 0.5, 8, 1), "memory": (60, 0.02, 0.1, 1), "swap": (1.5, 0, 0, 1),
+          "load1": (1.2, 0.02, 0.05, 2), "load5": (1.1, 0.01, 0.02, 2), "load15": (1.0, 0.005, 0.01, 2),
+          "disk_read": (2e5, 2e3, 5e4, 1), "disk_write": (8e5, 5e3, 2e5, 1), "net_rx": (3e6, 2e4, 8e5, 1),
+          "net_tx": (1e6, 1e4, 3e5, 1), "container_cpu": (20, 0.5, 6, 1), "container_memory": (45, 0.02, 0.1, 1)}
+
+
+def make_points(names, now: int, step: int, days: int, samples: int, seed: int) -> list:
+    """[ts, n, [[min, mean, max] | None, ...]] per step: a level that wanders, and the
+    spread of `samples` noisy samples around it."""
+    rnd = random.Random(seed)
+    level = [SHAPES.get(n, (10, 0.1, 1, 1))[0] for n in names]
+    out = []
+    for ts in range((now - days * DAY) // step * step, now // step * step, step):
+        values = []
+        for j, name in enumerate(names):
+            typical, wander, noise, decimals = SHAPES.get(name, (10, 0.1, 1, 1))
+            level[j] = max(0.0, level[j] + rnd.gauss(0, wander * samples ** 0.5) + 0.001 * (typical - level[j]))
+            spread = [abs(rnd.gauss(0, noise)) * 2.5 for _ in range(2)]
+            low = round(max(0.0, level[j] - spread[0]), decimals)
+            high = round(level[j] + spread[1], decimals)
+            values.append([low, min(high, max(low, level[j] + rnd.gauss(0, noise / samples ** 0.5))), high])
+        out.append([ts, samples, values])
+    return out
+
+
+def make_events(count: int) -> list[str]:
+    """An hour of real metrics events: this machine's sample, its numbers moved a little each second."""
+    from dashboard import create_app
+    from dashboard.stream import wire
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app({"LOG_LEVEL": "warning", "OPERATOR_TOKEN": "x", "SECRET_KEY": "x",
+                          "DATA_DIR": f"{tmp}/d", "AUDIT_DB": f"{tmp}/a.sqlite3"})
+        svc = app.extensions["dashboard"]
+        svc.sampler.sample()
+        time.sleep(0.5)
+        sample = svc.sampler.sample()
+        svc.shutdown("probe")
+    rnd = random.Random(5)
+    now = time.time()
+    out = []
+    for i in range(count):
+        s = json.loads(json.dumps(sample))
+        s["ts"], s["seq"] = now - count + i, i + 1
+        out.append(wire.encode(_moved(s, rnd)))
+    return out
+
+
+def _moved(value, rnd: random.Random, key: str = ""):
+    """Every measurement moved (floats: rates, percentages; large ints: bytes, rss); ids,
+    counts, names and the clock as they are. More change from one second to the next than
+    a real host shows, where most totals and most processes' numbers stay put."""
+    if isinstance(value, dict):
+        return {k: v if k in ("ts", "seq") else _moved(v, rnd, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_moved(v, rnd, key) for v in value]
+    if isinstance(value, float):
+        return round(value * rnd.uniform(0.5, 1.5) + rnd.uniform(0, 1), 1)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 1000 and key != "pid":
+        return int(value * rnd.uniform(0.99, 1.01))
+    return value
+
+
+# ---- the probe: runs against whichever `dashboard` package is importable ----------------
+
+def _pages(path: str) -> int:
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.execute("VACUUM")
+    size = db.execute("PRAGMA page_count").fetchone()[0] * db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    return size
+
+
+def _timed(fn, rounds: int) -> dict:
+    """The first call (nothing cached yet), then p50 and p99 of `rounds` more."""
+    times = []
+    for _ in range(rounds + 1):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    first, times = times[0], sorted(times[1:])
+    return {"first": round(first, 2), "p50": round(times[len(times) // 2], 2),
+            "p99": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2)}
+
+
+def _reads(store, tiers, now: float, rounds: int) -> dict:
+    from dashboard.stream.windows import Windows
+
+    windows = Windows(3600, tiers, store)
+    out = {}
+    for label, seconds in (("30d", 30 * DAY), ("1y", 365 * DAY)):
+        tier, k = windows.choose(seconds, now, now, 1.0)
+        out[label] = _timed(lambda: windows.rolled("web-1", tier, k, now - seconds, now), rounds)
+    return out
+
+
+def probe(data: dict, scratch: Path, redis_url: str, rounds: int) -> dict:
+    from dashboard.store.history_store import HistoryStore
+    from dashboard.store.redis_store import RedisStore
+    from dashboard.store.redis_tiers import RedisTiers
+    from dashboard.store.tiers import Point, default_tiers
+
+    names, tiers, now = tuple(data["names"]), default_tiers(30, 365), data["now"]
+    by_step = {t.step: t for t in tiers}
+    items = {step: [(by_step[int(step)], "web-1", Point(ts, n, tuple(None if v is None else tuple(v) for v in values)))
+                    for ts, n, values in rows] for step, rows in data["points"].items()}
+    out = {"series": len(names), "disk": {}, "redis": {}}
+    empty = _pages(HistoryStore(str(scratch / "empty"), tiers, names, 3600).path)
+    for step, rows in items.items():
+        store = HistoryStore(str(scratch / f"tier-{step}"), tiers, names, 3600)
+        store.write_points(rows)
+        store.close()
+        out["disk"][by_step[int(step)].name] = round((_pages(store.path) - empty) / len(rows) / len(names), 2)
+    events = HistoryStore(str(scratch / "events"), tiers, names, 7200)
+    ms = int(time.time() * 1000) - 3600_000
+    for i, data_ in enumerate(data["events"]):
+        events.add_event((ms + i * 1000, 0), "metrics", data_)
+    events.close()
+    out["disk"]["raw_sample"] = round((_pages(events.path) - empty) / len(data["events"]))
+    full = HistoryStore(str(scratch / "full"), tiers, names, 3600)
+    full.write_points([i for rows in items.values() for i in rows])
+    out["disk"]["reads_ms"] = _reads(full, tiers, now, rounds)
+    full.close()
+
+    store = RedisStore(redis_url, "bench", history_seconds=3600)
+    store.binary.flushdb()
+    rtiers = RedisTiers(store, tiers, names)
+    for step, rows in items.items():
+        rtiers.write_points(rows)
+        used = sum(store.binary.memory_usage(k, samples=0) or 0 for k in store.binary.scan_iter(f"bench:*:{step}:*"))
+        out["redis"][by_step[int(step)].name] = round(used / len(rows) / len(names), 2)
+    for data_ in data["events"]:
+        store.add_sample("web-1", data_, None, {"interval": 1})
+    out["redis"]["raw_sample"] = round(store.binary.memory_usage(store.stream("web-1"), samples=0) / len(data["events"]))
+    out["redis"]["host_bytes"] = sum(store.binary.memory_usage(k, samples=0) or 0 for k in store.binary.scan_iter("bench:*"))
+    out["redis"]["reads_ms"] = _reads(rtiers, tiers, now, rounds)
+    rtiers.close()
+    store.binary.flushdb()
+    store.close()
+    return out
+
+
+# ---- running it, now and at a ref ---------------------------------------------------------
+
+def _redis(scratch: Path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--daemonize", "yes", "--pidfile", str(scratch / "redis.pid"), "--dir", str(scratch)], check=True)
+    for _ in range(200):
+        if (scratch / "redis.pid").exists() and (scratch / "redis.pid").read_text().strip():
+            break
+        time.sleep(0.05)
+    return f"redis://127.0.0.1:{port}/0", int((scratch / "redis.pid").read_text())
+
+
+def at_ref(ref: str, data_file: Path, scratch: Path, redis_url: str, rounds: int) -> dict:
+    """The probe run against the app at ref: its `dashboard` package first on the path."""
+    tree = scratch / "ref"
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", ref, "dashboard"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    run = subprocess.run([sys.executable, __file__, "--probe", str(data_file), "--redis", redis_url,
+                          "--rounds", str(rounds)], env=env, cwd=str(tree), check=True, capture_output=True, text=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def render(now: dict, before: dict | None) -> str:
+    def pair(path):
+        def get(d):
+            for p in path:
+                d = d[p]
+            return d
+        return f"{get(now)}" + ("" if before is None else f" (before {get(before)})")
+
+    return "\n".join([
+        f"Lasting history storage, {now['series']} series",
+        f"  disk, B per series and step: minute {pair(['disk', 'minute'])}, hour {pair(['disk', 'hour'])}",
+        f"  Redis, B per series and step: minute {pair(['redis', 'minute'])}, hour {pair(['redis', 'hour'])}",
+        f"  B per raw sample: disk {pair(['disk', 'raw_sample'])}, Redis stream {pair(['redis', 'raw_sample'])}",
+        f"  Redis per host with the defaults (30 d minutes, 365 d hours, 1 h of samples): "
+        f"{pair(['redis', 'host_bytes'])} B",
+    ] + [f"  read ms, {store}, {label}: first {pair([key, 'reads_ms', label, 'first'])}, "
+         f"p50 {pair([key, 'reads_ms', label, 'p50'])}, p99 {pair([key, 'reads_ms', label, 'p99'])}"
+         for key, store in (("disk", "SQLite"), ("redis", "Redis")) for label in ("30d", "1y")])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="lasting history: bytes per point and per host, read p99")
+    p.add_argument("--app-ref", help="also measure the app at this git ref (e.g. a370fea)")
+    p.add_argument("--rounds", type=int, default=100)
+    p.add_argument("--probe", help=argparse.SUPPRESS)
+    p.add_argument("--redis", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.probe:
+        with tempfile.TemporaryDirectory(prefix="bench-storage-") as tmp:
+            print(json.dumps(probe(json.loads(Path(args.probe).read_text()), Path(tmp), args.redis, args.rounds)))
+        return 0
+    from dashboard.sampling.series import SERIES
+
+    names = [s.name for s in SERIES]
+    now = int(time.time())
+    data = {"names": names, "now": now, "events": make_events(3600),
+            "points": {"60": make_points(names, now, 60, 30, 60, 1), "3600": make_points(names, now, 3600, 365, 3600, 2)}}
+    with tempfile.TemporaryDirectory(prefix="bench-storage-") as tmp:
+        scratch = Path(tmp)
+        data_file = scratch / "data.json"
+        data_file.write_text(json.dumps(data))
+        url, pid = _redis(scratch)
+        try:
+            (scratch / "now").mkdir()
+            result = {"now": probe(data, scratch / "now", url, args.rounds)}
+            result["before"] = at_ref(args.app_ref, data_file, scratch, url, args.rounds) if args.app_ref else None
+            result["app_ref"] = args.app_ref
+        finally:
+            os.kill(pid, 15)
+    print(render(result["now"], result["before"]))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
