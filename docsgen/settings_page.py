@@ -91,6 +91,8 @@ TESTS: dict[str, tuple[str, ...]] = {
     "STREAM_MAX_SECONDS": ('test_leaving::test_streams_are_rotated_each_at_its_own_time_within_the_last_tenth_of_the_limit', 'test_leaving_live::test_streams_end_by_themselves_before_a_proxy_would_and_resume_with_no_gap',),
     "STREAM_OPENS_PER_SECOND": ('test_leaving::test_admission_lets_a_burst_in_then_its_rate_and_tells_the_rest_to_come_back_spread_out', 'test_leaving_live::test_a_storm_of_new_streams_is_let_in_at_the_set_rate_and_the_rest_come_back_by_themselves',),
     "DATA_DIR_LASTS": ('test_state_place::test_elsewhere_a_mounted_volume_is_recognised_by_its_device', 'test_state_place::test_the_warning_appears_exactly_when_state_will_not_last',),
+    "HOST_BUDGET_BYTES": ("test_host_budget::test_a_host_over_its_budget_is_trimmed_from_its_oldest_data",
+                          "test_host_budget::test_the_writer_keeps_each_host_inside_its_budget"),
     "LOGIN_FAILURES_ALLOWED": ("test_access_live::test_guessing_is_throttled_and_the_right_token_works_after_the_wait",),
     "LOGIN_FAILURES_PER_MINUTE": (
         "test_auth::test_failures_from_all_addresses_past_the_minute_ceiling_stop_everyone_until_it_ends",
