@@ -1,8 +1,8 @@
 """Everything the app keeps in Redis, and the one place that names its keys.
 
-    {p}:host:{name}      stream   one host's samples plus every global event
-                                  (config, notice, alert), ids shared by all
-                                  processes; trimmed to HISTORY_SECONDS
+    {p}:host:{name}      stream   one host's samples (global events: {p}:events, in
+                                  store/fleet_store.py, with the fleet's summaries), ids
+                                  shared by all processes; trimmed to HISTORY_SECONDS
     {p}:hosts            hash     host -> JSON (last_seen, role, interval, pid)
     {p}:procs:{name}     string   the host's full process table (JSON), for ps/top
     {p}:lease:{name}     string   which process samples that host (expires)
@@ -118,14 +118,17 @@ class RedisStore:
     def _minid(self) -> str:
         return f"{self.history_start()}-0"
 
-    def add_sample(self, host: str, data: str, procs: str | None, info: dict) -> str:
-        """Append a sample to the host's stream (and its process table, when given); note the host as alive."""
+    def add_sample(self, host: str, data: str, procs: str | None, info: dict, also=None) -> str:
+        """Append a sample to the host's stream (and its process table, when given); note the host as alive.
+        `also(pipe)` queues more writes in the same round trip (the fleet summary)."""
         pipe = self.r.pipeline(transaction=False)
+        if also is not None:
+            also(pipe)
         pipe.xadd(self.stream(host), {"t": "metrics", "d": data}, minid=self._minid(), approximate=True)
         if procs is not None:
             pipe.set(self.key("procs", host), procs, ex=max(60, int(info.get("interval", 1) * 10)))
         pipe.hset(self.key("hosts"), host, json.dumps({**info, "last_seen": time.time()}))
-        return pipe.execute()[0]
+        return pipe.execute()[-3 if procs is not None else -2]
 
     def add_event(self, hosts: Iterable[str], type: str, data: str) -> dict[str, str]:
         """Append a global event to every host's stream; the id it got in each."""

@@ -10,6 +10,7 @@ from ..console.operations import Operations
 from ..console.sessions import Consoles, Desk
 from ..control.tally import Counters
 from ..store.audit import AuditStore, StoreUnavailable
+from ..stream.fleet_board import FleetBoard
 from ..stream.views import HostView, Views
 from ..stream.windows import Windows
 from ..store.login_epoch import RedisLoginEpoch, SqliteLoginEpoch
@@ -33,6 +34,7 @@ class Instance(Protocol):
     consoles: Consoles
     desk: Desk
     views: Views
+    board: FleetBoard  # the fleet at a glance (/api/fleet, /fleet/events)
     windows: Windows  # /api/history's tiers
     ops: Operations  # alert_history, alert_rules
 
