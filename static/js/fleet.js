@@ -31,9 +31,10 @@ function bytes(v) {
 const pct = (v) => (v == null ? "—" : `${Math.round(v)}%`);
 const num = (v) => (v == null ? "—" : String(v));
 
-function cell(row, cls) {
+function cell(row, cls, label) {
   const span = document.createElement("span");
   span.className = cls;
+  if (label) span.dataset.l = label; // shown before the figure where there is no header row
   row.appendChild(span);
   return span;
 }
@@ -47,8 +48,9 @@ function makeRow(name) {
   a.textContent = name; // text, never HTML
   li.appendChild(a);
   const cells = {
-    state: cell(li, "fl-state"), cpu: cell(li, "fl-num"), mem: cell(li, "fl-num"), disk: cell(li, "fl-num"),
-    load: cell(li, "fl-num"), net: cell(li, "fl-num fl-net"), containers: cell(li, "fl-num fl-ctr"),
+    state: cell(li, "fl-state"), cpu: cell(li, "fl-num", "cpu"), mem: cell(li, "fl-num", "mem"),
+    disk: cell(li, "fl-num", "disk"), load: cell(li, "fl-num", "load"), net: cell(li, "fl-num fl-net"),
+    containers: cell(li, "fl-num fl-ctr"),
   };
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("class", "fl-spark");
@@ -99,7 +101,8 @@ function order(a, b) {
   if (sortEl.value === "worst") {
     const r = (RANK[a.state] ?? 3) - (RANK[b.state] ?? 3);
     if (r) return r;
-    const c = (b.cpu ?? -1) - (a.cpu ?? -1);
+    // By tens of percent: a host does not jump rows for every point of CPU.
+    const c = Math.floor((b.cpu ?? -10) / 10) - Math.floor((a.cpu ?? -10) / 10);
     if (c) return c;
   }
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
