@@ -112,3 +112,30 @@ def test_embedded_the_fleet_is_this_host_and_needs_a_login(client, anon, svc):
     page = anon.get("/fleet")
     assert page.status_code == 200 and b"private" in page.data and b"fleet.js" not in page.data
     assert b"fleet.js" in client.get("/fleet").data
+
+
+def test_a_rule_on_a_set_of_hosts_is_checked_on_those_only():
+    from dashboard.alerts.rules import Alerts, Rule
+
+    alerts = Alerts()
+    everywhere = alerts.add("cpu", ">=", 0, 0, "a")
+    web = alerts.add("cpu", ">=", 0, 0, "a", hosts="web-*")
+    one = alerts.add("cpu", ">=", 0, 0, "a", hosts="db-1")
+    fired = {h: {r.id for r, _, change in alerts.evaluate(sample(1), h)} for h in ("web-1", "db-1", "web")}
+    assert fired == {"web-1": {everywhere.id, web.id}, "db-1": {everywhere.id, one.id}, "web": {everywhere.id}}
+    assert web.describe() == "cpu >= 0 on web-*" and everywhere.describe() == "cpu >= 0"
+    assert Rule.from_dict(web.public()).hosts == "web-*" and Rule.from_dict(everywhere.public()).hosts is None
+    assert Rule.from_dict({**web.public(), "hosts": None}).applies("anything")
+
+
+def test_alert_set_takes_a_host_pattern_and_alert_list_says_where(client):
+    import json as _json
+
+    from tests.support.wsclient import TOKEN  # noqa: F401  (the client fixture is the operator)
+
+    svc = client.application.extensions["dashboard"]
+    rule = svc.ops.add_alert("cpu", ">=", 0, 0, by="op", hosts="web-*")
+    assert rule.hosts == "web-*"
+    listed = {r["id"]: r for r in svc.ops.alert_rules()}
+    assert listed[rule.id]["hosts"] == "web-*"
+    _json.dumps(listed)

@@ -90,7 +90,7 @@ def test_the_fleet_stream_lists_every_agent_live_and_marks_a_stopped_one_stale(s
         stop_agents(agents)
 
 
-def test_a_broadcast_is_one_write_and_every_host_stream_shows_it(start_server, redis_server, tmp_path):
+def test_a_broadcast_is_one_write_and_a_rule_on_a_set_fires_there_only(start_server, redis_server, tmp_path):
     server = start_server(web_env(redis_server))
     agents = start_agents(redis_server, tmp_path)
     r = redis.Redis.from_url(redis_server.url, decode_responses=True)
@@ -121,5 +121,19 @@ def test_a_broadcast_is_one_write_and_every_host_stream_shows_it(start_server, r
             keys = [tuple(map(int, i.split("-"))) for _, i in kinds]
             assert keys == sorted(keys) and len(set(keys)) == len(keys), name
         assert json.loads(r.xrange("dash:events")[-1][1]["d"])["message"] == "one write for the whole fleet"
+        # A rule on a set of hosts fires on those only, and the fleet shows where.
+        rule = op.ok("alert set cpu >= 0 --host 'web-*'")
+        assert rule["hosts"] == "web-*"
+
+        def firing_on():
+            row = next(row for row in op.ok("alert list")["rows"] if row[0] == rule["id"])
+            return row if row[3] == "web-a, web-b" else None
+
+        row = eventually(firing_on, 30, 0.2)
+        assert row[1] == "cpu >= 0 on web-*" and row[6] == "web-*"
+        assert set(row[4]) == {"web-a", "web-b"}  # evaluated where it applies, nowhere else
+        hosts = eventually(lambda: (lambda h: h if h["web-a"]["state"] == h["web-b"]["state"] == "alerts" else None)(
+            server.get("/api/fleet")[1]["hosts"]), 15, 0.2)
+        assert hosts["db-1"]["state"] == "up" and hosts["front"]["state"] == "up"
     finally:
         stop_agents(agents)

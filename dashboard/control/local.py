@@ -80,10 +80,10 @@ class LocalShared:
         return {k: v.public() for k, v in self.alerts.states.items()}
 
     def add_rule(self, metric: str, op: str, threshold: float, hold: float, by: str | None,
-                 limit: int) -> Rule | None:
+                 limit: int, hosts: str | None = None) -> Rule | None:
         if len(self.alerts.rules) >= limit:
             return None
-        rule = self.alerts.add(metric, op, threshold, hold, by)
+        rule = self.alerts.add(metric, op, threshold, hold, by, hosts)
         self._save()
         return rule
 

@@ -93,13 +93,13 @@ class RedisShared:
         return self.fleet.call(self.store.alert_states)
 
     def add_rule(self, metric: str, op: str, threshold: float, hold: float, by: str | None,
-                 limit: int) -> Rule | None:
+                 limit: int, hosts: str | None = None) -> Rule | None:
         if not self._shared:
-            return self.local.add_rule(metric, op, threshold, hold, by, limit)
+            return self.local.add_rule(metric, op, threshold, hold, by, limit, hosts)
         # Checked and added in one step in Redis, so workers racing cannot pass the limit.
         raw = self.fleet.call(self.store.add_rule, {
             "metric": metric, "op": op, "threshold": threshold, "hold": hold, "by": by,
-            "created": time.time()}, limit)
+            "created": time.time(), "hosts": hosts}, limit)
         if raw is None:
             return None
         self.alerts.replace(self.fleet.call(self.store.rules))
