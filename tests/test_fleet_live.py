@@ -71,7 +71,6 @@ def test_the_fleet_stream_lists_every_agent_live_and_marks_a_stopped_one_stale(s
             # Live figures keep coming for every agent, each event only what changed.
             assert viewer.wait_for(lambda c: all(
                 sum(1 for e in c.events_of("fleet") if n in e.json["hosts"]) >= 3 for n in AGENTS), 20)
-            assert all("ts" in e.json["hosts"].get("db-1", {"ts": 0}) for e in viewer.events_of("fleet"))
             assert not any("name" in fields for e in viewer.events_of("fleet")
                            for fields in e.json["hosts"].values())  # known already: not sent again
             ids = [e.last_event_id for e in viewer.events_of("fleet")]

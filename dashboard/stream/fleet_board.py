@@ -4,7 +4,7 @@ Summaries come in as they are made (this process's sampler) or read (the fleet
 reader, from Redis), each with the fields that changed. `flush` (once a
 second) works out each host's state (up, stale, paused, alerts) and publishes
 one `fleet` event carrying only the hosts and fields that changed since the
-previous one: {"hosts": {name: {field: value}}}. Its id is the id of the newest
+previous one: {"hosts": {name: {field: value}}} (`ts` is only in /api/fleet). Its id is the id of the newest
 Redis change it includes, the same in every web process, so a viewer resumes
 on any of them with Last-Event-ID; an event that only marks hosts stale (no
 change read) takes the hub's own next id. A viewer that cannot resume gets a
@@ -47,7 +47,11 @@ class FleetBoard:
     def update(self, host: str, changed: dict, key: EventKey | None = None) -> None:
         """One host's changed fields (key: the Redis id of that change, if read from there)."""
         self.hosts.setdefault(host, {"name": host}).update(changed)
-        self._pending.setdefault(host, {}).update(changed)
+        # Viewers are not sent `ts` (it changes with every sample, and the state says
+        # what it means): a thousand hosts' timestamps would be a fifth of each event.
+        shown = {k: v for k, v in changed.items() if k != "ts"}
+        if shown:
+            self._pending.setdefault(host, {}).update(shown)
         if key is not None:
             self._key = key
 
