@@ -15,13 +15,12 @@ import socket
 import time
 from typing import Callable
 
-import redis
-
 from ..alerts.rules import Alerts, RuleState, alert_event
 from ..console import protocol
 from ..sampling.sampler import Sampler
 from ..sampling.summary import Summarizer
 from ..store.fleet_store import FleetStore
+from ..store.redis_client import ERRORS
 from ..store.redis_store import RedisStore
 from ..stream.events import Event, to_json
 
@@ -30,7 +29,7 @@ log = logging.getLogger("dashboard.fleet")
 # Another process's ps/top for this host reads a table at most this old (seconds).
 TABLE_SECONDS = 5.0
 
-ERRORS = (redis.RedisError, OSError)
+__all__ = ["ERRORS", "HostSampling", "publish_everywhere"]
 
 
 class HostSampling:

@@ -40,7 +40,7 @@ import time
 from typing import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
+from .redis_client import connect
 
 # Renew only if we still hold it; release only our own lease.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
@@ -80,11 +80,11 @@ class RedisStore:
         if url.startswith("rediss://") and not tls_verify:
             # Heroku's Redis add-on presents a self-signed certificate.
             options["ssl_cert_reqs"] = None
-        self.r = redis.Redis.from_url(url, **options)
+        self.r = connect(url, **options)
         # Blocking reads get their own connection pool, so they never hold up commands.
-        self.reader = redis.Redis.from_url(url, **{**options, "socket_timeout": timeout + 10})
+        self.reader = connect(url, **{**options, "socket_timeout": timeout + 10})
         # Packed roll-up points are bytes: their own pool, without decoding.
-        self.binary = redis.Redis.from_url(url, **{**options, "decode_responses": False})
+        self.binary = connect(url, **{**options, "decode_responses": False})
         self._renew = self.r.register_script(_RENEW)
         self._release = self.r.register_script(_RELEASE)
         self._add_rule = self.r.register_script(_ADD_RULE)
