@@ -36,8 +36,8 @@ def test_a_wheel_with_only_the_agent_extra_publishes_a_host(redis_server, tmp_pa
     py = env_dir / "bin" / "python"
     subprocess.run([str(py), "-m", "pip", "install", "-q", f"{wheel}[agent]"], check=True, cwd=tmp_path,
                    timeout=600)
-    for module in ("flask", "numpy", "apprise"):
-        probe = subprocess.run([str(py), "-c", f"import {module}"], capture_output=True, cwd=tmp_path)
+    for module in ("flask", "numpy", "apprise", "redis"):
+        probe = subprocess.run([str(py), "-I", "-c", f"import {module}"], capture_output=True, cwd=tmp_path)
         assert probe.returncode != 0, f"{module} was installed with [agent]"
     env = {"PATH": os.environ["PATH"], "REDIS_URL": redis_server.url, "SAMPLE_INTERVAL": "0.5",
            "HOME": str(tmp_path)}
