@@ -230,7 +230,22 @@ class Fleet:
         merged.sort(key=lambda m: m[0])
         for key, host, fields in merged:
             for name in (host,) if host is not None else list(self.following):
-                self.views.ingest(name, fields.get("t", ""), fields.get("d", ""), key=key)
+                self._ingest(name, key, host is None, fields)
+
+    def _ingest(self, name: str, key: EventKey, is_global: bool, fields: dict) -> None:
+        """One new entry into a view. Two streams' ids cannot say which of two entries
+        made in the same millisecond came first: one that arrives after a later-keyed
+        entry was shown takes the view's next id instead of being lost (a global
+        event the view already has, from its backfill, is skipped)."""
+        view = self.views.get(name)
+        if view is None:
+            return
+        head = view.hub.head
+        if head is not None and key <= head.key:
+            if is_global and any(f.key == key for f in view.hub.frames()[-256:]):
+                return  # already there
+            key = None
+        self.views.ingest(name, fields.get("t", ""), fields.get("d", ""), key=key)
 
     def _changes(self, entries) -> None:
         for entry_id, fields in entries:
