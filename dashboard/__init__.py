@@ -26,7 +26,7 @@ def create_app(test_config: dict | None = None):
     from datetime import timedelta
 
     from . import logs, settings
-    from .web import api, auth, body_limits, budgets, console_socket, metrics, pages, proxy, request_log
+    from .web import api, auth, body_limits, budgets, console_socket, fleet, metrics, pages, proxy, request_log
     from .web import events as stream
     from .web.common import error
     from .control.services import Step
@@ -98,6 +98,7 @@ def create_app(test_config: dict | None = None):
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(stream.bp)
+    app.register_blueprint(fleet.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(metrics.bp)

@@ -9,6 +9,7 @@ reconnects with backoff when Redis goes away. SIGTERM or Ctrl-C stops it and
 releases its lease.
 """
 
+# redis-py's sockets must yield to the sampler's greenlets: patch before anything opens one.
 from gevent import monkey
 
 monkey.patch_all()
@@ -21,6 +22,7 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
+
 import redis  # noqa: E402
 
 from . import settings  # noqa: E402

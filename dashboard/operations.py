@@ -149,12 +149,14 @@ class Operations:
             self.shared.publish_event(event)
         return changed, event
 
-    def add_alert(self, metric: str, op: str, value: float, hold: float, by: str | None) -> Rule:
-        """ValueError (a bad_args reply) for a bad rule, or one past MAX_ALERT_RULES."""
+    def add_alert(self, metric: str, op: str, value: float, hold: float, by: str | None,
+                  hosts: str | None = None) -> Rule:
+        """ValueError (a bad_args reply) for a bad rule, or one past MAX_ALERT_RULES.
+        hosts: one host, a pattern (`web-*`), or None for every host."""
         limit = self.config["MAX_ALERT_RULES"]
         check(metric, op, value)  # malformed, or a rule that could never fire
         self._check_mount(metric)
-        rule = self.shared.add_rule(metric, op, value, hold, by, limit)
+        rule = self.shared.add_rule(metric, op, value, hold, by, limit, **({"hosts": hosts} if hosts else {}))
         if rule is None:
             raise ValueError(f"there are already {limit} alert rules (MAX_ALERT_RULES); "
                              "clear one first (alert list, alert clear <id>)")

@@ -43,6 +43,7 @@ from .health import health
 from .state_place import describe as describe_place
 from .logs import Refusals
 from .operations import Operations
+from .periodic import Every
 from .sampling.series import SERIES
 from .store.audit import AuditLog, Record, RedisAuditLog
 from .store.audit_summary import AuditSummary
@@ -50,6 +51,7 @@ from .store.login_epoch import RedisLoginEpoch, SqliteLoginEpoch
 from .store.notify_store import RedisNotifyStore, SqliteNotifyStore
 from .store.tiers import default_tiers
 from .stream.drain import Drain
+from .stream.fleet_board import FleetBoard
 from .stream.history import History
 from .stream.hub import Hub
 from .stream.views import Views
@@ -68,6 +70,7 @@ class Instance:
         self.version = __version__
         self.host = config["HOST_NAME"] or socket.gethostname()
         self.views = Views(self.host, config)
+        self.board = FleetBoard(config, stale_seconds=config["HOST_STALE_SECONDS"])  # GET /fleet/events
         self.local = self.views.local
         self.alerts = Alerts()
         self.consoles = Consoles()
@@ -86,6 +89,7 @@ class Instance:
             Step("process table", stop=self.processes.close),  # the /proc files it keeps open
             self.shared,
             Task("heartbeats", self.views.heartbeats),
+            Task("fleet board", Every(1.0, self.board.tick, name="fleet board").run),
             Step("notifier", self.notifier.start, self.notifier.stop),
             Task("audit upkeep", lambda: audit_upkeep(
                 self.audit, config["AUDIT_RETENTION_DAYS"], alone=self.shared.alone,
@@ -140,7 +144,8 @@ class Instance:
             max_channels=config["MAX_NOTIFY_CHANNELS"], max_silences=config["MAX_SILENCES"])
         self.record = Transitions(self.notifier.record, self.notify_errors)
         local = LocalShared(self.sampler, self.alerts, self.views, self.processes,
-                            push=self.consoles.broadcast, on_transition=self.record, store=state_store)
+                            push=self.consoles.broadcast, on_transition=self.record, store=state_store,
+                            board=self.board)
         if not config["REDIS_URL"]:
             local.restore(config["HISTORY_SECONDS"])
             return local
@@ -152,7 +157,7 @@ class Instance:
             store, self.sampler, self.alerts, self.views, role="web",
             lease_seconds=config["SAMPLER_LEASE_SECONDS"], stale_seconds=config["HOST_STALE_SECONDS"],
             table_rows=local.own_rows, on_transition=self.record, push=self.consoles.broadcast,
-            fallback=local)
+            fallback=local, board=self.board)
 
     def _on_sample(self, sample: dict) -> None:
         self.lasting.add(sample)
@@ -236,7 +241,7 @@ class Instance:
         """Stop every service, then end every stream so the worker can exit well before SIGKILL."""
         if not self.services.stop():
             return 0
-        closed = self.views.close_all(reason)
+        closed = self.views.close_all(reason) + self.board.hub.close_all(reason)
         consoles = self.consoles.close_all(GOING_AWAY, reason)
         log.info("shutting down: closed %d event streams and %d consoles", closed, consoles)
         return closed
@@ -246,8 +251,11 @@ class Instance:
     def end_session(self, sid: str, expires: float) -> tuple[int, int]:
         """Refuse this login from now on; close its consoles and its event streams."""
         self.audit.revoke(sid, expires)
+        fleet = [sub for sub in self.board.hub.subscribers if sub.login == sid]
+        for sub in fleet:
+            self.board.hub.close(sub, "logged out")
         return (self.consoles.close_login(sid, NORMAL, "logged out"),
-                self.views.close_login(sid, "logged out"))
+                self.views.close_login(sid, "logged out") + len(fleet))
 
     def audit_login(self, action: str, name: str, role: str, sid: str, addr: str, outcome: str) -> None:
         self.audit.append(Record(name, role, sid[:12], addr, action, action, outcome))

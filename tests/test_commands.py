@@ -52,7 +52,7 @@ def test_help_lists_what_the_role_may_run(ctx, svc):
     assert any(u.startswith("kill") for u in usages)
     observer = Context(Operator("bob", "observer", "s2", "x", "bearer"), svc.ops)
     assert not any(row[0].startswith("kill") for row in run(observer, "help")["rows"])
-    assert run(ctx, "help alert set")["usage"] == "alert set <metric> <op> <value> [--for <seconds>]"
+    assert run(ctx, "help alert set")["usage"] == "alert set <metric> <op> <value> [--for <seconds>] [--host <name>]"
     # A quoted blank names no command: the list, not a crash.
     assert run(ctx, "help ' '")["columns"] == ["usage", "role", "help"]
 

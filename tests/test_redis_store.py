@@ -93,7 +93,7 @@ def test_the_holder_writes_the_full_process_table_at_most_every_table_seconds(mo
     from dashboard.fleet import lease
 
     written = []
-    store = SimpleNamespace(add_sample=lambda host, data, procs, info: written.append(procs))
+    store = SimpleNamespace(add_sample=lambda host, data, procs, info, also=None: written.append(procs))
     built = []
     sampling = lease.HostSampling(store, "h1", SimpleNamespace(interval=1.0, paused=False), Alerts(),
                                   lease_seconds=5, role="web", publish_event=lambda e: None,

@@ -5,8 +5,9 @@ holds and fires once it has held for 30 s; it resolves as soon as the
 condition stops holding. Only transitions (firing, resolved) become events.
 A sample without the value (no rate yet, collector missing) changes nothing.
 
-Rules are shared (every host is checked against every rule); the state of a
-rule is kept per host, by whoever samples that host.
+Rules are shared; a rule applies to every host, or to the hosts its `hosts`
+pattern matches (one name, or a shell-style set such as `web-*`). The state
+of a rule is kept per host, by whoever samples that host.
 
 A container rule (`container:web cpu > 80`, `container:* memory > 90`: a
 name, or a pattern with `*` and `?`, then `cpu` or `memory`, each in % of the
@@ -22,6 +23,7 @@ from __future__ import annotations
 import fnmatch
 import operator
 import time
+from fnmatch import fnmatchcase
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -94,10 +96,15 @@ class Rule:
     hold: float
     by: str | None
     created: float = field(default_factory=time.time)
+    hosts: str | None = None  # a host name or a pattern (`web-*`); None: every host
 
     def describe(self) -> str:
         hold = f" for {self.hold:g}s" if self.hold else ""
-        return f"{self.metric} {self.op} {self.threshold:g}{hold}"
+        on = f" on {self.hosts}" if self.hosts else ""
+        return f"{self.metric} {self.op} {self.threshold:g}{hold}{on}"
+
+    def applies(self, host: str) -> bool:
+        return self.hosts is None or fnmatchcase(host, self.hosts)
 
     def public(self) -> dict:
         return asdict(self)
@@ -105,7 +112,7 @@ class Rule:
     @classmethod
     def from_dict(cls, d: dict) -> "Rule":
         return cls(d["id"], d["metric"], d["op"], float(d["threshold"]), float(d["hold"]), d.get("by"),
-                   float(d.get("created", 0)))
+                   float(d.get("created", 0)), d.get("hosts") or None)
 
 
 @dataclass
@@ -156,9 +163,10 @@ class Alerts:
         return {"rules": [r.public() for r in self.rules.values()], "next_id": self.next_id,
                 "states": [[rid, host, st.public()] for (rid, host), st in self.states.items()]}
 
-    def add(self, metric: str, op: str, threshold: float, hold: float, by: str | None) -> Rule:
+    def add(self, metric: str, op: str, threshold: float, hold: float, by: str | None,
+            hosts: str | None = None) -> Rule:
         check(metric, op, threshold)
-        rule = Rule(f"a{self.next_id}", metric, op, threshold, hold, by)
+        rule = Rule(f"a{self.next_id}", metric, op, threshold, hold, by, hosts=hosts)
         self.next_id += 1
         self.rules[rule.id] = rule
         return rule
@@ -186,6 +194,8 @@ class Alerts:
         now = sample.get("ts", time.time()) if now is None else now
         changes = []
         for rule in list(self.rules.values()):
+            if not rule.applies(host):
+                continue
             if rule.metric.startswith("container:"):
                 changes += self._containers(rule, sample, host, now)
                 continue

@@ -17,7 +17,9 @@ from ..alerts.rules import Alerts, Rule, alert_event
 from ..console import protocol
 from ..sampling.processes import ProcessTable
 from ..sampling.sampler import Sampler, check_interval
+from ..sampling.summary import Summarizer
 from ..stream.events import Event, to_json
+from ..stream.fleet_board import FleetBoard
 from ..stream.views import Views
 from .shared import Stats, this_host
 
@@ -39,7 +41,7 @@ class LocalShared:
 
     def __init__(self, sampler: Sampler, alerts: Alerts, views: Views, processes: ProcessTable, *,
                  push: Callable[[str], None], on_transition: Callable[..., None],
-                 store: StateStore | None = None) -> None:
+                 store: StateStore | None = None, board: FleetBoard | None = None) -> None:
         self.sampler = sampler
         self.alerts = alerts
         self.views = views
@@ -48,6 +50,8 @@ class LocalShared:
         self.push = push  # to every console of this process
         self.on_transition = on_transition  # keeps it for notifications
         self.store = store
+        self.board = board  # the fleet at a glance: this one host, embedded
+        self.summarizer = Summarizer(self.host)
 
     # ---- settings -------------------------------------------------------------------
 
@@ -76,10 +80,10 @@ class LocalShared:
         return {k: v.public() for k, v in self.alerts.states.items()}
 
     def add_rule(self, metric: str, op: str, threshold: float, hold: float, by: str | None,
-                 limit: int) -> Rule | None:
+                 limit: int, hosts: str | None = None) -> Rule | None:
         if len(self.alerts.rules) >= limit:
             return None
-        rule = self.alerts.add(metric, op, threshold, hold, by)
+        rule = self.alerts.add(metric, op, threshold, hold, by, hosts)
         self._save()
         return rule
 
@@ -106,6 +110,9 @@ class LocalShared:
             self.on_transition(rule, st, change, self.host, sample)
         if changes:
             self._save()  # a restart must not announce a firing rule again
+        if self.board is not None:
+            firing = sum(1 for _rule, host in self.alerts.firing() if host == self.host)
+            self.board.update(self.host, self.summarizer.add(sample, firing=firing, paused=self.sampler.paused)[1])
 
     # ---- reading ---------------------------------------------------------------------
 

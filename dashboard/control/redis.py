@@ -1,7 +1,7 @@
 """`RedisShared`: the shared state kept in Redis, for every worker, dyno and agent.
 
 The interval, pause and alert rules live in Redis (a write that fails refuses the
-command: StoreUnavailable); events go to every host's stream and a push to every
+command: StoreUnavailable); events go once to the global stream and a push to every
 console; each host is sampled by whoever holds its lease (`fleet.lease`), and every
 web process reads the streams it serves (`fleet.sharing.Fleet`). While Redis cannot
 be reached, a web process serves its own host through a `LocalShared` (without a
@@ -20,6 +20,7 @@ from ..fleet.sharing import Fleet
 from ..sampling.sampler import Sampler
 from ..store.redis_store import RedisStore
 from ..stream.events import Event
+from ..stream.fleet_board import FleetBoard
 from ..stream.views import Views
 from .local import LocalShared
 from .shared import Stats, this_host
@@ -44,12 +45,12 @@ class RedisShared:
     def build(cls, store: RedisStore, sampler: Sampler, alerts: Alerts, views: Views | None, *,
               role: str, lease_seconds: float, stale_seconds: float, table_rows: Callable[[], list],
               on_transition: Callable[..., None], push: Callable[[str], None] | None = None,
-              fallback: LocalShared | None = None) -> "RedisShared":
+              fallback: LocalShared | None = None, board: FleetBoard | None = None) -> "RedisShared":
         """The lease and the fleet over one store; `views` None for an agent (it serves nobody)."""
         sampling = HostSampling(store, sampler.host, sampler, alerts, lease_seconds=lease_seconds, role=role,
                                 table_rows=table_rows, publish_event=lambda event: fleet.publish_event(event),
                                 on_transition=on_transition)
-        fleet = Fleet(store, views, sampling, on_push=push, stale_seconds=stale_seconds)
+        fleet = Fleet(store, views, sampling, on_push=push, stale_seconds=stale_seconds, board=board)
         if views is not None:
             views.remote = fleet
         return cls(store, fleet, fallback)
@@ -92,13 +93,13 @@ class RedisShared:
         return self.fleet.call(self.store.alert_states)
 
     def add_rule(self, metric: str, op: str, threshold: float, hold: float, by: str | None,
-                 limit: int) -> Rule | None:
+                 limit: int, hosts: str | None = None) -> Rule | None:
         if not self._shared:
-            return self.local.add_rule(metric, op, threshold, hold, by, limit)
+            return self.local.add_rule(metric, op, threshold, hold, by, limit, hosts)
         # Checked and added in one step in Redis, so workers racing cannot pass the limit.
         raw = self.fleet.call(self.store.add_rule, {
             "metric": metric, "op": op, "threshold": threshold, "hold": hold, "by": by,
-            "created": time.time()}, limit)
+            "created": time.time(), "hosts": hosts}, limit)
         if raw is None:
             return None
         self.alerts.replace(self.fleet.call(self.store.rules))

@@ -45,7 +45,7 @@ class Shared(Protocol):
     def rules(self) -> dict[str, dict]: ...
     def alert_states(self) -> dict[tuple[str, str], dict]: ...
     def add_rule(self, metric: str, op: str, threshold: float, hold: float, by: str | None,
-                 limit: int) -> Rule | None: ...  # None: `limit` rules exist already
+                 limit: int, hosts: str | None = None) -> Rule | None: ...  # None: `limit` rules exist already
     def remove_rule(self, rule_id: str) -> Rule: ...  # KeyError: unknown rule
 
     # to every dashboard and console

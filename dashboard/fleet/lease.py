@@ -1,4 +1,4 @@
-"""One host's sampler under its lease in Redis, and events published to every host.
+"""One host's sampler under its lease in Redis (with its fleet summary), and global events.
 
 Whoever holds `{p}:lease:{host}` samples that host for everyone: a web process
 (the fleet) or an agent. The lease expires within seconds of its holder's
@@ -20,15 +20,19 @@ import redis
 from ..alerts.rules import Alerts, RuleState, alert_event
 from ..console import protocol
 from ..sampling.sampler import Sampler
+from ..sampling.summary import Summarizer
+from ..store.fleet_store import FleetStore
 from ..store.redis_store import RedisStore
 from ..stream.events import Event, to_json
+
+ERRORS = (redis.RedisError, OSError)
 
 log = logging.getLogger("dashboard.fleet")
 
 # Another process's ps/top for this host reads a table at most this old (seconds).
 TABLE_SECONDS = 5.0
 
-ERRORS = (redis.RedisError, OSError)
+__all__ = ["ERRORS", "HostSampling", "publish_everywhere"]
 
 
 class HostSampling:
@@ -50,6 +54,8 @@ class HostSampling:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.holding = False
         self._table_at: float | None = None  # when the full process table was last written
+        self.summarizer = Summarizer(host)  # the fleet's summary, written with each sample
+        self.fleet_store = FleetStore(store)
 
     def step(self) -> None:
         """Renew or try to take the lease (call every lease/5 seconds)."""
@@ -106,16 +112,21 @@ class HostSampling:
         if self._table_at is None or now - self._table_at >= TABLE_SECONDS:
             rows = json.dumps(self.table_rows(), separators=(",", ":"))
             self._table_at = now
-        self.store.add_sample(self.host, data, rows, info)
-        for rule, st, change in self.alerts.evaluate(sample, self.host):
+        changes = self.alerts.evaluate(sample, self.host)
+        firing = sum(1 for h in self.alerts.firing() if h[1] == self.host)
+        summary, changed = self.summarizer.add(sample, firing=firing, paused=self.sampler.paused)
+        self.store.add_sample(self.host, data, rows, info,
+                              also=lambda pipe: self.fleet_store.write(pipe, self.host, summary, changed))
+        for rule, st, change in changes:
             self.store.save_alert_state(rule.id, self.host, st.public())
             self.publish_event(alert_event(rule, st, change, self.host))
             self.on_transition(rule, st, change, self.host, sample)
 
 
-def publish_everywhere(store: RedisStore, event: Event, hosts) -> dict[str, str]:
-    """An event for every dashboard (each host's stream) and every console."""
+def publish_everywhere(fleet_store: FleetStore, event: Event) -> str:
+    """An event for every dashboard (written once, merged by every reader into each
+    host it shows) and every console."""
     payload = event.payload()
-    ids = store.add_event(hosts, event.type, to_json(payload))
-    store.push(protocol.push(event.type, **payload))
-    return ids
+    event_id = fleet_store.add_event(event.type, to_json(payload))
+    fleet_store.store.push(protocol.push(event.type, **payload))
+    return event_id

@@ -3,10 +3,12 @@
 With REDIS_URL set, one process per host samples it (whoever holds the host's
 lease in Redis; the lease expires within seconds when its holder dies, and
 another process takes over), and appends each sample to the host's Redis
-stream. Every web process reads the streams it serves with one reader (one
-connection, however many viewers) and feeds them into its own hubs, so event
-ids are the stream's ids, the same in every process: a viewer can resume on
-another worker or dyno. Shared settings and alert rules live in Redis; a
+stream, and its fleet summary to one hash and one stream of changes. Global
+events (config, notices, alerts) are written once to one stream. Every web
+process reads the streams it serves, the global events and the fleet's changes
+with one reader (one connection, however many viewers) and feeds them into its
+own hubs and its fleet board, so event ids are the streams' ids, the same in
+every process: a viewer can resume on another worker or dyno. Shared settings and alert rules live in Redis; a
 change is announced on a channel every sampler listens to, and console pushes
 travel on another channel to every console everywhere.
 
@@ -22,6 +24,7 @@ fallback (it serves nobody).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -33,20 +36,41 @@ from typing import Callable
 import gevent
 
 from ..store.audit import StoreUnavailable
+from ..store.fleet_store import FleetStore
 from ..store.redis_store import RedisStore, redacted
-from ..stream.events import Event, parse_id
+from ..stream.events import Event, EventKey, parse_id
+from ..stream.fleet_board import FleetBoard
 from ..stream.views import HostView, Views
 from .lease import ERRORS, HostSampling, publish_everywhere
 
 log = logging.getLogger("dashboard.fleet")
 
 
+# A host's entries and the global events share each view's ids: both are Redis
+# ids (milliseconds, sequence) from two streams, so the sequence is doubled for
+# a host's entries and doubled plus one for global ones, and two entries made in
+# the same millisecond never get the same id. Most ids end in -0 as before.
+def host_key(entry_id: str) -> EventKey:
+    ms, seq = parse_id(entry_id)
+    return ms, 2 * seq
+
+
+def global_key(entry_id: str) -> EventKey:
+    ms, seq = parse_id(entry_id)
+    return ms, 2 * seq + 1
+
+
 class Fleet:
     """A web process's side of sharing: reader, pushes, lease, reconnection."""
 
     def __init__(self, store: RedisStore, views: Views | None, sampling: HostSampling, *,
-                 on_push: Callable[[str], None] | None, stale_seconds: float) -> None:
+                 on_push: Callable[[str], None] | None, stale_seconds: float,
+                 board: FleetBoard | None = None) -> None:
         self.store = store
+        self.fleet_store = FleetStore(store)
+        self.board = board  # the fleet's summaries (None for an agent)
+        self.events_after = "0-0"  # id of the last global event read
+        self.changes_after = "0-0"  # id of the last fleet change read
         self.views = views
         self.sampling = sampling
         self.sampler = sampling.sampler
@@ -109,6 +133,11 @@ class Fleet:
         store.ping()
         self.sampling.sync()
         self.following = {}
+        if views is not None:
+            self.events_after = self.fleet_store.last_event_id()
+        if self.board is not None:
+            self.changes_after, summaries = self.fleet_store.read_all()
+            self.board.fill(summaries, parse_id(self.changes_after))
         for view in views or ():
             self._backfill(view)
         if views is not None:
@@ -177,13 +206,56 @@ class Fleet:
             self.read_once(block_ms=1000)
 
     def read_once(self, block_ms: int) -> None:
-        """Feed the views what the followed streams have after what was read (waits up to block_ms)."""
-        for stream_key, entries in self.store.read(dict(self.following), block_ms=block_ms):
+        """Feed the views and the board what was added after what was read (waits up to block_ms)."""
+        fs = self.fleet_store
+        streams = {self.store.stream(h): i for h, i in self.following.items()}
+        streams[fs.events] = self.events_after
+        if self.board is not None:
+            streams[fs.changes] = self.changes_after
+        merged = []  # (key, host or None for every host, fields)
+        for stream_key, entries in self.store.reader.xread(streams, block=block_ms, count=1000) or []:
+            if not entries:
+                continue
+            if stream_key == fs.changes:
+                self._changes(entries)
+                continue
+            if stream_key == fs.events:
+                self.events_after = entries[-1][0]
+                merged += [(global_key(i), None, f) for i, f in entries]
+                continue
             host = self.store.host_of(stream_key)
-            for entry_id, fields in entries:
-                if host in self.following:
-                    self.following[host] = entry_id
-                self.views.ingest(host, fields.get("t", ""), fields.get("d", ""), key=parse_id(entry_id))
+            if host in self.following:
+                self.following[host] = entries[-1][0]
+            merged += [(host_key(i), host, f) for i, f in entries]
+        merged.sort(key=lambda m: m[0])
+        for key, host, fields in merged:
+            for name in (host,) if host is not None else list(self.following):
+                self._ingest(name, key, host is None, fields)
+
+    def _ingest(self, name: str, key: EventKey, is_global: bool, fields: dict) -> None:
+        """One new entry into a view. Two streams' ids cannot say which of two entries
+        made in the same millisecond came first: one that arrives after a later-keyed
+        entry was shown takes the view's next id instead of being lost (a global
+        event the view already has, from its backfill, is skipped)."""
+        view = self.views.get(name)
+        if view is None:
+            return
+        head = view.hub.head
+        if head is not None and key <= head.key:
+            if is_global and any(f.key == key for f in view.hub.frames()[-256:]):
+                return  # already there
+            key = None
+        self.views.ingest(name, fields.get("t", ""), fields.get("d", ""), key=key)
+
+    def _changes(self, entries) -> None:
+        for entry_id, fields in entries:
+            try:
+                changed = json.loads(fields.get("d", ""))
+            except ValueError:
+                continue
+            if isinstance(changed, dict) and fields.get("h"):
+                self.board.update(fields["h"], changed, parse_id(entry_id))
+        self.changes_after = entries[-1][0]
 
     def _pubsub_loop(self) -> None:
         control, pushes = self.store.key("control"), self.store.key("pushes")
@@ -208,9 +280,15 @@ class Fleet:
             # Redis keeps everything after `since`: a viewer whose last event is
             # younger than that can resume from this buffer.
             view.hub.floor = (since, 0)
-        entries = self.store.backfill(view.name, since)
-        for entry_id, fields in entries:
-            self.views.ingest(view.name, fields.get("t", ""), fields.get("d", ""), key=parse_id(entry_id))
+        # The host's entries and the global events as of one moment, merged in id order.
+        pipe = self.store.r.pipeline(transaction=True)
+        pipe.xrange(self.store.stream(view.name), min=f"{since}-0")
+        pipe.xrange(self.fleet_store.events, min=f"{since}-0")
+        entries, events = pipe.execute()
+        merged = sorted([(host_key(i), f) for i, f in entries] + [(global_key(i), f) for i, f in events],
+                        key=lambda m: m[0])
+        for key, fields in merged:
+            self.views.ingest(view.name, fields.get("t", ""), fields.get("d", ""), key=key)
         self.following[view.name] = entries[-1][0] if entries else "0-0"
 
     def follow(self, view: HostView) -> None:
@@ -246,9 +324,8 @@ class Fleet:
     # ---- writes made by console commands ---------------------------------------------
 
     def publish_event(self, event: Event) -> None:
-        hosts = set(self.hosts()) | ({self.sampling.host} if self.views is None else set(self.views.names()))
         try:
-            publish_everywhere(self.store, event, hosts)
+            publish_everywhere(self.fleet_store, event)
         except ERRORS as exc:
             self.trouble(exc)
             raise StoreUnavailable(str(exc)) from exc

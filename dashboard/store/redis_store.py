@@ -1,11 +1,11 @@
 """Everything the app keeps in Redis, and the one place that names its keys.
 
-    {p}:host:{name}      stream   one host's samples plus every global event
-                                  (config, notice, alert), ids shared by all
-                                  processes; trimmed to HISTORY_SECONDS. A sample's
-                                  data is compressed ("z" alone, or "y" against
-                                  the key frame "k": store/stream_frames.py);
-                                  readers here give it back as "d"
+    {p}:host:{name}      stream   one host's samples (global events: {p}:events, in
+                                  store/fleet_store.py, with the fleet's summaries), ids
+                                  shared by all processes; trimmed to HISTORY_SECONDS. A
+                                  sample's data is compressed ("z" alone, or "y" against
+                                  the key frame "k": store/stream_frames.py); readers
+                                  here give it back as "d"
     {p}:hosts            hash     host -> JSON (last_seen, role, interval, pid)
     {p}:procs:{name}     string   the host's full process table (JSON), for ps/top
     {p}:lease:{name}     string   which process samples that host (expires)
@@ -138,17 +138,20 @@ class RedisStore:
     def _minid(self) -> str:
         return f"{self.history_start()}-0"
 
-    def add_sample(self, host: str, data: str, procs: str | None, info: dict) -> str:
-        """Append a sample to the host's stream (and its process table, when given); note the host as alive."""
+    def add_sample(self, host: str, data: str, procs: str | None, info: dict, also=None) -> str:
+        """Append a sample to the host's stream (and its process table, when given); note the host as alive.
+        `also(pipe)` queues more writes in the same round trip (the fleet summary)."""
         writer = self._writers.setdefault(host, stream_frames.Writer())
         fields = writer.fields(data)
         pipe = self.r.pipeline(transaction=False)
+        if also is not None:
+            also(pipe)
         pipe.xadd(self.stream(host), fields, minid=self._minid(), approximate=True)
         if procs is not None:
             pipe.set(self.key("procs", host), procs, ex=max(60, int(info.get("interval", 1) * 10)))
         pipe.hset(self.key("hosts"), host, json.dumps({**info, "last_seen": time.time()}))
         try:
-            entry_id = pipe.execute()[0]
+            entry_id = pipe.execute()[-3 if procs is not None else -2]
         except BaseException:
             writer.lost()
             raise

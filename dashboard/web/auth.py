@@ -189,6 +189,8 @@ def may_see_host() -> bool:
 # the page, static files, health).
 NEEDS = {
     "stream.events": "viewer",
+    "fleet.events": "viewer",
+    "fleet.summaries": "viewer",
     "api.snapshot": "viewer",
     "api.hosts": "viewer",
     "api.history": "viewer",

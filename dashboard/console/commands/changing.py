@@ -41,13 +41,16 @@ def cmd_resume(ctx: Context, a: dict) -> Any:
     Arg("op", cmdline.choice(*OPS), help=" ".join(OPS)),
     Arg("value", cmdline.number()),
     Opt("for", cmdline.number(0, 86400), 0.0, "seconds the condition must hold", metavar="seconds"),
+    Opt("host", cmdline.text(128), None, "one host, or a set by pattern ('web-*'); default every host",
+        metavar="name"),
     role="operator",
     changes=True,
     join=join_container_metric,
 )
 def cmd_alert_set(ctx: Context, a: dict) -> Any:
     try:
-        rule = ctx.ops.add_alert(a["metric"], a["op"], a["value"], a["for"], by=ctx.operator.name)
+        rule = ctx.ops.add_alert(a["metric"], a["op"], a["value"], a["for"], by=ctx.operator.name,
+                                 **({"hosts": a["host"]} if a["host"] else {}))
     except ValueError as exc:
         raise CommandError("bad_args", str(exc)) from None
     return rule.public()

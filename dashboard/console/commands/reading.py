@@ -120,8 +120,8 @@ def cmd_alert_list(ctx: Context, a: dict) -> Any:
         rule = Rule.from_dict(r)
         values = {h: st.get("value") for h, st in r["states"].items()}
         rows.append([r["id"], rule.describe(), "firing" if r["firing"] else "ok",
-                     ", ".join(r["firing"]) or "-", values or None, r.get("by")])
-    return {"columns": ["id", "rule", "state", "firing on", "values", "by"], "rows": rows}
+                     ", ".join(r["firing"]) or "-", values or None, r.get("by"), rule.hosts or "all"])
+    return {"columns": ["id", "rule", "state", "firing on", "values", "by", "hosts"], "rows": rows}
 
 
 @command("audit", "The latest audit records.", Arg("n", cmdline.integer(1, 500), required=False, help="default 20"))
