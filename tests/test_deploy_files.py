@@ -19,7 +19,7 @@ from tests.support.nginx import require_nginx
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
-PARSED = {".toml", ".yaml", ".yml", ".json", ".conf"}
+PARSED = {".toml", ".yaml", ".yml", ".json", ".conf", ".service", ".agent"}  # .agent: Containerfile.agent
 KNOWN = {s.name for s in settings.SETTINGS}
 
 
@@ -105,3 +105,24 @@ def test_nginx_refuses_a_broken_config(tmp_path):
     done = subprocess.run([nginx, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode != 0
+
+
+def test_the_agent_s_systemd_unit_parses_and_runs_the_agent_with_its_settings_kept_secret():
+    import configparser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # systemd keys are case-sensitive
+    unit.read_string((DEPLOY / "dashboard-agent.service").read_text())
+    assert set(unit.sections()) == {"Unit", "Service", "Install"}
+    service = unit["Service"]
+    assert service["ExecStart"] == "/opt/dashboard-agent/bin/dashboard-agent"
+    assert service["KillSignal"] == "SIGTERM" and service["EnvironmentFile"] == "/etc/dashboard-agent.env"
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_the_agent_s_containerfile_uses_only_known_instructions_and_installs_only_the_agent():
+    instructions = {"FROM", "WORKDIR", "COPY", "RUN", "USER", "ENV", "ENTRYPOINT", "CMD", "LABEL", "ARG"}
+    text = (DEPLOY / "Containerfile.agent").read_text()
+    lines = [line for line in text.replace("\\\n", " ").splitlines() if line.strip() and not line.startswith("#")]
+    assert all(line.split()[0] in instructions for line in lines if not line.startswith(" ")), lines
+    assert "[agent]" in text and '"/opt/agent/bin/dashboard-agent"' in text

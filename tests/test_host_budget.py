@@ -12,10 +12,10 @@ import redis
 from dashboard.store.host_budget import HostBudget
 from dashboard.store.redis_store import RedisStore
 from dashboard.store.redis_tiers import RedisTiers
-from dashboard.store.tiers import Point, default_tiers
+from dashboard.store.tiers import Point
 from tests.support.sseclient import SSEClient
 from tests.support.waiting import eventually
-from tests.test_lasting import DAY, NAMES
+from tests.test_lasting import NAMES
 from tests.test_rollup_blocks import TIERS, synthetic_month
 
 

@@ -43,5 +43,5 @@ def test_a_task_runs_its_loop_in_a_greenlet_until_stopped():
 
 def test_the_web_process_stops_the_body_guard_first_and_the_lasting_store_last(svc):
     assert svc.services.names() == [
-        "lasting history", "process table", "shared state (this process)", "heartbeats", "notifier",
+        "lasting history", "process table", "shared state (this process)", "heartbeats", "fleet board", "notifier",
         "audit upkeep", "audit summary", "audit summary flush", "request bodies"]

@@ -213,8 +213,21 @@ class Fleet:
         if self.board is not None:
             streams[fs.changes] = self.changes_after
         merged = []  # (key, host or None for every host, fields)
-        for stream_key, entries in self.store.reader.xread(streams, block=block_ms, count=1000) or []:
+        # Read as bytes: a host's samples are stored compressed (store/stream_frames.py), which
+        # gives every entry back as text; an entry it cannot unpack is skipped, not re-read.
+        for raw_key, raw in self.store.binary_reader.xread(streams, block=block_ms, count=1000) or []:
+            if not raw:
+                continue
+            stream_key = raw_key.decode()
+            entries = self.store.frames.entries(stream_key, raw)
             if not entries:
+                last = raw[-1][0].decode()
+                if stream_key == fs.changes:
+                    self.changes_after = last
+                elif stream_key == fs.events:
+                    self.events_after = last
+                elif self.store.host_of(stream_key) in self.following:
+                    self.following[self.store.host_of(stream_key)] = last
                 continue
             if stream_key == fs.changes:
                 self._changes(entries)

@@ -9,16 +9,31 @@ Last-Event-ID, on any web process. Same access rules as /events.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from flask import Blueprint, Response, g, render_template, request
 
 from ..stream import sse
 from ..stream.events import to_json
 from .auth import may_see_host
 from .budgets import KEEP_CONNECTION
-from .common import services
+from ..stream.fleet_board import FleetBoard
+from .common import serving
 from .events import HEADERS, OwnedStream, _raw_socket
 
 bp = Blueprint("fleet", __name__)
+
+
+class Serves(Protocol):
+    """What the fleet view uses of the process it serves."""
+
+    host: str
+    shutting_down: bool
+    board: FleetBoard  # the fleet at a glance: summaries and their stream
+
+
+def services() -> Serves:
+    return serving(Serves)
 
 
 @bp.get("/fleet")
