@@ -293,16 +293,20 @@ class Fleet:
             # Redis keeps everything after `since`: a viewer whose last event is
             # younger than that can resume from this buffer.
             view.hub.floor = (since, 0)
-        # The host's entries and the global events as of one moment, merged in id order.
-        pipe = self.store.r.pipeline(transaction=True)
-        pipe.xrange(self.store.stream(view.name), min=f"{since}-0")
+        # The host's entries and the global events as of one moment, merged in id order; read as
+        # bytes, since a host's samples are stored compressed (store/stream_frames.py).
+        stream = self.store.stream(view.name)
+        pipe = self.store.binary.pipeline(transaction=True)
+        pipe.xrange(stream, min=f"{since}-0")
         pipe.xrange(self.fleet_store.events, min=f"{since}-0")
-        entries, events = pipe.execute()
+        raw_entries, raw_events = pipe.execute()
+        entries = self.store.frames.entries(stream, raw_entries)
+        events = self.store.frames.entries(self.fleet_store.events, raw_events)
         merged = sorted([(host_key(i), f) for i, f in entries] + [(global_key(i), f) for i, f in events],
                         key=lambda m: m[0])
         for key, fields in merged:
             self.views.ingest(view.name, fields.get("t", ""), fields.get("d", ""), key=key)
-        self.following[view.name] = entries[-1][0] if entries else "0-0"
+        self.following[view.name] = raw_entries[-1][0].decode() if raw_entries else "0-0"
 
     def follow(self, view: HostView) -> None:
         """Start serving another host's stream in this process (history first)."""
