@@ -180,9 +180,9 @@ def test_the_event_stream_page_warns_python_readers_of_the_empty_first_event():
     assert "httpx-sse" in page and "if not event.data:" in page
 
 
-def test_the_short_readme_links_resolve_from_the_repositorys_root():
-    # docs/README-short.md becomes README.md: its links are written from the root.
-    text = (REPO / "docs" / "README-short.md").read_text()
+def test_the_readme_links_resolve_from_the_repositorys_root():
+    # README.md is the short front page; its links into docs/ are written from the root.
+    text = (REPO / "README.md").read_text()
     links = [link for link in re.findall(r"\]\(([^)#\s]+)", text) if not urlsplit(link).scheme]
     assert links and all((REPO / link).exists() for link in links), [l for l in links if not (REPO / l).exists()]
     assert len(text.splitlines()) < 120

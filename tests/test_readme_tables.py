@@ -4,8 +4,8 @@ Every table in README.md and in the pages under docs/ whose last column is
 `test` (error codes, close codes, endpoints, faults and abuse, settings) must
 name, on each row, at least one test as `test_file::test_name` (or `same`, for
 the row above's), and each named test must be a function in that file under
-tests/. Both places are read, so the check holds while the tables move from
-the README to docs/ and after."""
+tests/. Both places are read: the tables live in docs/, and a table added to
+the README before its page is written is checked too."""
 
 from __future__ import annotations
 
@@ -21,15 +21,15 @@ EXPECTED = {"error code", "close code", "endpoint", "case", "name"}
 
 
 def _sources() -> list[Path]:
-    """README.md and every Markdown page of the site (the short README draft has no tables)."""
-    return [REPO / "README.md"] + sorted(p for p in DOCS.rglob("*.md") if p.name != "README-short.md")
+    """README.md and every Markdown page of the site."""
+    return [REPO / "README.md"] + sorted(DOCS.rglob("*.md"))
 
 
 def _tables(sources: list[Path] | None = None) -> dict[str, list[tuple[str, list[str]]]]:
     """Each table whose header ends in `test`, by its first header: (file:line, cells) per row.
 
-    A table found in several files (README.md and its page in docs/, until the
-    README is cut) has the rows of all of them."""
+    A table found in several files (README.md and its page in docs/) has the
+    rows of all of them."""
     tables: dict[str, list] = {}
     for source in sources or _sources():
         _read(source, tables)
@@ -68,8 +68,8 @@ def test_each_promise_table_names_an_existing_test_on_every_row():
 
 
 def test_the_tables_are_found_in_docs_alone():
-    # After the README is cut to its short form the tables live only in docs/:
-    # every one must still be found there, with rows.
+    # The README is the short front page: the tables live in docs/, and every
+    # one must be found there, with rows.
     tables = _tables(_sources()[1:])
     assert EXPECTED <= set(tables), f"tables with a test column in docs/: {sorted(tables)}"
     assert all(tables[title] for title in EXPECTED)

@@ -20,7 +20,7 @@ class Nginx:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        # The same server block the README shows (deploy/nginx-subpath.conf),
+        # The same server block docs/deploy/nginx.md shows (deploy/nginx-subpath.conf),
         # on a test port, with gzip switched on for everything.
         block = (REPO / "deploy" / "nginx-subpath.conf").read_text()
         block = block.replace("listen 80;", f"listen 127.0.0.1:{self.port};")
