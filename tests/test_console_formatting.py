@@ -12,6 +12,7 @@ import pytest
 
 from dashboard.console import formatting
 from tests.support.server import REPO, TOKEN
+from tests.support.waiting import eventually
 
 HELP = {
     "columns": ["usage", "role", "help"],
@@ -86,5 +87,10 @@ def test_the_cli_prints_real_results_formatted_within_its_terminal(start_server,
     for line in ("help", "alert list", "audit 20", "ps python", "proc 1"):
         out = cli(server, line, columns)
         assert all(len(row) <= columns for row in out.splitlines()), (line, out)
-    listing = cli(server, "alert list", columns)
-    assert re.search(r"=\d", listing) and "{" not in listing
+    # Per-host values show once a sample has been checked against the rules (a second or so).
+    def with_values():
+        out = cli(server, "alert list", columns)
+        return out if re.search(r"=\d", out) else None
+
+    listing = eventually(with_values, what="alert list shows per-host values")
+    assert "{" not in listing
