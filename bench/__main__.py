@@ -190,6 +190,14 @@ def main(argv=None) -> int:
                              ["--counts", "100,1000", "--rounds", "1", "--samples", "3", "--warmup", "1"],
                              900, app_dir=app_dir)
         text += "\n\n" + render(busy)
+    browser = None  # bench/browser_bench.py: Chromium and (if it installs) Glances' web UI, when asked for
+    if args.browser:
+        from .browser_bench import table as browser_table
+
+        browser = run_json_tool("browser_bench", ["--seconds", str(args.browser), "--rates", "1,4",
+                                                  "--out", str(args.out / "browser.json")],
+                                300 + 8 * (args.browser + 30), app_dir=app_dir)
+        text += "\n\n" + (f"Browser: failed: {browser['error']}" if "error" in browser else browser_table(browser))
     if history is not None:
         from .history_bench import render
 
@@ -219,6 +227,7 @@ def main(argv=None) -> int:
         "sampler": sampler,
         "busy_host": busy,
         "history": history,
+        "browser": browser,
         "console": console,
         "runs": runs,
         "table": text,

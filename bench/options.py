@@ -78,6 +78,9 @@ def parse_args(argv, description: str):
     p.add_argument("--no-ws", action="store_true",
                    help="skip the Node ws echo server (the console's floor); ours still runs")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    p.add_argument("--browser", type=float, metavar="SECONDS",
+                   help="also a dashboard tab in Chromium for SECONDS per state and rate (1 and 4 Hz, visible and "
+                        "hidden), beside Glances' web UI (bench/browser_bench.py); off unless asked")
     soak = p.add_argument_group("soak (bench/soak.py): our server for a long while, clients coming and going")
     soak.add_argument("--soak", action="store_true",
                       help="run only the soak: our server under viewers and consoles that connect and "
