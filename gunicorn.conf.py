@@ -1,5 +1,5 @@
 # gunicorn settings. Values come from the environment through dashboard.settings
-# (one place for names, defaults and help); see the README's settings table.
+# (one place for names, defaults and help); see docs/settings.md.
 import os
 import secrets
 import sys

@@ -2,8 +2,9 @@
 
 Settings come from environment variables (the platform way: Heroku, Dokku and
 Render all configure apps this way). `create_app` layers them: these defaults,
-then the environment, then a test's dict. The README documents each one; a
-test checks that it does.
+then the environment, then a test's dict. docs/settings.md, made from these
+declarations by `python -m docsgen`, documents each one; a test checks that it
+does.
 
 This module imports nothing heavy so `gunicorn.conf.py` can read it in the
 master process before the gevent worker patches the standard library.

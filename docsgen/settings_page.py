@@ -2,7 +2,7 @@
 
 Nothing about a setting is written twice: its name, default and help come from
 its declaration; what is kept here is only which tests show it working (the
-README's table named them; tests/test_readme_tables.py checks each exists) and
+old README's table named them; tests/test_readme_tables.py checks each exists) and
 how a default that is computed at start reads on a page."""
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     ),
     "OPERATOR_TOKEN": (
         "test_console_live::test_without_a_token_one_is_generated_and_a_login_url_printed_once",
+        "test_kept_secrets::test_a_restart_keeps_the_generated_token_and_cookies_and_deleting_the_file_rotates_them",
         "test_access_live::test_bad_credentials_stop_the_start_with_one_line",
     ),
     "OBSERVER_TOKEN": ("test_auth::test_observer_token_gets_the_observer_role",),
@@ -100,6 +101,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     ),
     "SECRET_KEY": (
         "test_restart_live::test_a_cookie_revoked_by_logout_stays_refused_after_a_restart",
+        "test_kept_secrets::test_a_restart_keeps_the_generated_token_and_cookies_and_deleting_the_file_rotates_them",
         "test_access_live::test_bad_credentials_stop_the_start_with_one_line",
     ),
     "SESSION_HOURS": ("test_settings_live::test_session_hours_is_how_long_a_login_lasts",),
@@ -201,8 +203,8 @@ stops gunicorn with one line naming the setting, the value and what is
 allowed, and exit code 2, for example
 `error: PORT='abc': must be a whole number between 1 and 65535` or
 `error: DATA_DIR='/srv/ro': must be a path this server can create and write; read-only file system`.
-Warnings at start (one worker without Redis, generated tokens with Redis) are
-log lines like any other, in `LOG_FORMAT`.
+Warnings at start (one worker without Redis, generated tokens with Redis, state
+that will not last) are log lines like any other, in `LOG_FORMAT`.
 
 Where they are explained at length: tokens and roles in
 [Who sees what](access.md), `DATA_DIR` and what survives a restart in

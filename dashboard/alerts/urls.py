@@ -170,7 +170,7 @@ def check_url(url: str, policy: egress.Policy | None = None, raw_schemes=()) -> 
     if kind is None:
         hint = " (a raw-socket scheme: NOTIFY_RAW_SCHEMES must name it)" if scheme in RAW else ""
         raise ValueError(f"scheme {str(scheme)[:20]!r} is not allowed for notifications{hint}; "
-                         "see 'Alert notifications' in the README for the list")
+                         "see docs/notifications.md for the list")
     from apprise.utils.parse import parse_url
 
     parsed = parse_url(url, verify_host=False) or {}

@@ -146,8 +146,8 @@ class DashboardCollector:
                                   value=counters.login_failures)
         yield CounterMetricFamily(P + "login_throttled", "attempts refused with 429 while an address waits",
                                   value=counters.login_throttled)
-        refused = CounterMetricFamily(P + "refused", "clients turned away, by reason (see the README's "
-                                      "Faults and abuse table)", labels=["reason"])
+        refused = CounterMetricFamily(P + "refused", "clients turned away, by reason (see the "
+                                      "table in docs/faults.md)", labels=["reason"])
         for reason in sorted(set(REFUSAL_REASONS) | set(counters.refusals)):
             refused.add_metric([reason], counters.refusals.get(reason, 0))
         yield refused

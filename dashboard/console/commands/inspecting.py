@@ -7,8 +7,8 @@ Killing it from there is the ordinary `kill`, with its confirmation.
 
 Reading one process (its files, connections and children from /proc) takes
 70-240 ms of the worker, against a tenth of a millisecond for `ping`, so a
-`proc` takes PROC_COST requests from the console's rate limits (see README,
-"The operator console").
+`proc` takes PROC_COST requests from the console's rate limits (see
+docs/console.md, "Audit log": costly commands cost more).
 """
 
 from __future__ import annotations
