@@ -4,7 +4,7 @@ in order, an entry made in the same millisecond as one already shown is not lost
 import time
 from types import SimpleNamespace
 
-from dashboard.fleet.sharing import Fleet
+from dashboard.fleet.sharing import GLOBAL_SEQ, Fleet
 from dashboard.store.redis_store import RedisStore
 from dashboard.stream.views import Views
 from dashboard.stream.wire import encode
@@ -27,7 +27,7 @@ def test_a_sample_made_in_the_millisecond_of_a_global_event_already_shown_is_kep
     fleet.read_once(block_ms=100)
     frames = views.local.hub.frames()
     assert [f.type for f in frames] == ["notice", "metrics"]
-    assert frames[0].key == (ms, 1) and frames[1].key > frames[0].key
+    assert frames[0].key == (ms, GLOBAL_SEQ) and frames[1].key > frames[0].key
     assert views.local.latest["seq"] == 1
     # Read in one batch, a host's entry and a global one of the same millisecond do not collide.
     store.r.xadd(store.stream("h1"), {"t": "metrics", "d": encode({**sample, "seq": 2})}, id=f"{ms + 5}-0")

@@ -47,17 +47,22 @@ log = logging.getLogger("dashboard.fleet")
 
 
 # A host's entries and the global events share each view's ids: both are Redis
-# ids (milliseconds, sequence) from two streams, so the sequence is doubled for
-# a host's entries and doubled plus one for global ones, and two entries made in
-# the same millisecond never get the same id. Most ids end in -0 as before.
+# ids (milliseconds, sequence) from two streams. Within one millisecond a host's
+# entries come first and the global ones after them (their sequence offset by
+# GLOBAL_SEQ), so two entries never get the same id and a sample is shown before
+# the alert it caused, whatever the two streams' sequence numbers were. Most ids
+# end in -0 as before.
+GLOBAL_SEQ = 1 << 20
+
+
 def host_key(entry_id: str) -> EventKey:
     ms, seq = parse_id(entry_id)
-    return ms, 2 * seq
+    return ms, seq
 
 
 def global_key(entry_id: str) -> EventKey:
     ms, seq = parse_id(entry_id)
-    return ms, 2 * seq + 1
+    return ms, GLOBAL_SEQ + seq
 
 
 class Fleet:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
 from tests.support.system import require
 
 CHROMIUM = "/usr/bin/chromium"
@@ -40,7 +42,7 @@ def cleanup(home: str) -> None:
 # ---- helpers for tests that drive the page ---------------------------------
 
 
-def wait_state(page, pill: str, state: str, timeout: float = 15000) -> None:
+def wait_state(page, pill: str, state: str, timeout: float = 30000) -> None:
     """Wait until a transport pill (sse-pill, ws-pill) shows state. While the page reloads (a login
     on a private page does) the pill is briefly not there: that is "not yet", not an error."""
     page.wait_for_function(f"document.querySelector('#{pill}')?.dataset.state === '{state}'", timeout=timeout)
@@ -65,10 +67,24 @@ def run_command(page, line: str) -> str:
     return page.wait_for_function(_REPLY, arg=commands, timeout=5000).json_value()
 
 
-def open_with_login_link(page, url: str, timeout: float = 60000) -> None:
+def open_with_login_link(page, url: str, timeout: float = 60000, tries: int = 3) -> None:
     """Open url (a login link, ...?token=...): the page logs in, then reloads with
-    the host's data. Waiting for the cards means waiting for that second load."""
-    page.goto(url)
-    page.wait_for_selector("#cards", timeout=timeout)
+    the host's data. Waiting for the cards means waiting for that second load.
+
+    Chromium fails every request in flight with ERR_NETWORK_CHANGED when a network
+    interface comes or goes on the machine, as a container's veth does when the
+    containers tests (running beside this one) start or stop one: a page whose
+    module scripts failed that way never runs. A person reloads; so does this."""
+    for attempt in range(1, tries + 1):
+        page.goto(url)
+        try:
+            page.wait_for_selector("#cards", timeout=timeout / tries)
+            # The cards are HTML; the page's script ran only if it made its stream.
+            page.wait_for_function("() => !!(window.dashboard && window.dashboard.stream)",
+                                   timeout=timeout / tries)
+            break
+        except PlaywrightTimeout:
+            if attempt == tries:
+                raise
     # The cards come with the HTML; the page's module script runs before "load".
     page.wait_for_load_state("load", timeout=timeout)
