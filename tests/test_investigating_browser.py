@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.support.browser import run_command, wait_state
+from tests.support.browser import open_with_login_link, run_command, wait_state
 from tests.support.server import REPO
 from tests.support.wsclient import TOKEN, Console
 
@@ -19,8 +19,7 @@ MARKER = "investigate-me-" + "x" * 150  # a long command line, one unbroken word
 def open_page(browser, page_errors, server, width, height, scheme="light"):
     context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
     page = page_errors(context.new_page())
-    page.goto(f"{server.base}/?token={TOKEN}")
-    page.wait_for_selector("#cards", timeout=15000)
+    open_with_login_link(page, f"{server.base}/?token={TOKEN}")
     wait_state(page, "ws-pill", "open")
     return context, page
 

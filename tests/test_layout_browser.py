@@ -3,7 +3,7 @@ their boxes, and nothing (the Drop connection buttons included) spills out."""
 
 import pytest
 
-from tests.support.browser import wait_state
+from tests.support.browser import open_with_login_link, wait_state
 from tests.support.wsclient import TOKEN
 
 # For each chart: the figure's content box (clientWidth less its padding) and
@@ -36,8 +36,7 @@ def test_charts_fit_their_figures_and_nothing_spills_out(start_server, browser, 
     server = start_server({"SAMPLE_INTERVAL": "0.5"})
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = page_errors(context.new_page())
-    page.goto(f"{server.base}/?token={TOKEN}")
-    page.wait_for_selector("#cards", timeout=15000)
+    open_with_login_link(page, f"{server.base}/?token={TOKEN}")
     wait_state(page, "sse-pill", "open")
     wait_state(page, "ws-pill", "open")
     page.wait_for_function("document.querySelectorAll('#charts figure.chart canvas').length === 5")
