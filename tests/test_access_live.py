@@ -84,7 +84,9 @@ def test_guessing_is_throttled_and_the_right_token_works_after_the_wait(start_se
 ])
 def test_bad_credentials_stop_the_start_with_one_line(tmp_path, env, says):
     full = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PORT": str(free_port()), "HOST": "127.0.0.1",
-            "OPERATOR_TOKEN": TOKEN, "AUDIT_DB": str(tmp_path / "a.sqlite3"), **env}
+            "OPERATOR_TOKEN": TOKEN, "AUDIT_DB": str(tmp_path / "a.sqlite3"),
+            "DATA_DIR": str(tmp_path / "data"),  # not the checkout's var/: generated secrets would be kept there
+            **env}
     out = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"], cwd=REPO,
                          env=full, capture_output=True, text=True, timeout=30)
     assert out.returncode == 2
