@@ -45,7 +45,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     "HEARTBEAT_SECONDS": ("test_stream_live::test_heartbeat_comments_keep_an_idle_stream_alive",),
     "SSE_RETRY_MS": ("test_settings_live::test_sse_retry_ms_is_the_retry_field_of_every_stream",),
     "VIEWER_BACKLOG": (
-        "test_abuse_live::test_slow_readers_are_dropped_and_others_see_no_added_delay",
+        "test_abuse_live::test_slow_readers_are_dropped_and_never_hold_up_the_others",
         "test_hub::test_a_slow_reader_is_dropped_without_delaying_others_or_growing_memory",
     ),
     "VIEWER_SEND_BUFFER": ("test_settings_live::test_viewer_send_buffer_sets_each_streams_kernel_buffer",),

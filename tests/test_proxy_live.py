@@ -8,7 +8,7 @@ import pytest
 from tests.support.browser import open_with_login_link
 from tests.support.nginx import Nginx
 from tests.support.sseclient import SSEClient
-from tests.support.wsclient import TOKEN
+from tests.support.wsclient import TOKEN, Console
 
 
 @pytest.fixture
@@ -30,15 +30,27 @@ def test_page_urls_carry_the_prefix(proxied):
             assert resp.status == 200
 
 
-def test_events_arrive_within_a_second_through_gzip(proxied):
-    server, nginx = proxied
-    with SSEClient(nginx.port, path="/monitor/events", headers={"Accept-Encoding": "gzip"}) as viewer:
-        assert viewer.status == 200
-        viewer.read_events(4)
-    events = viewer.parser.events
-    delays = [viewer.arrival(i) - e.json["ts"] for i, e in enumerate(events) if e.type == "metrics"]
-    assert len(delays) >= 4 and max(delays) < 1.0, delays
-    assert not viewer.parser.anomalies
+def test_each_event_comes_through_gzip_on_its_own(start_server, tmp_path):
+    # No wall-time bound (a busy machine makes any one late): nothing else is
+    # published for a minute (a sample a minute, heartbeats every 50 s), so a
+    # proxy that held compressed bytes back until more came would never hand
+    # over the broadcast's notice within the wait.
+    server = start_server({"SAMPLE_INTERVAL": "60", "HEARTBEAT_SECONDS": "50"})
+    nginx = Nginx(tmp_path / "nginx", server.port).start()
+    try:
+        with SSEClient(nginx.port, path="/monitor/events", headers={"Accept-Encoding": "gzip"}) as viewer:
+            assert viewer.status == 200 and viewer.headers.get("content-encoding") == "gzip"
+            assert viewer.wait_for(lambda c: b": connected" in c.raw, timeout=30), viewer.raw
+            op = Console(server.port)
+            for i in range(3):
+                op.ok(f"broadcast flushed {i}")
+                assert viewer.wait_for(lambda c, n=i + 1: len(c.events_of("notice")) >= n, timeout=30), \
+                    viewer.raw[-300:]
+                assert viewer.parser.events[-1].json["message"] == f"flushed {i}"
+            op.close()
+        assert not viewer.parser.anomalies
+    finally:
+        nginx.stop()
 
 
 def test_the_whole_page_works_through_the_proxy(proxied, browser, page_errors):

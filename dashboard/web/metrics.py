@@ -116,6 +116,8 @@ class DashboardCollector:
         views = self.svc.views
         counters = self.svc.stats()  # one snapshot: no branch on how the process shares
         viewers = _gauge("viewers", "open event streams in this process")
+        behind = _gauge("viewers_catching_up", "open event streams whose socket could not take the "
+                        "latest events at once (their writer is sending what they missed)")
         published = CounterMetricFamily(P + "events_published", "events fanned out", labels=["host"])
         opened = CounterMetricFamily(P + "streams_opened", "event streams opened", labels=["host"])
         dropped = CounterMetricFamily(P + "viewers_dropped", "viewers dropped for falling behind",
@@ -123,11 +125,12 @@ class DashboardCollector:
         for view in views:
             st = view.hub.stats
             viewers.add_metric([view.name], len(view.hub.subscribers))
+            behind.add_metric([view.name], len(view.hub.sockets.catching_up))
             published.add_metric([view.name], st.published)
             opened.add_metric([view.name], st.opened)
             dropped.add_metric([view.name, "backlog"], st.dropped_slow)
             dropped.add_metric([view.name, "buffer"], st.dropped_buffer)
-        yield from (viewers, published, opened, dropped)
+        yield from (viewers, behind, published, opened, dropped)
         cache = CounterMetricFamily(P + "history_cache", "/api/history answers served from the cache "
                                     "(hit) or built (build)", labels=["host", "outcome"])
         for host, (hits, builds) in counters.history_cache.items():
