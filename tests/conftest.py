@@ -1,3 +1,7 @@
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 
 from dashboard import create_app
@@ -9,6 +13,23 @@ VIEWER = "viewer-token-for-tests"
 METRICS = "metrics-token-for-tests"
 ALICE = "alice-operator-token-1"  # a named operator token (OPERATOR_TOKENS)
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+# bin/run's home: a test that left its secrets here would hand a later bin/run
+# a token it never printed (it reuses what it finds, so no login link).
+CHECKOUT_VAR = Path(__file__).resolve().parent.parent / "var"
+VAR_AT_START = CHECKOUT_VAR.exists()
+
+
+@pytest.fixture(autouse=True)
+def checkout_stays_clean(request):
+    """Every test writes under its tmp_path, never into the checkout's var/."""
+    yield
+    if not VAR_AT_START and CHECKOUT_VAR.exists():
+        found = sorted(os.listdir(CHECKOUT_VAR))
+        shutil.rmtree(CHECKOUT_VAR, ignore_errors=True)  # so the next culprit is named too
+        pytest.fail(f"the checkout's var/ appeared during {request.node.nodeid} "
+                    f"(or a test running beside it): {found}")
 
 
 @pytest.fixture
