@@ -67,12 +67,19 @@ def heap_after_gc(cdp) -> float:
     return metrics(cdp)["JSHeapUsedSize"]
 
 
-def measure(page, cdp, seconds: float) -> dict:
-    """One window: the renderer's work in it, as shares of a core and counts per second."""
+def measure(page, cdp, seconds: float, trail: int = 0) -> dict:
+    """One window: the renderer's work in it, as shares of a core and counts per second.
+    With trail > 0 the heap is also read (after a collection) at that many even
+    points in the window, to show whether it grows over a long run; those
+    collections count in the window's task time, so trail is 0 unless asked."""
     heap0 = heap_after_gc(cdp)
     work0 = page.evaluate(WORK)
     m0, t0 = metrics(cdp), time.monotonic()
-    page.wait_for_timeout(seconds * 1000)
+    heaps = []
+    for _ in range(max(trail, 1)):
+        page.wait_for_timeout(seconds * 1000 / max(trail, 1))
+        if trail:
+            heaps.append(round(heap_after_gc(cdp) / 2**20, 2))
     m1, t1 = metrics(cdp), time.monotonic()
     work1 = page.evaluate(WORK)
     heap1 = heap_after_gc(cdp)
@@ -86,12 +93,14 @@ def measure(page, cdp, seconds: float) -> dict:
         "heap_mb_start": round(heap0 / 2**20, 2),
         "heap_mb_end": round(heap1 / 2**20, 2),
     }
+    if heaps:
+        out["heap_mb_trail"] = heaps
     if work0 and work1:
         out["work"] = {k: work1[k] - work0.get(k, 0) for k in work1}
     return out
 
 
-def run_page(browser, url: str, seconds: float, warmup: float, ready: str | None) -> dict:
+def run_page(browser, url: str, seconds: float, warmup: float, ready: str | None, trail: int = 0) -> dict:
     """The page at url, visible then hidden, each for one window."""
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, bypass_csp=True)
     try:
@@ -103,10 +112,10 @@ def run_page(browser, url: str, seconds: float, warmup: float, ready: str | None
         page.wait_for_timeout(warmup * 1000)
         cdp = context.new_cdp_session(page)
         cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
-        visible = measure(page, cdp, seconds)
+        visible = measure(page, cdp, seconds, trail)
         page.evaluate(HIDE)
         page.wait_for_timeout(500)
-        hidden = measure(page, cdp, seconds)
+        hidden = measure(page, cdp, seconds, trail)
         page.evaluate(SHOW)
         return {"visible": visible, "hidden": hidden}
     finally:
@@ -117,12 +126,12 @@ def run_page(browser, url: str, seconds: float, warmup: float, ready: str | None
 OURS_READY = "() => window.dashboard && window.dashboard.charts && window.dashboard.charts.store.ts.length >= 3"
 
 
-def run_ours(browser, rate: float, seconds: float, warmup: float, work_dir: Path) -> dict:
+def run_ours(browser, rate: float, seconds: float, warmup: float, work_dir: Path, trail: int = 0) -> dict:
     server = Server("ours", work_dir, work_dir, env={"SAMPLE_INTERVAL": f"{1 / rate:g}"})
     server.start()
     try:
         return run_page(browser, f"http://127.0.0.1:{server.port}/?token={server.token}",
-                        seconds, warmup, OURS_READY)
+                        seconds, warmup, OURS_READY, trail)
     finally:
         server.stop()
 
@@ -159,7 +168,8 @@ def glances_version(exe: str) -> str:
     return (out.split("\n")[0].split("\t")[-1] or "?").strip()
 
 
-def run_glances(browser, exe: str, rate: float, seconds: float, warmup: float, work_dir: Path) -> dict:
+def run_glances(browser, exe: str, rate: float, seconds: float, warmup: float, work_dir: Path,
+                trail: int = 0) -> dict:
     port = free_port()
     log = open(work_dir / f"glances-{port}.log", "ab")
     proc = subprocess.Popen([exe, "-w", "--disable-autodiscover", "-B", "127.0.0.1", "-p", str(port),
@@ -179,7 +189,7 @@ def run_glances(browser, exe: str, rate: float, seconds: float, warmup: float, w
                 if time.monotonic() > deadline:
                     raise TimeoutError("glances -w did not answer within 60 s") from None
                 time.sleep(0.2)
-        return run_page(browser, f"http://127.0.0.1:{port}/", seconds, warmup, None)
+        return run_page(browser, f"http://127.0.0.1:{port}/", seconds, warmup, None, trail)
     finally:
         os.killpg(proc.pid, 15)
         try:
@@ -209,11 +219,11 @@ def run(args) -> dict:
                 for rate in args.rates:
                     key = f"{rate:g} Hz"
                     result["pages"].setdefault("ours", {})[key] = run_ours(
-                        browser, rate, args.seconds, args.warmup, work_dir)
+                        browser, rate, args.seconds, args.warmup, work_dir, args.heap_trail)
                     if exe:
                         try:
                             result["pages"].setdefault("glances", {})[key] = run_glances(
-                                browser, exe, rate, args.seconds, args.warmup, work_dir)
+                                browser, exe, rate, args.seconds, args.warmup, work_dir, args.heap_trail)
                         except (RuntimeError, TimeoutError) as exc:
                             result["glances"]["error"] = str(exc)
             finally:
@@ -248,6 +258,9 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m bench.browser_bench", description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=30.0, help="measured window per page and state (default 30)")
     p.add_argument("--rates", default="1,4", help="sampling rates in Hz, comma-separated (default 1,4)")
+    p.add_argument("--heap-trail", type=int, default=0,
+                   help="also read the JS heap at this many points in each window (a long run's growth; "
+                        "default 0: the collections would count in the window's task time)")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds after the page is live (default 3)")
     p.add_argument("--glances", default="auto",
                    help="auto (PATH, else a temporary virtualenv), a path to glances, or none")

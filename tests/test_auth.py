@@ -227,7 +227,8 @@ def test_public_access_opens_the_dashboard_but_not_the_console(tmp_path):
     from dashboard import create_app
 
     app = create_app({"TESTING": True, "DASHBOARD_ACCESS": "public", "OPERATOR_TOKEN": TOKEN,
-                      "SECRET_KEY": "test-secret-key-of-length", "AUDIT_DB": str(tmp_path / "a.sqlite3")})
+                      "SECRET_KEY": "test-secret-key-of-length", "AUDIT_DB": str(tmp_path / "a.sqlite3"),
+                      "DATA_DIR": str(tmp_path / "data")})
     try:
         c = app.test_client()
         assert c.get("/api/snapshot").status_code in (200, 503)  # 503: no sample yet

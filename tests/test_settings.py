@@ -16,13 +16,19 @@ def test_defaults_are_valid_for_their_own_parsers():
             assert s.parse(str(s.default)) == s.default, s.name
 
 
-def test_environment_overrides_defaults_and_test_config_overrides_both(monkeypatch):
+def test_environment_overrides_defaults_and_test_config_overrides_both(monkeypatch, tmp_path):
     monkeypatch.setenv("SAMPLE_INTERVAL", "2.5")
     monkeypatch.setenv("TOP_PROCESSES", "7")
-    app = create_app({"TOP_PROCESSES": 3})
-    assert app.config["SAMPLE_INTERVAL"] == 2.5
-    assert app.config["TOP_PROCESSES"] == 3
-    assert app.config["HISTORY_SECONDS"] == 3600
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "from-env"))
+    app = create_app({"TOP_PROCESSES": 3, "DATA_DIR": str(tmp_path / "data")})
+    try:
+        assert app.config["SAMPLE_INTERVAL"] == 2.5
+        assert app.config["TOP_PROCESSES"] == 3
+        assert app.config["HISTORY_SECONDS"] == 3600
+        assert app.config["DATA_DIR"] == str(tmp_path / "data")
+        assert (tmp_path / "data" / "secrets.json").exists() and not (tmp_path / "from-env").exists()
+    finally:
+        app.extensions["dashboard"].shutdown("test finished")
 
 
 @pytest.mark.parametrize(
