@@ -80,6 +80,10 @@ def formatter(kind: str) -> logging.Formatter:
 
 def configure(level: str, kind: str) -> None:
     """Log to stdout as `kind` unless a server (gunicorn) configured logging already."""
+    # No line shows a thread: under gevent, asking for the current thread makes a
+    # dummy Thread object per greenlet, for every record (a tenth of a stream
+    # open's logging cost, measured with bench/open_cost.py --profile).
+    logging.logThreads = logging.logMultiprocessing = False
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stdout)
