@@ -10,7 +10,8 @@ to B and A gets SIGTERM. Run twice: A and B as before the drain (DRAIN_SECONDS
 0, no admission limit), then with the drain and the admission of the
 settings given. For each it reports: how A's streams ended (first to last,
 seconds after SIGTERM), B's opened streams per second (peak over any one
-second, from B's own log), answers that deferred a stream, seconds until
+second, from B's own log), answers that deferred a stream after SIGTERM, samples skipped or
+repeated within each server over every reconnect (by `seq`, per viewer), seconds until
 every viewer had an event from B, and B's CPU seconds over that time. The
 last line is one JSON object.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import tempfile
 import threading
@@ -29,14 +31,24 @@ from pathlib import Path
 from .servers import Server
 
 
+_SEQ = re.compile(rb'"seq":\s*([0-9]+)')
+
+
 class Viewer:
-    __slots__ = ("last_id", "ends", "on_b", "deferred")
+    __slots__ = ("last_id", "ends", "on_b", "deferred", "last_seq", "seq_port", "gaps", "repeats")
 
     def __init__(self) -> None:
         self.last_id: str | None = None
         self.ends: list[float] = []  # monotonic, each stream's end
         self.on_b: float | None = None  # monotonic, first event from B
-        self.deferred = 0
+        self.deferred: list[float] = []  # monotonic, each answer that deferred a stream
+        # The last sample seen from one server, across reconnects to it. A and B
+        # share nothing (no Redis), so each numbers its own samples: seq is
+        # compared within a server, over every deferral and resume.
+        self.last_seq: int | None = None
+        self.seq_port: int | None = None
+        self.gaps = 0  # samples skipped (a seq more than one past the last)
+        self.repeats = 0  # samples whose seq was not past the last (shown twice, or two samples one seq)
 
 
 class Crowd:
@@ -78,9 +90,11 @@ class Crowd:
             if v.last_id:
                 head += f"Last-Event-ID: {v.last_id}\r\n"
             writer.write((head + "\r\n").encode())
+            if v.seq_port != port:
+                v.last_seq, v.seq_port = None, port
             status = await reader.readuntil(b"\r\n\r\n")
             if b"transfer-encoding: chunked" not in status.lower():
-                v.deferred += 1  # a short answer: retry: and nothing else
+                v.deferred.append(time.monotonic())  # a short answer: retry: and nothing else
                 return _retry(await reader.read(4096))
             retry = None
             buf = b""
@@ -93,6 +107,12 @@ class Crowd:
                 while b"\n\n" in buf:
                     block, buf = buf.split(b"\n\n", 1)
                     retry = _retry(block) or retry
+                    if b"\nevent: metrics\n" in b"\n" + block + b"\n" and (m := _SEQ.search(block)):
+                        seq = int(m.group(1))
+                        if v.last_seq is not None:
+                            v.gaps += max(0, seq - v.last_seq - 1)
+                            v.repeats += seq <= v.last_seq
+                        v.last_seq = seq if v.last_seq is None else max(seq, v.last_seq)
                     for line in block.split(b"\n"):
                         if line.startswith(b"id: "):
                             v.last_id = line[4:].decode()
@@ -165,7 +185,9 @@ def run_one(label: str, viewers: int, env: dict[str, str], home: Path) -> dict:
     opened = _opens_per_second(b.log())
     result = {"label": label, "viewers": viewers, "ends_first": round(ends[0], 2) if ends else None,
               "ends_last": round(ends[-1], 2) if ends else None, "peak_opens_per_s": _peak(opened),
-              "deferred": sum(v.deferred for v in crowd.viewers), "all_back_s": round(back, 2),
+              "deferred": sum(1 for v in crowd.viewers for t in v.deferred if t >= start),
+              "seq_gaps": sum(v.gaps for v in crowd.viewers), "seq_repeats": sum(v.repeats for v in crowd.viewers),
+              "all_back_s": round(back, 2),
               "b_cpu_s": round(cpu, 2), "missing": sum(1 for v in crowd.viewers if v.on_b is None)}
     return result
 
@@ -187,11 +209,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
             env["SSE_RETRY_MS"] = str(args.retry_ms)
             results.append(run_one(label, args.viewers, env, Path(tmp)))
     print(f"{'':24} {'ends (s after SIGTERM)':>24} {'peak opens/s':>13} {'deferred':>9} "
-          f"{'all back (s)':>13} {'B CPU (s)':>10}")
+          f"{'all back (s)':>13} {'B CPU (s)':>10} {'seq gaps':>9} {'repeats':>8}")
     for r in results:
         ends = f"{r['ends_first']}-{r['ends_last']}"
         print(f"{r['label']:24} {ends:>24} {r['peak_opens_per_s']:>13} {r['deferred']:>9} "
-              f"{r['all_back_s']:>13} {r['b_cpu_s']:>10}" + (f"  ({r['missing']} never back)" if r["missing"] else ""))
+              f"{r['all_back_s']:>13} {r['b_cpu_s']:>10} {r['seq_gaps']:>9} {r['seq_repeats']:>8}" + (f"  ({r['missing']} never back)" if r["missing"] else ""))
     print(json.dumps(results))
     return results
 

@@ -75,7 +75,8 @@ SETTINGS: tuple[Setting, ...] = (
             "proxy cuts it (Railway ends every request at 5 min) and spread out, never all at once. 0: "
             "never.", kinds.ranged(float, 0.0, 7 * 86400.0)),
     Setting("STREAM_OPENS_PER_SECOND", 500,
-            "New event streams admitted a second (at once: as many); past it a stream gets a short 200 "
+            "New event streams admitted a second (at once: a quarter of that, so no second admits more than "
+            "1.25 times it); past it a stream gets a short 200 "
             "answer with a random retry: (longer the bigger the crowd) and comes back by itself with its "
             "Last-Event-ID: after a restart every viewer returns within seconds, and opening a stream "
             "costs far more than keeping one. 0: no limit.", kinds.ranged(int, 0, 1_000_000)),

@@ -227,9 +227,10 @@ def test_a_storm_of_new_streams_is_let_in_at_the_set_rate_and_the_rest_come_back
     assert lines and all(line["status"] == 200 for line in lines)  # never a 5xx, which ends EventSource
     opened = sorted(line["ts"] for line in lines if line.get("stream") == "opened")
     assert len(opened) >= viewers
-    # By the server's own clock: never more than the burst plus a second's rate in any second.
+    # By the server's own clock: never more than the burst (a quarter second's worth) plus a
+    # second's rate in any second.
     most = max(sum(1 for t in opened[i:] if t - start < 1.0) for i, start in enumerate(opened))
-    assert most <= 2 * rate + 2, most
+    assert most <= rate + rate // 4 + 2, most
     deferred = [v for v in crowd.viewers if v.connects > 1]
     assert len(deferred) >= viewers - 2 * rate
     status, _, body = server.request("GET", "/metrics")

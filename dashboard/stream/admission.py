@@ -4,7 +4,7 @@ After a restart every viewer comes back within seconds, and opening a stream
 costs far more CPU than keeping one (its request, login check, head and
 catch-up). Admitting them all at once delays what the viewers already
 connected are sent. So new streams pass a token bucket (`rate` a second,
-`burst` at once); one that finds it empty is deferred: the web layer answers
+`burst`, a quarter of that by default, at once); one that finds it empty is deferred: the web layer answers
 it with a short 200 stream that holds only a `retry:` and ends. That is the
 one refusal a plain EventSource survives (a 5xx ends it for good) and the
 page's own code needs nothing more: it comes back after the delay, with its
@@ -29,7 +29,10 @@ class Admission:
     def __init__(self, rate: float, burst: int | None = None, *, clock: Callable[[], float] = time.monotonic,
                  rng: Callable[[], float] = random.random) -> None:
         self.rate = rate  # 0: every stream is admitted
-        self.burst = max(1, burst if burst is not None else int(rate))
+        # A quarter second's worth at once: no second then admits more than 1.25
+        # times the rate, yet a page that opens a stream right after its login
+        # never waits.
+        self.burst = max(1, burst if burst is not None else int(rate / 4))
         self.clock = clock
         self.rng = rng
         self._tokens = float(self.burst)
