@@ -104,6 +104,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINERS_SHOWN", 100,
             "Containers in each sample's table at most (the heaviest by CPU); the counts cover them all.",
             kinds.ranged(int, 1, 1000)),
+    Setting("NET_EXCLUDE", ("veth*",),
+            "Comma-separated shell patterns of network interfaces left out of the host's list and totals. "
+            "The default leaves out containers' veth ends: each container's traffic is in its own row, and "
+            "the totals count the physical interfaces anyway. Empty: list every interface.", kinds.list),
     Setting("HOST_NAME", "",
             "Name this host's metrics are published under. Default: the machine's hostname."),
     Setting("LOG_LEVEL", "info", "Python log level: debug, info, warning or error.",

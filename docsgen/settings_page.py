@@ -86,6 +86,8 @@ TESTS: dict[str, tuple[str, ...]] = {
     "CONTAINERS": ("test_containers::test_containers_off_and_no_cgroups_are_reported_missing_not_errors",
                    "test_containers_live::test_the_collector_reads_each_containers_limits_and_use_and_the_engine_names_them"),
     "CONTAINER_SOCKET": ("test_containers::test_the_engine_socket_is_the_setting_then_docker_host_then_the_defaults",),
+    "NET_EXCLUDE": ("test_collectors::test_net_totals_count_the_nics_once_and_veth_ends_are_left_out",
+                    "test_collectors::test_net_exclude_is_read_from_the_environment_and_reaches_the_sampler"),
     "CONTAINERS_SHOWN": ("test_containers::test_the_table_holds_containers_shown_at_most_the_heaviest_and_the_count_all",),
     "DRAIN_SECONDS": ('test_leaving::test_a_drain_ends_each_at_its_moment_and_a_cut_ends_the_rest_at_once', 'test_leaving_live::test_sigterm_drains_streams_and_consoles_spread_over_the_window',),
     "KEEPALIVE_SECONDS": ('test_leaving_live::test_idle_kept_alive_connections_last_past_the_routers_90_s_and_never_hold_a_leaving_worker',),

@@ -107,10 +107,12 @@ def test_net_rates_per_interface_and_totals_without_loopback():
     lo_before = next(i for i in first["interfaces"] if i["name"] == "lo")
     assert lo["rx_bytes"] - lo_before["rx_bytes"] >= 20 << 20 and lo["rx_bps"] > 0
     others = [i for name, i in by_name.items() if not name.startswith("lo")]
-    # The totals are exactly the other interfaces' rates (each rounded): the
-    # loopback's 20 MB, counted on `lo` above, are not in them.
+    physical = [i for i in others if os.path.exists(f"/sys/class/net/{i['name']}/device")]
+    # The totals are exactly the physical interfaces' rates (each rounded; every
+    # other one's on a host without any): the loopback's 20 MB, counted on `lo`
+    # above, are not in them.
     for key in ("rx_bps", "tx_bps"):
-        rated = [i[key] for i in others if i[key] is not None]  # one that just appeared has no rate yet
+        rated = [i[key] for i in physical or others if i[key] is not None]  # a new one has no rate yet
         assert second[key] == pytest.approx(sum(rated), abs=1.0 + len(rated))
         assert lo[key] > 1e6  # so counting it would have shown
 
@@ -120,8 +122,9 @@ def test_an_interface_that_appears_between_samples_does_not_blank_the_total(monk
 
     Io = namedtuple("Io", "bytes_recv bytes_sent")
     rounds = iter([{"lo": Io(0, 0), "eth0": Io(1000, 2000)},
-                   {"lo": Io(50, 50), "eth0": Io(3000, 2500), "veth9": Io(10**9, 10**9)}])
+                   {"lo": Io(50, 50), "eth0": Io(3000, 2500), "wg0": Io(10**9, 10**9)}])
     monkeypatch.setattr(collectors.psutil, "net_io_counters", lambda pernic: next(rounds))
+    monkeypatch.setattr(collectors, "_is_physical", lambda name: False)  # summed like a container's
     r = Rates()
     first = second = None
     for now in (0.0, 1.0):
@@ -132,8 +135,63 @@ def test_an_interface_that_appears_between_samples_does_not_blank_the_total(monk
             r.end()
         first, second = (out, None) if first is None else (first, out)
     assert first["rx_bps"] is None
-    veth = next(i for i in second["interfaces"] if i["name"] == "veth9")
-    assert veth["rx_bps"] is None and (second["rx_bps"], second["tx_bps"]) == (2000, 500)
+    vpn = next(i for i in second["interfaces"] if i["name"] == "wg0")  # a VPN coming up
+    assert vpn["rx_bps"] is None and (second["rx_bps"], second["tx_bps"]) == (2000, 500)
+
+
+def _net_rounds(monkeypatch, rounds, physical, exclude):
+    from collections import namedtuple
+
+    Io = namedtuple("Io", "bytes_recv bytes_sent")
+    rounds = iter([{name: Io(*c) for name, c in r.items()} for r in rounds])
+    monkeypatch.setattr(collectors.psutil, "net_io_counters", lambda pernic: next(rounds))
+    monkeypatch.setattr(collectors, "_is_physical", lambda name: name in physical)
+    r, out = Rates(), []
+    for now in (0.0, 1.0):
+        r.begin(now)
+        try:
+            out.append(collectors.collect_net(r, exclude))
+        finally:
+            r.end()
+    return out[1]
+
+
+def test_net_totals_count_the_nics_once_and_veth_ends_are_left_out(monkeypatch):
+    # A container's bytes cross its veth, the bridge and the NIC: summed over all
+    # three, the host's total would count them three times.
+    start = {"lo": (0, 0), "eth0": (0, 0), "cni-podman0": (0, 0), "veth1a2b": (0, 0), "wg0": (0, 0)}
+    end = {"lo": (9, 9), "eth0": (5000, 3000), "cni-podman0": (4000, 2000), "veth1a2b": (4000, 2000),
+           "wg0": (700, 100)}
+    out = _net_rounds(monkeypatch, [start, end], {"eth0"}, ("veth*",))
+    assert [i["name"] for i in out["interfaces"]] == ["cni-podman0", "eth0", "lo", "wg0"]
+    assert (out["rx_bps"], out["tx_bps"]) == (5000, 3000)  # the NIC's, once
+    # NET_EXCLUDE empty: every interface listed; the totals are still the NIC's.
+    out = _net_rounds(monkeypatch, [start, end], {"eth0"}, ())
+    assert "veth1a2b" in [i["name"] for i in out["interfaces"]] and out["rx_bps"] == 5000
+    # Inside a container (no NIC at all): every other interface but loopback.
+    out = _net_rounds(monkeypatch, [{"lo": (0, 0), "eth0": (0, 0)}, {"lo": (50, 50), "eth0": (300, 200)}],
+                      set(), ("veth*",))
+    assert (out["rx_bps"], out["tx_bps"]) == (300, 200)
+
+
+def test_net_exclude_is_read_from_the_environment_and_reaches_the_sampler(monkeypatch, tmp_path):
+    from dashboard import settings
+    from dashboard.control.build import host_sampler
+
+    config = settings.load({"NET_EXCLUDE": "veth*, docker*", "DATA_DIR": str(tmp_path)})
+    assert config["NET_EXCLUDE"] == ("veth*", "docker*")
+    from collections import namedtuple
+
+    Io = namedtuple("Io", "bytes_recv bytes_sent")
+    monkeypatch.setattr(collectors.psutil, "net_io_counters", lambda pernic: {"docker0": Io(0, 0), "eth9": Io(0, 0)})
+    sampler, _, _ = host_sampler(config, "h", lambda sample: None)
+    [net] = [c for c in sampler.collectors if c.name == "net"]
+    r = Rates()
+    r.begin(0.0)
+    try:
+        assert [i["name"] for i in net.collect(r)["interfaces"]] == ["eth9"]
+    finally:
+        r.end()
 
 
 def test_sensors_either_report_or_say_why_not():

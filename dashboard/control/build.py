@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..sampling.cgroups import Container, discover
-from ..sampling.collectors import SYSTEM_COLLECTORS, Collector
+from ..sampling.collectors import SYSTEM_COLLECTORS, Collector, net_collector
 from ..sampling.containers import Containers
 from ..sampling.processes import ProcessTable
 from ..sampling.sampler import Sampler
@@ -21,7 +21,8 @@ def host_sampler(config: dict, host: str,
     processes = ProcessTable(config["TOP_PROCESSES"])
     container = Container(discover())
     containers = Containers(config["CONTAINERS"], config["CONTAINER_SOCKET"], config["CONTAINERS_SHOWN"])
-    collectors = SYSTEM_COLLECTORS + (
+    system = tuple(net_collector(config["NET_EXCLUDE"]) if c.name == "net" else c for c in SYSTEM_COLLECTORS)
+    collectors = system + (
         Collector("processes", ProcessTable.help, processes),
         Collector("container", Container.help, container),
         Collector("containers", Containers.help, containers),

@@ -11,7 +11,10 @@ would be, never a guess.
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -141,11 +144,36 @@ def collect_disks(rates: Rates) -> list[dict]:
     return disks
 
 
-def collect_net(rates: Rates) -> dict:
+# Interfaces with a device behind them (a NIC, virtio's too), by name: looked up once.
+_physical: dict[str, bool] = {}
+
+
+def _is_physical(name: str) -> bool:
+    known = _physical.get(name)
+    if known is None:
+        if len(_physical) > 4096:  # interfaces come and go with containers: start afresh rather than grow
+            _physical.clear()
+        known = _physical[name] = os.path.exists(f"/sys/class/net/{name}/device")
+    return known
+
+
+@functools.lru_cache(maxsize=16)
+def _excluder(patterns: tuple[str, ...]) -> Callable[[str], Any]:
+    """One compiled test for all the patterns (fifty containers are fifty veth names a sample)."""
+    if not patterns:
+        return lambda name: None
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+
+
+def collect_net(rates: Rates, exclude: tuple[str, ...] = ("veth*",)) -> dict:
     interfaces = []
-    rx_sum = tx_sum = 0.0
-    rated = False  # at least one interface with a rate: the first sample has none
-    for name, c in sorted((psutil.net_io_counters(pernic=True) or {}).items()):
+    physical: list[tuple[float | None, float | None]] = []
+    virtual: list[tuple[float | None, float | None]] = []
+    excluded = _excluder(tuple(exclude))
+    counters = psutil.net_io_counters(pernic=True) or {}
+    # A container's end of its veth pair is left out: its traffic is in that container's row.
+    for name in sorted(name for name in counters if not excluded(name)):
+        c = counters[name]
         rx = rates.per_second(("net", name, "rx"), c.bytes_recv)
         tx = rates.per_second(("net", name, "tx"), c.bytes_sent)
         interfaces.append(
@@ -159,17 +187,30 @@ def collect_net(rates: Rates) -> dict:
         )
         if name == "lo" or name.startswith("lo"):
             continue  # loopback traffic is local and would count twice
-        if rx is not None and tx is not None:
-            # An interface seen for the first time (a container's veth, a VPN coming up) has no
-            # rate yet and adds nothing this once; it must not blank the host's total.
-            rated = True
-            rx_sum += rx
-            tx_sum += tx
+        (physical if _is_physical(name) else virtual).append((rx, tx))
+    # The host's traffic is what crosses its NICs. A bridge, a tunnel or a veth
+    # carries the same bytes again on their way to a NIC, so the totals sum the
+    # physical interfaces (as Netdata's system.net does); a host with none (a
+    # container, some VMs) sums every other one.
+    counted = [(rx, tx) for rx, tx in (physical or virtual) if rx is not None and tx is not None]
+    # An interface seen for the first time (a VPN coming up) has no rate yet and adds
+    # nothing this once; it must not blank the host's total.
     return {
-        "rx_bps": _round(rx_sum) if rated else None,
-        "tx_bps": _round(tx_sum) if rated else None,
+        "rx_bps": _round(sum(rx for rx, _ in counted)) if counted else None,
+        "tx_bps": _round(sum(tx for _, tx in counted)) if counted else None,
         "interfaces": interfaces,
     }
+
+
+def net_collector(exclude: tuple[str, ...]) -> Collector:
+    """The net collector, leaving out the interfaces whose names match exclude (shell patterns)."""
+    return Collector(
+        "net",
+        "Each network interface but those left out (NET_EXCLUDE): receive/transmit bytes per second "
+        "and totals; the top-level rates sum the physical interfaces (every non-loopback one on a "
+        "host without any).",
+        lambda rates: collect_net(rates, exclude),
+    )
 
 
 def collect_uptime(rates: Rates) -> float:
@@ -222,12 +263,7 @@ SYSTEM_COLLECTORS: tuple[Collector, ...] = (
         "Each mounted disk: usage in bytes and percent, read/write bytes per second.",
         collect_disks,
     ),
-    Collector(
-        "net",
-        "Each network interface: receive/transmit bytes per second and totals; the "
-        "top-level rates sum every non-loopback interface.",
-        collect_net,
-    ),
+    net_collector(("veth*",)),
     Collector("uptime", "Seconds since the host booted.", collect_uptime),
     Collector(
         "sensors",
