@@ -62,15 +62,17 @@ def test_one_device_mounted_in_several_places_is_one_disk(monkeypatch):
 
     import psutil
 
+    from dashboard.sampling.mounts import Mounts
+
     Part = namedtuple("Part", "device mountpoint fstype opts")
     real = psutil.disk_partitions(all=False)
     root = next(p for p in real if p.mountpoint == "/")
     # The root device again under bind mounts (as a container's volumes or /run/netns are).
     binds = [Part(root.device, "/var/lib/containers/x", root.fstype, ""), Part(root.device, "/run/netns", root.fstype, "")]
-    monkeypatch.setattr(collectors.psutil, "disk_partitions", lambda all=False: binds + list(real))
+    mounts = Mounts(partitions=lambda: binds + list(real))
     rates = Rates()
     rates.begin(time.monotonic())
-    disks = collectors.collect_disks(rates)
+    disks = collectors.collect_disks(rates, mounts)
     assert [d["mount"] for d in disks if d["device"] == root.device] == ["/"]
     assert len({d["device"] for d in disks}) == len(disks)
 

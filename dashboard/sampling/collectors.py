@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 import psutil
 
+from .mounts import Mounts
+from .mounts import shared as shared_mounts
 from .rates import Rates, percent
 
 
@@ -108,12 +110,12 @@ def _io_name(device: str) -> str:
     return os.path.basename(os.path.realpath(device))
 
 
-def collect_disks(rates: Rates) -> list[dict]:
+def collect_disks(rates: Rates, mounts: Mounts | None = None) -> list[dict]:
     io = psutil.disk_io_counters(perdisk=True) or {}
     disks, seen = [], set()
     # One device mounted in several places (bind mounts, a container's volumes) is
     # one disk: listed once, under its shortest mount point ("/" before "/run/netns").
-    parts = sorted(psutil.disk_partitions(all=False), key=lambda p: (len(p.mountpoint), p.mountpoint))
+    parts = sorted((mounts or shared_mounts()).list(), key=lambda p: (len(p.mountpoint), p.mountpoint))
     for part in parts:
         if part.mountpoint in seen or (part.device and part.device in seen):
             continue
