@@ -148,8 +148,10 @@ def test_the_cli_gives_up_with_exit_2_when_no_welcome_comes():
     for conn in held:
         conn.close()
     assert done.returncode == 2, (done.returncode, done.stderr)
-    assert "no welcome" in done.stderr
-    assert 9 < took < 20, took
+    assert "no welcome" in done.stderr  # it gave up by itself (a hang would end in our timeout of 60 s)
+    # It waited its 10 s first (counted after its start-up, so more here); the upper bound is only
+    # "well before our timeout": a busy machine may be slow to start Python, never 30 s slow.
+    assert 9 < took < 40, took
 
 
 def test_the_cli_gives_up_when_the_server_accepts_and_never_answers():
@@ -164,7 +166,8 @@ def test_the_cli_gives_up_when_the_server_accepts_and_never_answers():
     took = time.monotonic() - started
     listener.close()
     assert done.returncode == 2, (done.returncode, done.stderr)
-    assert 9 < took < 20, took
+    assert "no welcome" in done.stderr  # it gave up by itself (a hang would end in our timeout of 60 s)
+    assert 9 < took < 40, took  # as above: the 10 s wait, then well before our timeout
 
 
 def test_console_sockets_count_against_the_address_budget(start_server):
