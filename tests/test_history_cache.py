@@ -57,6 +57,20 @@ def test_odd_windows_cannot_grow_the_cache(client, svc):
     assert len(svc.views.local.history_cache) == svc.views.local.history_cache.size
 
 
+def cache_counts(server) -> tuple[float, float]:
+    """(answers served from the cache, answers built) so far, from /metrics."""
+    lines = server.request("GET", "/metrics")[2].decode().splitlines()
+
+    def total(outcome: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines
+                   if line.startswith("dashboard_history_cache_total{") and f'outcome="{outcome}"' in line)
+    return total("hit"), total("build")
+
+
+def samples_taken(server) -> int:
+    return server.get("/healthz?details=1")[1]["sampler"]["seq"]
+
+
 def test_many_history_callers_leave_the_worker_and_health_checks_alone(start_server):
     # Four samples a second: one login rebuilding the hour at each is over the default budget.
     server = start_server({"SAMPLE_INTERVAL": "0.25", "MAX_CONNECTIONS_PER_CLIENT": "100",
@@ -75,6 +89,8 @@ def test_many_history_callers_leave_the_worker_and_health_checks_alone(start_ser
                 resp.read()
             done[0] += 1
 
+    hits0, builds0 = cache_counts(server)
+    seq0 = samples_taken(server)
     cpu0 = sum(worker.cpu_times()[:2])
     t0 = time.monotonic()
     threads = [threading.Thread(target=caller) for _ in range(6)]
@@ -96,8 +112,13 @@ def test_many_history_callers_leave_the_worker_and_health_checks_alone(start_ser
     print(f"{done[0]} history answers in {wall:.1f} s ({done[0] / wall:.0f}/s), worker CPU "
           f"{cpu / wall * 100:.0f}% of a core, {per_request_ms:.2f} ms CPU per answer; /healthz p50 "
           f"{health[len(health) // 2] * 1000:.1f} ms, max {health[-1] * 1000:.1f} ms")
-    assert health[-1] < 0.5, health[-5:]
-    assert per_request_ms < 3, per_request_ms
+    # Counted, not timed (a busy machine makes any answer late): every health check was answered
+    # (above), and however many asked, the hour was built at most once per sample; the rest were
+    # served from the cache.
+    hits, builds = (now - before for now, before in zip(cache_counts(server), (hits0, builds0)))
+    samples = samples_taken(server) - seq0
+    assert builds <= samples + 2, (builds, samples)
+    assert hits >= 5 * builds and hits + builds >= done[0], (hits, builds, done[0])
 
 
 def test_a_full_hour_polled_by_six_clients_costs_one_encode_per_sample(start_server, redis_server):
@@ -136,6 +157,7 @@ def test_a_full_hour_polled_by_six_clients_costs_one_encode_per_sample(start_ser
                 n += 1
                 done[0] += 1
 
+        counts0, seq0 = cache_counts(server), samples_taken(server)
         cpu0, t0 = sum(worker.cpu_times()[:2]), time.monotonic()
         threads = [threading.Thread(target=caller, args=(k,)) for k in range(6)]
         for t in threads:
@@ -150,7 +172,9 @@ def test_a_full_hour_polled_by_six_clients_costs_one_encode_per_sample(start_ser
             t.join(15)
         cpu, wall = sum(worker.cpu_times()[:2]) - cpu0, time.monotonic() - t0
         health.sort()
-        return {"answers": done[0], "per_second": done[0] / wall, "cpu_share": cpu / wall,
+        hits, builds = (now - before for now, before in zip(cache_counts(server), counts0))
+        return {"answers": done[0], "hits": hits, "builds": builds, "samples": samples_taken(server) - seq0,
+                "per_second": done[0] / wall, "cpu_share": cpu / wall,
                 "cpu_ms_per_answer": cpu / done[0] * 1000, "health_p50_ms": health[len(health) // 2] * 1000,
                 "health_max_ms": health[-1] * 1000}
 
@@ -158,5 +182,8 @@ def test_a_full_hour_polled_by_six_clients_costs_one_encode_per_sample(start_ser
     # Whole seconds apart (a fraction would be rounded to the same answer): a fresh encode each.
     fresh = load(lambda k, n: 3600 - (k * 500 + n % 500 + 1))
     print(f"\ncached: {cached}\nfresh encodes: {fresh}")
+    # Counted: the same window is built once per sample however many ask; a new window every call is
+    # built every call. The CPU of each, measured in the same run, shows what that saves.
+    assert cached["builds"] <= cached["samples"] + 2 and cached["hits"] >= 5 * cached["builds"], cached
+    assert fresh["builds"] >= 0.9 * fresh["answers"], fresh
     assert cached["cpu_ms_per_answer"] < fresh["cpu_ms_per_answer"] / 3
-    assert cached["health_max_ms"] < 500
