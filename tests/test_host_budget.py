@@ -123,6 +123,9 @@ def test_a_viewer_keeps_its_live_stream_while_redis_is_full_and_writing_resumes(
     eventually(lambda: r.xrevrange(stream, count=1)[0][0] != last, 30, 0.2)  # the stream is written again
     log = server.log()
     assert "Traceback" not in log and "maxmemory" in log
+    # Redis answered all along: no line says it was away, and the parts that could not write say why.
+    assert "unreachable" not in log, [ln for ln in log.splitlines() if "unreachable" in ln]
+    assert "refuses writes (full under noeviction, or a read-only replica)" in log
     # The roll-ups' writer says it once, whatever the rest of the app says meanwhile.
     assert len([ln for ln in log.splitlines() if "history points cannot reach Redis" in ln]) <= 1
     r.close()

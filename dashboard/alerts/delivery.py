@@ -29,6 +29,7 @@ from typing import Callable
 import gevent
 from gevent.event import Event as _Flag
 
+from ..store.redis_store import refuses_writes
 from . import egress, notify, urls
 from .rules import Rule, RuleState
 
@@ -204,11 +205,12 @@ class Notifier:
             try:
                 self.step(wait=False)
                 if trouble is not None:
-                    log.info("notification outbox reachable again")
+                    log.info("notification outbox working again")
                     trouble = None
             except self.errors as exc:
                 if trouble is None:
-                    log.warning("notification outbox unreachable (%s); delivery waits for it", exc)
+                    how = "refuses writes" if refuses_writes(exc) else "unreachable"
+                    log.warning("notification outbox %s (%s); delivery waits for it", how, exc)
                 trouble = exc
             except Exception:
                 log.exception("notification delivery failed")

@@ -66,6 +66,16 @@ return encoded
 """
 
 
+def refuses_writes(exc: BaseException) -> bool:
+    """Whether Redis answered but refuses writes: OOM (full under noeviction) or READONLY (a replica)."""
+    return isinstance(exc, (redis.OutOfMemoryError, redis.ReadOnlyError))
+
+
+def trouble_words(exc: BaseException) -> str:
+    """How a log line names what went wrong: a Redis that answers but refuses writes is not away."""
+    return "refuses writes (full under noeviction, or a read-only replica)" if refuses_writes(exc) else "is unreachable"
+
+
 def redacted(url: str) -> str:
     """The URL without its password, fit for a log line."""
     parts = urlsplit(url)

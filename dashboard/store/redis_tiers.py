@@ -28,6 +28,7 @@ from . import blocks
 from .audit import StoreUnavailable
 from .group_commit import GroupCommit
 from .host_budget import HostBudget
+from .redis_store import refuses_writes
 from .tiers import Codec, Point, Tier, block
 
 log = logging.getLogger("dashboard.history")
@@ -40,9 +41,7 @@ _TS = struct.Struct(">q")  # the old member started with its time, so no two poi
 _ERRORS = (redis.RedisError, OSError)
 
 
-def _refused(exc: BaseException) -> bool:
-    """Whether Redis answered but refuses writes: OOM (full, noeviction) or READONLY (a replica)."""
-    return isinstance(exc, (redis.OutOfMemoryError, redis.ReadOnlyError))
+_refused = refuses_writes
 
 
 def _why(exc: BaseException) -> str:
