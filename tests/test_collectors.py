@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 
+import psutil
 import pytest
 
 from dashboard.sampling import collectors
@@ -119,61 +120,77 @@ def test_net_rates_per_interface_and_totals_without_loopback():
         assert lo[key] > 1e6  # so counting it would have shown
 
 
-def test_an_interface_that_appears_between_samples_does_not_blank_the_total(monkeypatch):
-    from collections import namedtuple
-
-    Io = namedtuple("Io", "bytes_recv bytes_sent")
-    rounds = iter([{"lo": Io(0, 0), "eth0": Io(1000, 2000)},
-                   {"lo": Io(50, 50), "eth0": Io(3000, 2500), "wg0": Io(10**9, 10**9)}])
-    monkeypatch.setattr(collectors.psutil, "net_io_counters", lambda pernic: next(rounds))
+def test_an_interface_that_appears_between_samples_does_not_blank_the_total(monkeypatch, tmp_path):
     monkeypatch.setattr(collectors, "_is_physical", lambda name: False)  # summed like a container's
-    r = Rates()
-    first = second = None
-    for now in (0.0, 1.0):
-        r.begin(now)
-        try:
-            out = collectors.collect_net(r)
-        finally:
-            r.end()
-        first, second = (out, None) if first is None else (first, out)
+    first, second = _net_rounds(monkeypatch, tmp_path, [{"lo": (0, 0), "eth0": (1000, 2000)},
+                                                        {"lo": (50, 50), "eth0": (3000, 2500), "wg0": (10**9, 10**9)}],
+                                None, ("veth*",), both=True)
     assert first["rx_bps"] is None
     vpn = next(i for i in second["interfaces"] if i["name"] == "wg0")  # a VPN coming up
     assert vpn["rx_bps"] is None and (second["rx_bps"], second["tx_bps"]) == (2000, 500)
 
 
-def _net_rounds(monkeypatch, rounds, physical, exclude):
-    from collections import namedtuple
+def _write_net_dev(path, counters: dict) -> None:
+    """A /proc/net/dev as the kernel writes it: two header lines, then 16 numbers per interface."""
+    lines = ["Inter-|   Receive                            |  Transmit",
+             " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop "
+             "fifo colls carrier compressed"]
+    for name, (rx, tx) in counters.items():
+        lines.append(f"{name:>6}: {rx} 7 0 0 0 0 0 0 {tx} 5 0 0 0 0 0 0")
+    path.write_text("\n".join(lines) + "\n")
 
-    Io = namedtuple("Io", "bytes_recv bytes_sent")
-    rounds = iter([{name: Io(*c) for name, c in r.items()} for r in rounds])
-    monkeypatch.setattr(collectors.psutil, "net_io_counters", lambda pernic: next(rounds))
-    monkeypatch.setattr(collectors, "_is_physical", lambda name: name in physical)
+
+def _net_rounds(monkeypatch, tmp_path, rounds, physical, exclude, both=False):
+    net_dev = tmp_path / "net_dev"
+    monkeypatch.setattr(collectors, "NET_DEV", str(net_dev))
+    if physical is not None:
+        monkeypatch.setattr(collectors, "_is_physical", lambda name: name in physical)
     r, out = Rates(), []
-    for now in (0.0, 1.0):
+    for now, counters in zip((0.0, 1.0), rounds):
+        _write_net_dev(net_dev, counters)
         r.begin(now)
         try:
             out.append(collectors.collect_net(r, exclude))
         finally:
             r.end()
-    return out[1]
+    return out if both else out[1]
 
 
-def test_net_totals_count_the_nics_once_and_veth_ends_are_left_out(monkeypatch):
+def test_net_totals_count_the_nics_once_and_veth_ends_are_left_out(monkeypatch, tmp_path):
     # A container's bytes cross its veth, the bridge and the NIC: summed over all
     # three, the host's total would count them three times.
     start = {"lo": (0, 0), "eth0": (0, 0), "cni-podman0": (0, 0), "veth1a2b": (0, 0), "wg0": (0, 0)}
     end = {"lo": (9, 9), "eth0": (5000, 3000), "cni-podman0": (4000, 2000), "veth1a2b": (4000, 2000),
            "wg0": (700, 100)}
-    out = _net_rounds(monkeypatch, [start, end], {"eth0"}, ("veth*",))
+    out = _net_rounds(monkeypatch, tmp_path, [start, end], {"eth0"}, ("veth*",))
     assert [i["name"] for i in out["interfaces"]] == ["cni-podman0", "eth0", "lo", "wg0"]
     assert (out["rx_bps"], out["tx_bps"]) == (5000, 3000)  # the NIC's, once
     # NET_EXCLUDE empty: every interface listed; the totals are still the NIC's.
-    out = _net_rounds(monkeypatch, [start, end], {"eth0"}, ())
+    out = _net_rounds(monkeypatch, tmp_path, [start, end], {"eth0"}, ())
     assert "veth1a2b" in [i["name"] for i in out["interfaces"]] and out["rx_bps"] == 5000
     # Inside a container (no NIC at all): every other interface but loopback.
-    out = _net_rounds(monkeypatch, [{"lo": (0, 0), "eth0": (0, 0)}, {"lo": (50, 50), "eth0": (300, 200)}],
+    out = _net_rounds(monkeypatch, tmp_path, [{"lo": (0, 0), "eth0": (0, 0)}, {"lo": (50, 50), "eth0": (300, 200)}],
                       set(), ("veth*",))
     assert (out["rx_bps"], out["tx_bps"]) == (300, 200)
+
+
+def test_net_counters_read_like_psutil_and_skip_the_excluded_before_parsing():
+    # The same interfaces as psutil, each counter between two psutil reads taken around ours.
+    before = psutil.net_io_counters(pernic=True)
+    ours = collectors._net_counters(collectors._excluder(()))
+    after = psutil.net_io_counters(pernic=True)
+    assert set(ours) == set(before) == set(after)
+    for name, (rx, tx) in ours.items():
+        assert before[name].bytes_recv <= rx <= after[name].bytes_recv
+        assert before[name].bytes_sent <= tx <= after[name].bytes_sent
+    assert "lo" not in collectors._net_counters(collectors._excluder(("l*",)))
+
+
+def test_a_line_it_cannot_read_is_skipped_not_fatal(monkeypatch, tmp_path):
+    net_dev = tmp_path / "net_dev"
+    net_dev.write_text("h1\nh2\n  eth0: 10 1 0 0 0 0 0 0 20 1 0 0 0 0 0 0\n  cut: 5 1\n")
+    monkeypatch.setattr(collectors, "NET_DEV", str(net_dev))
+    assert collectors._net_counters(collectors._excluder(())) == {"eth0": (10, 20)}
 
 
 def test_net_exclude_is_read_from_the_environment_and_reaches_the_sampler(monkeypatch, tmp_path):
@@ -182,10 +199,9 @@ def test_net_exclude_is_read_from_the_environment_and_reaches_the_sampler(monkey
 
     config = settings.load({"NET_EXCLUDE": "veth*, docker*", "DATA_DIR": str(tmp_path)})
     assert config["NET_EXCLUDE"] == ("veth*", "docker*")
-    from collections import namedtuple
-
-    Io = namedtuple("Io", "bytes_recv bytes_sent")
-    monkeypatch.setattr(collectors.psutil, "net_io_counters", lambda pernic: {"docker0": Io(0, 0), "eth9": Io(0, 0)})
+    net_dev = tmp_path / "net_dev"
+    _write_net_dev(net_dev, {"docker0": (0, 0), "eth9": (0, 0)})
+    monkeypatch.setattr(collectors, "NET_DEV", str(net_dev))
     sampler, _, _ = host_sampler(config, "h", lambda sample: None)
     [net] = [c for c in sampler.collectors if c.name == "net"]
     r = Rates()

@@ -167,24 +167,48 @@ def _excluder(patterns: tuple[str, ...]) -> Callable[[str], Any]:
     return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
 
 
+NET_DEV = "/proc/net/dev"
+
+
+def _net_counters(excluded: Callable[[str], Any]) -> dict[str, tuple[int, int]]:
+    """{interface: (bytes received, bytes sent)}, those excluded left out. On Linux straight from
+    /proc/net/dev, an excluded line skipped before its numbers are parsed: with fifty containers'
+    veth ends psutil's parse of every line cost 0.4 ms a sample. psutil elsewhere."""
+    try:
+        with open(NET_DEV, "rb") as f:
+            lines = f.read().splitlines()[2:]  # two header lines
+    except FileNotFoundError:
+        return {name: (c.bytes_recv, c.bytes_sent)
+                for name, c in (psutil.net_io_counters(pernic=True) or {}).items() if not excluded(name)}
+    out = {}
+    for line in lines:
+        raw, _, numbers = line.rpartition(b":")
+        name = raw.strip().decode("utf-8", "replace")
+        if not name or excluded(name):
+            continue
+        fields = numbers.split()
+        if len(fields) >= 9:
+            out[name] = (int(fields[0]), int(fields[8]))
+    return out
+
+
 def collect_net(rates: Rates, exclude: tuple[str, ...] = ("veth*",)) -> dict:
     interfaces = []
     physical: list[tuple[float | None, float | None]] = []
     virtual: list[tuple[float | None, float | None]] = []
-    excluded = _excluder(tuple(exclude))
-    counters = psutil.net_io_counters(pernic=True) or {}
     # A container's end of its veth pair is left out: its traffic is in that container's row.
-    for name in sorted(name for name in counters if not excluded(name)):
-        c = counters[name]
-        rx = rates.per_second(("net", name, "rx"), c.bytes_recv)
-        tx = rates.per_second(("net", name, "tx"), c.bytes_sent)
+    counters = _net_counters(_excluder(tuple(exclude)))
+    for name in sorted(counters):
+        rx_bytes, tx_bytes = counters[name]
+        rx = rates.per_second(("net", name, "rx"), rx_bytes)
+        tx = rates.per_second(("net", name, "tx"), tx_bytes)
         interfaces.append(
             {
                 "name": name,
                 "rx_bps": _round(rx),
                 "tx_bps": _round(tx),
-                "rx_bytes": c.bytes_recv,
-                "tx_bytes": c.bytes_sent,
+                "rx_bytes": rx_bytes,
+                "tx_bytes": tx_bytes,
             }
         )
         if name == "lo" or name.startswith("lo"):
