@@ -198,6 +198,17 @@ def main(argv=None) -> int:
                                                   "--out", str(args.out / "browser.json")],
                                 300 + 8 * (args.browser + 30), app_dir=app_dir)
         text += "\n\n" + (f"Browser: failed: {browser['error']}" if "error" in browser else browser_table(browser))
+    storm = None  # bench/restart_storm.py and bench/open_cost.py: a deploy's storm, when asked for (or --full)
+    if args.storm or (args.mode == "full" and args.storm is None):
+        from .open_cost import table as open_table
+        from .restart_storm import table as storm_table
+
+        viewers = args.storm or 5000
+        storm = {"storm": run_json_tool("restart_storm", ["--viewers", str(viewers)], 1200, app_dir=app_dir),
+                 "open_cost": run_json_tool("open_cost", ["--rounds", "3"], 900, app_dir=app_dir)}
+        for part, render_part in (("storm", storm_table), ("open_cost", open_table)):
+            got = storm[part]
+            text += "\n\n" + (f"{part}: failed: {got['error']}" if "error" in got else render_part(got))
     if history is not None:
         from .history_bench import render
 
@@ -228,6 +239,7 @@ def main(argv=None) -> int:
         "busy_host": busy,
         "history": history,
         "browser": browser,
+        "storm": storm,
         "console": console,
         "runs": runs,
         "table": text,

@@ -130,11 +130,23 @@ def main(argv=None) -> None:
                       + (f"  profile {row['profile']}" if "profile" in row else ""), flush=True)
     medians = {k: statistics.median(r["us_per_open"] for r in rows[k]) for k in kinds}
     summary = {"medians_us_per_open": medians, "rounds": rows}
-    print("median: " + ", ".join(f"{k} {v:.0f} us/open" for k, v in medians.items()))
     for other in [k for k in medians if k != "ours" and medians[k]]:
         summary[f"ours_over_{other}"] = round(medians["ours"] / medians[other], 2)
-        print(f"ours / {other}: {summary[f'ours_over_{other}']:.2f}x")
+    print(table(summary))
     print(json.dumps(summary))
+
+
+def table(summary: dict) -> str:
+    """The medians, each ratio to ours, and the target (an open costs no more CPU than Node's)."""
+    medians = summary["medians_us_per_open"]
+    lines = ["CPU per stream open (bench/open_cost.py), median over rounds: "
+             + ", ".join(f"{k} {v:.0f} us" for k, v in medians.items())]
+    for key in [k for k in summary if k.startswith("ours_over_")]:
+        lines.append(f"  ours / {key[len('ours_over_'):]}: {summary[key]:.2f}x")
+    if "ours_over_node" in summary:
+        met = summary["ours_over_node"] <= 1.0
+        lines.append(f"  target: at most Node's (1.00x): {'PASS' if met else 'FAIL'}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

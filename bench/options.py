@@ -81,6 +81,10 @@ def parse_args(argv, description: str):
     p.add_argument("--browser", type=float, metavar="SECONDS",
                    help="also a dashboard tab in Chromium for SECONDS per state and rate (1 and 4 Hz, visible and "
                         "hidden), beside Glances' web UI (bench/browser_bench.py); off unless asked")
+    p.add_argument("--storm", type=int, nargs="?", const=5000, metavar="VIEWERS",
+                   help="also a deploy under load: VIEWERS (5,000 if no number) through a SIGTERM and a new "
+                        "server with the drain (bench/restart_storm.py), and the CPU per stream open beside "
+                        "Node's (bench/open_cost.py); off unless asked (--full runs it; --storm 0 leaves it out)")
     soak = p.add_argument_group("soak (bench/soak.py): our server for a long while, clients coming and going")
     soak.add_argument("--soak", action="store_true",
                       help="run only the soak: our server under viewers and consoles that connect and "
