@@ -16,6 +16,7 @@ import time
 import websocket
 
 from dashboard.console.commands.inspecting import PROC_COST
+from tests.support.sseclient import SSEClient
 from tests.support.wsclient import OBSERVER, TOKEN, Console, login_cookie
 from tests.support.waiting import eventually
 
@@ -195,6 +196,61 @@ def _served_in_a_burst(console: Console, line: str, n: int) -> list[bool]:
     for reply in replies:
         assert reply["ok"] or reply["error"]["code"] == "rate_limited", reply
     return [reply["ok"] for reply in replies]
+
+
+def test_a_proc_flood_from_one_login_is_held_to_its_budget_while_a_viewer_and_health_carry_on(start_server):
+    # One login floods proc over four sockets, retrying every refusal at once and reconnecting
+    # after every close; a viewer streams and /healthz is asked alongside. What is proven is
+    # counted, not timed: proc is answered no more often than the login's budget allows
+    # (CONSOLE_LOGIN_BURST 100 and CONSOLE_LOGIN_RATE 50 a second, PROC_COST each), every
+    # /healthz is answered 200, and the viewer gets every sample the server took, in order.
+    server = start_server({"SAMPLE_INTERVAL": "0.5"})
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    stop = threading.Event()
+    served, refused = [0], [0]
+
+    def flood() -> None:
+        console = None
+        while not stop.is_set():
+            try:
+                console = console or Console(server.port, token=OBSERVER)
+                reply = console.request(f"proc {os.getpid()}")
+                if reply["ok"]:
+                    served[0] += 1
+                else:
+                    assert reply["error"]["code"] == "rate_limited", reply
+                    refused[0] += 1
+            except AssertionError:
+                raise
+            except Exception:  # closed for flooding, or a fifth socket refused: again at once
+                if console is not None:
+                    console.close()
+                console = None
+        if console is not None:
+            console.close()
+
+    with SSEClient(server.port, headers=auth) as viewer:
+        viewer.read_events(1)
+        pump = threading.Thread(target=lambda: [viewer.pump(0.2) for _ in iter(stop.is_set, True)])
+        pump.start()
+        started = time.monotonic()
+        floods = [threading.Thread(target=flood) for _ in range(4)]
+        for t in floods:
+            t.start()
+        health = []
+        while len(health) < 40:
+            health.append(server.get("/healthz")[0])
+            time.sleep(0.1)
+        stop.set()
+        for t in floods + [pump]:
+            t.join(30)
+        took = time.monotonic() - started  # at least the server's own time for the flood
+    print(f"\nproc: {served[0]} answered, {refused[0]} refused over {took:.1f} s")
+    assert served[0] <= (100 + 50 * took) / PROC_COST + 1, (served[0], took)
+    assert refused[0] > served[0]
+    assert set(health) == {200}
+    seqs = [e.json["seq"] for e in viewer.events_of("metrics")]
+    assert len(seqs) >= 4 and seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # every sample, in order
 
 
 def test_a_burst_of_proc_is_refused_far_sooner_than_a_burst_of_ping(start_server):
