@@ -31,6 +31,12 @@ MEASURE = """() => {
       problems.push(`cut ${e.tagName.toLowerCase()}.${e.className} "${e.textContent.slice(0, 40)}"`);
     }
   }
+  for (const td of out.querySelectorAll('td.wrap')) {  // it breaks at spaces only: its words kept whole
+    if (td.textContent.trim() && !td.querySelector('.word')) problems.push(`unkept words ${td.textContent.slice(0, 40)}`);
+  }
+  for (const word of out.querySelectorAll('td.wrap .word')) {
+    if (word.getClientRects().length > 1) problems.push(`split word ${word.textContent}`);
+  }
   if (document.scrollingElement.scrollWidth > innerWidth + 1) problems.push('page wider than the screen');
   return problems;
 }"""

@@ -26,6 +26,16 @@ function signedInAs(name, role) {
   return name === role ? role : `${name} (${role})`;
 }
 
+// A wrapping cell breaks at spaces only: each word is kept whole, so "--name" or a
+// path never splits at its hyphen or slash the way a browser would break it.
+function wrapCell(cls, text) {
+  const td = el("td", cls);
+  for (const part of text.split(/( +)/)) {
+    if (part) td.append(part.trim() ? el("span", "word", part) : document.createTextNode(part));
+  }
+  return td;
+}
+
 function renderTable(result) {
   const wrap = el("div", "term-table-wrap");
   const table = el("table", "term-table");
@@ -40,7 +50,7 @@ function renderTable(result) {
     const tr = el("tr");
     row.forEach((v, i) => {
       const cls = [typeof v === "number" ? "num" : "", wraps[i] ? "wrap" : ""].filter(Boolean).join(" ");
-      tr.append(el("td", cls, texts[n][i]));
+      tr.append(wraps[i] ? wrapCell(cls, texts[n][i]) : el("td", cls, texts[n][i]));
     });
     body.append(tr);
   });
