@@ -11,6 +11,7 @@ import time
 
 from dashboard.console.client import Session
 from tests.support.server import REPO, TOKEN
+from tests.support.waiting import eventually
 
 # Sets the window title and holds a raw line feed; the kernel keeps a comm's first 15 bytes as given.
 TITLE_NAME = "\x1b]0;pwn\x07\nX"
@@ -49,11 +50,9 @@ def test_hostile_names_arguments_broadcasts_and_errors_reach_the_terminal_as_esc
     server = start_server({"SAMPLE_INTERVAL": "0.5", "ALLOW_PROCESS_CONTROL": "1"})
     procs = [hostile(TITLE_NAME), hostile(RLO_NAME)]
     try:
-        deadline = time.monotonic() + 60
         for p in procs:  # in the server's process table (a sample or two from now)
-            while cli(server, "-c", f"ps {p.pid}").returncode != 0:
-                assert time.monotonic() < deadline, "the hostile process never showed in 'ps'"
-                time.sleep(0.2)
+            eventually(lambda: cli(server, "-c", f"ps {p.pid}").returncode == 0, 60, 0.2,
+                       what=f"the hostile process {p.pid} shown by 'ps'")
 
         # One command each: a table, the details, an error (kill asks for confirmation; never given).
         outputs = []

@@ -212,9 +212,10 @@ def test_the_event_the_snapshot_and_the_console_on_a_live_server(engine, three, 
     sock = _s.create_connection(("127.0.0.1", server.port), timeout=10)
     sock.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode())
     parser, metrics = SSEParser(), []
-    deadline = time.monotonic() + 20
-    while not metrics and time.monotonic() < deadline:
-        metrics = [e for e in parser.feed(sock.recv(65536).decode("utf-8", "replace")) if e.type == "metrics"]
+    def a_metrics_event() -> list:
+        metrics.extend(e for e in parser.feed(sock.recv(65536).decode("utf-8", "replace")) if e.type == "metrics")
+        return metrics
+    eventually(a_metrics_event, 20, 0, what="a metrics event on the stream")
     sock.close()
     wire = metrics[0].json
     assert wire["v"] == 2 and wire["containers"]["list"]["columns"][:2] == ["id", "name"]

@@ -1,10 +1,12 @@
 """Alert notifications against the real server and real receivers (an HTTP server, an SMTP server)."""
 
 import json
+import sqlite3
 import time
 import urllib.request
 
 import pytest
+import redis
 
 from tests.conftest import TOKEN
 from tests.support.receivers import JsonReceiver, SmtpReceiver
@@ -28,6 +30,23 @@ def wait_until(predicate, timeout=20.0, step=0.1):
         return eventually(predicate, timeout, step)
     except AssertionError:
         return predicate()
+
+
+def outbox_left(server, redis_url: str | None = None) -> int:
+    """Entries still waiting in the notification outbox. An entry leaves it only once its send is
+    over, so when it is empty and no rule can change any more, nothing else can be sent: a
+    duplicate would be at the receiver already. (Instead of sleeping "long enough".)"""
+    if redis_url:
+        return redis.Redis.from_url(redis_url).hlen("dash:notify:outbox")
+    db = sqlite3.connect(server.tmp / f"data-{server.name}" / "notify.sqlite3")
+    try:
+        return db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    finally:
+        db.close()
+
+
+def settled(server, redis_url: str | None = None) -> None:
+    eventually(lambda: outbox_left(server, redis_url) == 0, 30, 0.1, what="the outbox emptied")
 
 
 def titles(receiver):
@@ -72,7 +91,7 @@ def test_firing_and_resolved_reach_a_webhook_and_a_mailbox_once_each_with_the_ev
     op.ok(f"alert clear {rid}")
     hook.wait(2)
     mailbox.wait(2)
-    time.sleep(2.0)  # anything more would be a duplicate
+    settled(server)  # the rule is gone: nothing more can come
     assert titles(hook) == ["[FIRING] memory > 0 % on web-1", "[RESOLVED] memory > 0 % on web-1"]
     assert [m["Subject"] for m in mailbox.messages] == titles(hook)
     # What was sent is what was kept: the top processes of the sample that fired it.
@@ -100,12 +119,11 @@ def test_a_receiver_that_is_down_gets_the_message_once_it_is_back(start_server):
     op = Console(server.port)
     op.ok("alert set memory > 0")
     assert wait_until(lambda: op.ok("notify list")["rows"][0][4] != "-")  # an attempt failed
-    time.sleep(1.0)
     hook.start()
     try:
         assert titles(hook) == [] or titles(hook) == ["[FIRING] memory > 0 % on web-1"]
         hook.wait(1, timeout=30)
-        time.sleep(3.0)
+        settled(server)  # the rule keeps firing: no new transition, so nothing more can come
         assert titles(hook) == ["[FIRING] memory > 0 % on web-1"]
         [row] = op.ok("notify list")["rows"]
         assert row[3] != "-" and row[5] == 1 and row[6] >= 1  # last ok, sent once, failed before
@@ -126,7 +144,7 @@ def test_a_pending_message_survives_a_restart_of_the_app(start_server, tmp_path)
     hook.start()
     try:
         hook.wait(1, timeout=30)
-        time.sleep(2.0)
+        settled(again)
         # The rule itself did not survive (rules live in memory without Redis): the message did.
         assert titles(hook) == ["[FIRING] memory > 0 % on web-1"]
         assert api(again, "/api/alerts")["transitions"][0]["state"] == "firing"
@@ -180,7 +198,7 @@ def test_a_silenced_rule_sends_nothing_but_is_recorded(start_server, hook):
         pass
     op.ok(f"alert clear {other}")
     wait_until(lambda: len(api(server, "/api/alerts")["transitions"]) == 4)
-    time.sleep(2.0)
+    settled(server)  # silenced entries leave the outbox unsent
     assert titles(hook) == ["[FIRING] memory > 0 % on web-1"]
     history = api(server, "/api/alerts")["transitions"]
     assert [t["silenced"] is not None for t in history] == [True, True, True, False]
@@ -225,12 +243,12 @@ def test_two_dynos_on_redis_send_exactly_one_message_per_transition(start_server
     op = Console(b.port)
     rid = op.ok("alert set memory > 0")["id"]
     wait_until(lambda: len(delivered(hook)) >= 2)
-    time.sleep(3.0)  # four processes, each with a delivery loop: a duplicate would show by now
+    settled(a, redis_server.url)  # four processes, each with a delivery loop, one shared outbox
     # Both hosts fire (each by its own sampler); both may share one message when due together.
     assert sorted(delivered(hook)) == ["[FIRING] memory > 0 % on dyno-a", "[FIRING] memory > 0 % on dyno-b"]
     Console(a.port).ok(f"alert clear {rid}")
     wait_until(lambda: len(delivered(hook)) >= 4)
-    time.sleep(3.0)
+    settled(a, redis_server.url)
     assert sorted(delivered(hook)) == ["[FIRING] memory > 0 % on dyno-a", "[FIRING] memory > 0 % on dyno-b",
                                        "[RESOLVED] memory > 0 % on dyno-a", "[RESOLVED] memory > 0 % on dyno-b"]
     # Every process reads the same history, with the evidence of the host that fired.

@@ -7,9 +7,9 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import time
 
 from tests.conftest import TOKEN
+from tests.support.waiting import eventually
 
 WARNING = "carried no X-Forwarded-For"
 
@@ -32,17 +32,13 @@ def started(start_server, env: dict | None = None):
     """A server made ready by polling from 127.0.0.2, which is not a trusted proxy:
     the test alone decides what the trusted loopback peer sends."""
     server = start_server(env, wait=False)
-    deadline = time.monotonic() + 30
-    while True:
-        assert time.monotonic() < deadline, server.log()
-        try:
-            status, _, body = call(server.port, "/healthz", source="127.0.0.2",
-                                   headers={"Authorization": f"Bearer {TOKEN}"})
-            if status == 200 and body["sampler"]["seq"] >= 1:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.1)
+
+    def ready() -> bool:
+        status, _, body = call(server.port, "/healthz", source="127.0.0.2",
+                               headers={"Authorization": f"Bearer {TOKEN}"})
+        return status == 200 and body["sampler"]["seq"] >= 1
+    eventually(ready, 30, 0.1, ignoring=(OSError,), what="ready, asked from 127.0.0.2")
+    return server
 
 
 def warnings(server) -> list[dict]:

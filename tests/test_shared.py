@@ -22,6 +22,7 @@ from dashboard.stream.views import Views
 from dashboard.store.audit import StoreUnavailable
 from dashboard.stream.wire import encode
 from tests.support.server import free_port
+from tests.support.waiting import eventually
 
 HOST = "test-host"
 
@@ -82,11 +83,16 @@ def backend(request):
 
     def catch_up(n_pushes: int) -> None:
         shared.fleet.read_once(block_ms=200)
-        deadline = time.monotonic() + 10
-        while len(pushes) < n_pushes and time.monotonic() < deadline:
+
+        def caught_up() -> bool:
             msg = channel.get_message(timeout=0.5)
             if msg is not None and msg["channel"] == store.key("pushes"):
                 pushes.append(msg["data"])
+            return len(pushes) >= n_pushes
+        try:
+            eventually(caught_up, 10, 0)
+        except AssertionError:
+            pass  # the caller's assertion names what is missing
 
     yield Backend(shared, views, pushes, transitions, catch_up)
     shared.stop()
