@@ -10,7 +10,7 @@ import time
 import redis
 
 from dashboard.store.host_budget import HostBudget
-from dashboard.store.redis_store import RedisStore
+from dashboard.store.redis_store import REFUSALS, RedisStore
 from dashboard.store.redis_tiers import RedisTiers
 from dashboard.store.tiers import Point
 from tests.support.sseclient import SSEClient
@@ -85,18 +85,26 @@ def test_a_full_redis_is_said_once_points_wait_and_writing_resumes_by_itself(red
     now = int(time.time()) // 60 * 60
     fill_redis_to_the_brim(store.r)
     point = Point(now, 1, ((1.0, 2.0, 3.0),) + (None,) * (len(NAMES) - 1))
-    with caplog.at_level(logging.WARNING, logger="dashboard.history"):
-        for i in range(5):
-            tiers.add_point(TIERS[0], "web-1", point._replace(ts=now - 60 * i))
-            assert tiers.flush() is False
-        health = tiers.health()
-        assert health["state"] == "failing" and "refuses writes" in health["refused"]
-        assert health["pending"] == 5
-        assert len([r for r in caplog.records if "cannot reach Redis" in r.message]) == 1
-        store.r.delete(*[f"junk:{i}" for i in range(10)])  # room again (the operator, or other hosts trimmed)
-        assert tiers.flush() is True
+    REFUSALS.cleared("a test before")  # one per process: this test starts with no outage said
+    caplog.set_level(logging.INFO, logger="dashboard.redis")
+    caplog.set_level(logging.DEBUG, logger="dashboard.history")
+    for i in range(5):
+        tiers.add_point(TIERS[0], "web-1", point._replace(ts=now - 60 * i))
+        assert tiers.flush() is False
+    health = tiers.health()
+    assert health["state"] == "failing" and "refuses writes" in health["refused"]
+    assert health["pending"] == 5
+    # Said once for the whole process (a warning); the writer's own line is there, at debug only.
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in loud] == ["dashboard.redis"] and "refuses writes" in loud[0].message, loud
+    assert "first met by the history writer" in loud[0].message and "HSET" not in loud[0].message
+    assert len([r for r in caplog.records if "cannot reach Redis" in r.message]) == 1
+    store.r.delete(*[f"junk:{i}" for i in range(10)])  # room again (the operator, or other hosts trimmed)
+    assert tiers.flush() is True
     assert tiers.health()["state"] == "ok" and "refused" not in tiers.health()
     assert any("reach Redis again" in r.message for r in caplog.records)
+    assert any("Redis takes writes again" in r.message for r in caplog.records if r.name == "dashboard.redis")
+    assert REFUSALS.since is None  # the next refusal is news again
     assert [p.ts for p in tiers.points(TIERS[0], "web-1", 0, now + 60)] == [now - 60 * i for i in range(4, -1, -1)]
     store.close()
 
@@ -125,7 +133,30 @@ def test_a_viewer_keeps_its_live_stream_while_redis_is_full_and_writing_resumes(
     assert "Traceback" not in log and "maxmemory" in log
     # Redis answered all along: no line says it was away, and the parts that could not write say why.
     assert "unreachable" not in log, [ln for ln in log.splitlines() if "unreachable" in ln]
-    assert "refuses writes (full under noeviction, or a read-only replica)" in log
-    # The roll-ups' writer says it once, whatever the rest of the app says meanwhile.
-    assert len([ln for ln in log.splitlines() if "history points cannot reach Redis" in ln]) <= 1
+    assert "full under noeviction, or a read-only replica" in log
+    # One warning for the whole outage, whichever part met the refusal first and however often the
+    # parts retried (the sampler's publish, the fleet, the outbox, the history writer), then one line
+    # when writes get through again.
+    loud = [json.loads(ln) for ln in log.splitlines() if ln.startswith("{")]
+    loud = [rec for rec in loud if rec.get("level") in ("warning", "error") and "edis" in rec.get("msg", "")]
+    assert len(loud) == 1 and "Redis refuses writes" in loud[0]["msg"], loud
+    assert "Redis takes writes again" in log
     r.close()
+
+
+def test_a_refusal_is_said_once_per_outage_for_every_part_and_its_end_once(caplog):
+    from dashboard.store.redis_store import Refusals
+
+    refusals = Refusals(logging.getLogger("test.refusals"))
+    full = redis.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+    caplog.set_level(logging.DEBUG, logger="test.refusals")
+    for where in ("the sampler", "the fleet", "the history writer", "the sampler"):
+        refusals.met(full, where)
+    refusals.cleared("the notification outbox")
+    refusals.cleared("the sampler")  # already said
+    refusals.met(redis.ReadOnlyError("You can't write against a read only replica."), "the fleet")
+    said = [(r.levelname, r.message.split(" (")[0].split(":")[0]) for r in caplog.records if r.levelno >= logging.INFO]
+    assert said == [("WARNING", "Redis refuses writes"), ("INFO", "Redis takes writes again"),
+                    ("WARNING", "Redis refuses writes")], said
+    assert "first met by the sampler" in caplog.records[0].message
+    assert "read only replica" in caplog.records[-1].message

@@ -29,7 +29,7 @@ from typing import Callable
 import gevent
 from gevent.event import Event as _Flag
 
-from ..store.redis_store import refuses_writes
+from ..store.redis_store import REFUSALS, refuses_writes
 from . import egress, notify, urls
 from .rules import Rule, RuleState
 
@@ -206,11 +206,16 @@ class Notifier:
                 self.step(wait=False)
                 if trouble is not None:
                     log.info("notification outbox working again")
+                    if refuses_writes(trouble):
+                        REFUSALS.cleared("the notification outbox")
                     trouble = None
             except self.errors as exc:
                 if trouble is None:
-                    how = "refuses writes" if refuses_writes(exc) else "unreachable"
-                    log.warning("notification outbox %s (%s); delivery waits for it", how, exc)
+                    if refuses_writes(exc):  # said once for the whole process
+                        REFUSALS.met(exc, "the notification outbox")
+                        log.debug("notification outbox refuses writes (%s); delivery waits for it", exc)
+                    else:
+                        log.warning("notification outbox unreachable (%s); delivery waits for it", exc)
                 trouble = exc
             except Exception:
                 log.exception("notification delivery failed")

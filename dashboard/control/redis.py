@@ -18,7 +18,7 @@ from ..alerts.rules import Alerts, Rule
 from ..fleet.lease import HostSampling
 from ..fleet.sharing import Fleet
 from ..sampling.sampler import Sampler
-from ..store.redis_store import RedisStore
+from ..store.redis_store import REFUSALS, RedisStore, refuses_writes
 from ..stream.events import Event
 from ..stream.fleet_board import FleetBoard
 from ..stream.views import Views
@@ -125,13 +125,18 @@ class RedisShared:
         if self._shared:
             try:
                 self.sampling.publish(sample, encoded)
+                REFUSALS.cleared("the sampler")
                 return
-            except Exception as exc:  # Redis went away between two samples
+            except Exception as exc:  # Redis went away between two samples, or refuses writes
                 self.fleet.trouble(exc)
+                level = logging.WARNING
+                if refuses_writes(exc):  # said once for the whole process (store/redis_store.py)
+                    REFUSALS.met(exc, "the sampler")
+                    level = logging.DEBUG
                 if self.local is None:
-                    log.warning("could not publish a sample: %s", exc)
+                    log.log(level, "could not publish a sample: %s", exc)
                     return
-                log.warning("could not share a sample (%s); showing it locally", exc)
+                log.log(level, "could not share a sample (%s); showing it locally", exc)
         if self.local is not None:
             self.local.publish_sample(sample, encoded)
 

@@ -37,7 +37,7 @@ import gevent
 
 from ..store.audit import StoreUnavailable
 from ..store.fleet_store import FleetStore
-from ..store.redis_store import RedisStore, redacted, trouble_words
+from ..store.redis_store import REFUSALS, RedisStore, redacted, refuses_writes, trouble_words
 from ..stream.events import Event, EventKey, parse_id
 from ..stream.fleet_board import FleetBoard
 from ..stream.views import HostView, Views
@@ -174,13 +174,17 @@ class Fleet:
             g.kill(block=False)
         self.loops = []
         self.error = f"{type(exc).__name__}: {exc}" if exc else "lost"
+        level = logging.ERROR
+        if exc is not None and refuses_writes(exc):  # said once for the whole process
+            REFUSALS.met(exc, "the fleet")
+            level = logging.DEBUG
         if self.views is None:  # an agent: nothing to serve meanwhile
             self.sampler.stop()
-            log.error("Redis at %s %s (%s); retrying in about %.0f s",
-                      redacted(self.store.url), trouble_words(exc), self.error, delay)
+            log.log(level, "Redis at %s %s (%s); retrying in about %.0f s",
+                    redacted(self.store.url), trouble_words(exc), self.error, delay)
             return
         if first or was_shared:
-            log.error("Redis at %s %s (%s): serving this host's metrics locally and "
+            log.log(level, "Redis at %s %s (%s): serving this host's metrics locally and "
                       "refusing console commands until it answers; retrying with backoff",
                       redacted(self.store.url), trouble_words(exc), self.error)
         self.views.local.ready.set()  # serve what this process has, and its own samples

@@ -43,7 +43,9 @@ class GroupCommit:
                  period: float = 1.0, max_pending: int | None = None, max_batch: int | None = None,
                  failing: Callable[[BaseException, int], str] | None = None,
                  recovered: Callable[[int], str] | None = None, logger: logging.Logger | None = None,
-                 upkeep_due: Callable[[], bool] | None = None) -> None:
+                 upkeep_due: Callable[[], bool] | None = None,
+                 announced: Callable[[BaseException], bool] | None = None,
+                 describe: Callable[[BaseException], str] = str) -> None:
         self.write = write
         self.upkeep_due = upkeep_due  # True when a flush must write even with nothing queued
         self.errors = errors
@@ -55,6 +57,11 @@ class GroupCommit:
         self.failing = failing or (lambda exc, kept: f"{name} cannot write ({exc}); "
                                                      f"{kept} kept queued, retrying every {period:g}s")
         self.recovered = recovered or (lambda n: f"{name} writes again ({n} caught up)")
+        # True when a failure was said elsewhere, once for the process (a Redis refusing writes):
+        # this writer's own lines about it go to debug.
+        self.announced = announced or (lambda exc: False)
+        self._quiet = False
+        self.describe = describe  # an error as /healthz and the log show it
         self.log = logger or log
         self.error: str | None = None  # why queued ops are waiting for a retry, while they are
         self.written = 0
@@ -136,7 +143,7 @@ class GroupCommit:
                 self.written += done
                 raise
             if self.error is not None:
-                self.log.warning(self.recovered(len(batch)))
+                self.log.log(logging.DEBUG if self._quiet else logging.WARNING, self.recovered(len(batch)))
                 self.error = None
             self.written += len(batch)
             return not self._queue
@@ -150,8 +157,9 @@ class GroupCommit:
         self._cap()
         if kept or not rest:  # write-behind ops (or the upkeep alone) are retried: say so once
             if self.error is None:
-                self.log.error(self.failing(exc, len(self._queue)))
-            self.error = str(exc)
+                self._quiet = self.announced(exc)
+                self.log.log(logging.DEBUG if self._quiet else logging.ERROR, self.failing(exc, len(self._queue)))
+            self.error = self.describe(exc)
 
     # ---- the background writer -----------------------------------------------------------
 

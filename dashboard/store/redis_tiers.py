@@ -28,7 +28,7 @@ from . import blocks
 from .audit import StoreUnavailable
 from .group_commit import GroupCommit
 from .host_budget import HostBudget
-from .redis_store import refuses_writes
+from .redis_store import REFUSALS, refuses_writes, said
 from .tiers import Codec, Point, Tier, block
 
 log = logging.getLogger("dashboard.history")
@@ -63,9 +63,18 @@ class RedisTiers:
         self.writes = GroupCommit(
             self._write, errors=_ERRORS, name="history points", period=FLUSH_SECONDS,
             max_pending=MAX_PENDING, logger=log, upkeep_due=self._trim_due,
-            failing=lambda exc, kept: f"history points cannot reach Redis ({exc}){_why(exc)}; live data goes on, "
+            failing=lambda exc, kept: f"history points cannot reach Redis ({said(exc)}){_why(exc)}; live data goes on, "
                                       f"{kept} points kept queued, retrying",
-            recovered=lambda n: f"history points reach Redis again ({n} caught up)")
+            recovered=lambda n: f"history points reach Redis again ({n} caught up)",
+            announced=self._announce, describe=said)
+
+    @staticmethod
+    def _announce(exc: BaseException) -> bool:
+        """A refusal is said once for the whole process (store/redis_store.Refusals), not here."""
+        if not _refused(exc):
+            return False
+        REFUSALS.met(exc, "the history writer")
+        return True
 
     @property
     def error(self) -> str | None:
@@ -177,6 +186,8 @@ class RedisTiers:
                 for host in self._hosts:
                     self.budget.enforce(host, now)
             raise
+        if self.refused:
+            REFUSALS.cleared("the history writer")
         self.refused = False
         if trim:
             for host in self._hosts:
