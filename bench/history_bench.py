@@ -94,14 +94,15 @@ def disk_figures(scratch: Path) -> dict:
         points = days * DAY / step * width
         out[name] = {"days": days, "bytes": size, "bytes_per_day": round(per_day),
                      "bytes_per_point": round(size / points, 2)}
-    # The event buffer: an hour of real-size samples at 1 Hz.
+    # The event buffer: an hour of real-size samples at 1 Hz, each in the wire form the hub stores.
     from dashboard import create_app
+    from dashboard.stream.wire import encode
 
     app = create_app({"LOG_LEVEL": "warning", "OPERATOR_TOKEN": "x", "SECRET_KEY": "x",
                       "DATA_DIR": str(scratch / "probe"), "AUDIT_DB": str(scratch / "probe.sqlite3")})
     svc = app.extensions["dashboard"]
     svc.sampler.sample()
-    sample_json = json.dumps(svc.sampler.sample(), separators=(",", ":"))
+    sample_json = encode(svc.sampler.sample())
     svc.shutdown("probe")
     events = HistoryStore(str(scratch / "events"), default_tiers(30, 365), tuple(s.name for s in SERIES), 3600)
     ms = int(time.time() * 1000) - 3600_000

@@ -2,8 +2,8 @@
 
 docs/performance.md is prose written by hand with marked blocks; each block is
 rendered here from one saved run (bench/results/latest.json for the fan-out,
-sampler, wire and busy-host figures; bench/results/history.json for lasting
-history), with the date, commit and command of that run. A new run saved there
+sampler, wire, busy-host and lasting-history figures), with the date, commit and
+command of that run. A new run saved there
 and `python -m docsgen` update every figure at once; nothing is copied by hand."""
 
 from __future__ import annotations
@@ -114,8 +114,12 @@ def busy_host(run: dict | None = None) -> str:
 
 
 def history(run: dict | None = None) -> str:
-    run = run or _load("history.json")
-    idle, disk, api, start = run["idle"], run["disk"], run["api"], run["startup"]
+    run = run or _load("latest.json")
+    part = run.get("history")
+    if not part or "error" in part:
+        return ("Not measured in the kept run (made with `--no-history`, or it failed: "
+                f"{(part or {}).get('error', 'not run')}); `bin/bench --full` measures it.\n")
+    idle, disk, api, start = part["idle"], part["disk"], part["api"], part["startup"]
     rows = ["| figure | measured |", "|---|---|",
             f"| worker CPU at 1 Hz, idle, store on / off ({idle['rounds']} rounds of {idle['seconds']:.0f} s) "
             f"| {idle['on_median']} % ({idle['on_min']}-{idle['on_max']}) / {idle['off_median']} % "
@@ -126,16 +130,15 @@ def history(run: dict | None = None) -> str:
                     f"a day, {d['bytes_per_point']} B per stored point |")
     ev = disk["events"]
     rows.append(f"| disk, event buffer | {ev['bytes'] / 1e6:.1f} MB for {ev['seconds'] // 3600} h at 1 Hz "
-                f"({ev['bytes_per_sample']:,} B per {ev['sample_bytes']:,} B sample, measured with events in "
-                f"plain JSON) |")
+                f"({ev['bytes_per_sample']:,} B per {ev['sample_bytes']:,} B event as the hub stores it) |")
     for window in ("30d", "7d", "1d"):
         a = api[window]
         rows.append(f"| `/api/history`, {window} ({a['tier']} tier, step {a['step']} s, {a['points']:,} points "
                     f"from {a['stored_points_read']:,}) | p50 {a['p50_ms']} ms, p99 {a['p99_ms']} ms |")
     rows.append(f"| start-up to the first sample served | empty store {start['empty']['median_s']} s; "
                 f"{start['full_hour']['events']:,} stored events {start['full_hour']['median_s']} s |")
-    return (f"App at commit `{run['app_commit']}`, {api['requests']} requests per window; made with\n\n"
-            f"```sh\n{run['command']}\n```\n\nThe whole run is `bench/results/history.json`.\n\n"
+    return (f"From the same run (its `history` part: `bench/history_bench.py` with the {run['mode']} preset), "
+            f"app at commit `{run['git']['app_commit']}`, {api['requests']} requests per window:\n\n"
             + "\n".join(rows) + "\n")
 
 
