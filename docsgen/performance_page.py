@@ -142,9 +142,39 @@ def history(run: dict | None = None) -> str:
             + "\n".join(rows) + "\n")
 
 
+def storm(run: dict | None = None) -> str:
+    run = run or _load("latest.json")
+    part = run.get("storm") or {}
+    if not part:
+        return "Not measured in the kept run; `bin/bench --storm` (or `--full`) measures it.\n"
+    out = []
+    s, o = part.get("storm") or {}, part.get("open_cost") or {}
+    if "error" in s or not s:
+        out.append(f"The storm failed: {s.get('error', 'not run')}.")
+    else:
+        out += [f"{s['viewers']:,} viewers through a SIGTERM and a new server (`bench/restart_storm.py`: "
+                f"`DRAIN_SECONDS` {s['drain']:g}, `STREAM_OPENS_PER_SECOND` {s['opens']}, as the deploy guide "
+                "advises for that crowd; the first row is the same without either):", "",
+                "| run | A's streams end, s after SIGTERM | B's peak opens a second | deferred | all back on B, s "
+                "| B's CPU, s | seq skipped / repeated |", "|---|---|---:|---:|---:|---:|---|"]
+        for r in s["runs"]:
+            out.append(f"| {r['label']} | {r['ends_first']}-{r['ends_last']} | {r['peak_opens_per_s']:,} "
+                       f"| {r['deferred']:,} | {r['all_back_s']} | {r['b_cpu_s']} | {r['seq_gaps']} / {r['seq_repeats']} |")
+        out += ["", "Targets, on the run with the drain: " + "; ".join(
+            f"{t['target']} {t['measured']} (goal {t['goal']}): {'met' if t['met'] else '**missed**'}"
+            for t in s["targets"]) + "."]
+    if o and "error" not in o:
+        med = o["medians_us_per_open"]
+        ratio = o.get("ours_over_node")
+        out += ["", f"CPU per stream open (`bench/open_cost.py`, median of its rounds): ours {med['ours']:.0f} µs"
+                + (f", Node's tutorial server {med['node']:.0f} µs: {ratio:.2f}x, the target (at most Node's) "
+                   f"{'met' if ratio <= 1 else '**missed**'}" if ratio is not None else "") + "."]
+    return "\n".join(out) + "\n"
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "run": run_header, "fanout": fanout, "targets": targets, "sampler": sampler,
-    "busy_host": busy_host, "history": history,
+    "busy_host": busy_host, "history": history, "storm": storm,
 }
 
 

@@ -185,3 +185,16 @@ def test_the_readme_links_resolve_from_the_repositorys_root():
     links = [link for link in re.findall(r"\]\(([^)#\s]+)", text) if not urlsplit(link).scheme]
     assert links and all((REPO / link).exists() for link in links), [l for l in links if not (REPO / l).exists()]
     assert len(text.splitlines()) < 120
+
+
+def test_the_storm_and_history_blocks_say_what_the_kept_run_measured_or_that_it_did_not():
+    run = {"mode": "full", "git": {"app_commit": "abc1234"}}
+    assert "Not measured" in performance_page.storm(run) and "Not measured" in performance_page.history(run)
+    storm_run = {"viewers": 5000, "drain": 20.0, "opens": 200, "runs": [
+        {"label": "drain 20 s, 200/s", "ends_first": 0.01, "ends_last": 19.9, "peak_opens_per_s": 251, "deferred": 10,
+         "all_back_s": 26.6, "b_cpu_s": 10.3, "seq_gaps": 0, "seq_repeats": 0, "missing": 0}],
+        "targets": [{"target": "peak opens a second", "goal": "<= 250", "measured": 251, "met": False}]}
+    block = performance_page.storm({**run, "storm": {"storm": storm_run, "open_cost": {
+        "medians_us_per_open": {"ours": 700.0, "node": 150.0}, "ours_over_node": 4.67}}})
+    assert "| drain 20 s, 200/s | 0.01-19.9 | 251 | 10 | 26.6 | 10.3 | 0 / 0 |" in block
+    assert "peak opens a second 251 (goal <= 250): **missed**" in block and "4.67x" in block
