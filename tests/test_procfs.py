@@ -467,7 +467,7 @@ def test_out_of_descriptors_the_reader_gives_its_files_back(children, monkeypatc
         before = len(reader.sample().pids)
         assert reader.kept > 3
         for name in list(kept(reader))[:2]:  # files of two processes closed under it: opened again next time
-            procfs._drop(reader._fds, name)
+            procfs.drop_file(reader._fds, name)
         real_open, refused = os.open, []
 
         def emfile_once(path, flags, *args):

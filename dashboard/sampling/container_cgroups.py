@@ -219,10 +219,10 @@ class Kept:
     def __init__(self) -> None:
         self.fds: dict[str, int] = {}
         self.net_pid: int | None = None  # whose net/dev fds[_NET] is
-        self._finalizer = weakref.finalize(self, procfs._close_all, self.fds, {})
+        self._finalizer = weakref.finalize(self, procfs.close_files, self.fds, {})
 
     def close(self) -> None:
-        procfs._close_all(self.fds, {})
+        procfs.close_files(self.fds, {})
 
 
 def _read(place: tuple[str, str] | None, rel: str, name: str, kept: Kept | None = None) -> bytes | None:
@@ -245,8 +245,8 @@ def _read(place: tuple[str, str] | None, rel: str, name: str, kept: Kept | None 
         path = _paths[key] = f"{place[1]}/{rel}/{name}"
     try:
         fd = os.open(path, _FLAGS)
-        if kept is not None and procfs._room():
-            procfs._keep(kept.fds, name, fd)
+        if kept is not None and procfs.has_room():
+            procfs.keep_file(kept.fds, name, fd)
             return os.pread(fd, _READ, 0)
         try:
             return os.read(fd, _READ)
@@ -367,18 +367,18 @@ def _net(pid: int, proc: str, kept: Kept) -> bytes:
         except PermissionError:
             pass  # there, another user's
         except OSError:
-            procfs._drop(fds, _NET)
+            procfs.drop_file(fds, _NET)
             raise
         return os.pread(fds[_NET], _READ, 0)
     if _NET in fds:
-        procfs._drop(fds, _NET)
+        procfs.drop_file(fds, _NET)
     fd = os.open(f"{proc}/{pid}/net/dev", _FLAGS)
-    if not procfs._room():
+    if not procfs.has_room():
         try:
             return os.read(fd, _READ)
         finally:
             os.close(fd)
-    procfs._keep(fds, _NET, fd)
+    procfs.keep_file(fds, _NET, fd)
     kept.net_pid = pid
     return os.pread(fd, _READ, 0)
 

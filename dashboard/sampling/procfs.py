@@ -155,7 +155,7 @@ class Reader:
         # listed with that pid standing since the sample before (see the module).
         self._aux: dict[str, int] = {}  # "loadavg" -> its open file
         self._trust, self._newest, self._settled, self._listed = None, None, False, 0.0
-        self._finalizer = weakref.finalize(self, _close_all, self._fds, self._aux)
+        self._finalizer = weakref.finalize(self, close_files, self._fds, self._aux)
 
     def sample(self) -> Tick:
         """Every process's stat, one pread each (a process that exits or is unreadable meanwhile is left out).
@@ -179,7 +179,7 @@ class Reader:
                 try:
                     data = pread(fd, size, 0)
                 except OSError:  # ESRCH: the process is gone, and the number may be another's now
-                    _drop(fds, name)
+                    drop_file(fds, name)
                     data = self._first(name)
             elif name.isdigit():
                 data = self._first(name)
@@ -210,7 +210,7 @@ class Reader:
             add_pages(pages)
         self._state, self._settled = new, settled  # not settled when this raised half-way
         for name in fds.keys() - new.keys():  # gone from the listing (or unreadable): its file goes
-            _drop(fds, name)
+            drop_file(fds, name)
         elapsed = None if self._last is None else now - self._last
         self._last = now
         return Tick(now, elapsed, pids, scores, pages_of, new)
@@ -247,7 +247,7 @@ class Reader:
 
     def _distrust(self) -> None:
         self._trust = False
-        _close_all({}, self._aux)
+        close_files({}, self._aux)
 
     def _first(self, name: bytes) -> bytes:
         """The stat of a process without a kept file; the file is kept while there is room. b"" when gone."""
@@ -263,12 +263,12 @@ class Reader:
             self.close()
             self.cap = 0
             return self._first(name)
-        if len(self._fds) < self.cap and _room():
-            _keep(self._fds, name, fd)
+        if len(self._fds) < self.cap and has_room():
+            keep_file(self._fds, name, fd)
             try:
                 return os.pread(fd, _READ, 0)
             except _SKIP:
-                _drop(self._fds, name)
+                drop_file(self._fds, name)
                 return b""
         try:
             return os.read(fd, _READ)
@@ -301,7 +301,7 @@ class Reader:
 
     def close(self) -> None:
         """Close every kept file (a later sample() opens them again, and lists /proc)."""
-        _close_all(self._fds, self._aux)
+        close_files(self._fds, self._aux)
         self._trust, self._newest, self._settled = None, None, False
 
     def scan(self) -> list[Row]:
@@ -339,7 +339,7 @@ def kept_files() -> int:  # files kept open by every reader and container now: a
     return _kept
 
 
-def _room() -> bool:
+def has_room() -> bool:
     """Whether this process may keep one more file open (a stat file, a container's cgroup file)."""
     global _budget
     if _budget is None:
@@ -347,20 +347,20 @@ def _room() -> bool:
     return _kept < _budget
 
 
-def _keep(fds: dict, name, fd: int) -> None:
+def keep_file(fds: dict, name, fd: int) -> None:
     global _kept
     fds[name] = fd
     _kept += 1
 
 
-def _drop(fds: dict, name) -> None:
+def drop_file(fds: dict, name) -> None:
     global _kept
     fd = fds.pop(name)
     _kept -= 1
     os.close(fd)
 
 
-def _close_all(fds: dict, aux: dict[str, int]) -> None:
+def close_files(fds: dict, aux: dict[str, int]) -> None:
     """Close a reader's stat files (fds, counted in the budget) and its other files (aux)."""
     global _kept
     for files, counted in ((fds, 1), (aux, 0)):

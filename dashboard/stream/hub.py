@@ -73,6 +73,11 @@ class Hub:
         return self.ring.frames()
 
     @property
+    def catching_up(self) -> int:
+        """Viewers being sent what they missed by a writer of their own (the rest are caught up)."""
+        return len(self.sockets.catching_up)
+
+    @property
     def head(self) -> Frame | None:
         return self.ring.head
 

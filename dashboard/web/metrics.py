@@ -125,7 +125,7 @@ class DashboardCollector:
         for view in views:
             st = view.hub.stats
             viewers.add_metric([view.name], len(view.hub.subscribers))
-            behind.add_metric([view.name], len(view.hub.sockets.catching_up))
+            behind.add_metric([view.name], view.hub.catching_up)
             published.add_metric([view.name], st.published)
             opened.add_metric([view.name], st.opened)
             dropped.add_metric([view.name, "backlog"], st.dropped_slow)
