@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sqlite3
 import statistics
 import sys
@@ -46,15 +45,13 @@ def _store_api():
     return SERIES, FILE_NAME, HistoryStore, Point, default_tiers
 
 
-def _points(tier, host, days, now, Point, width):
-    rnd = random.Random(7)
-    start = (int(now) - int(days * DAY)) // tier.step * tier.step
-    for ts in range(start, int(now) // tier.step * tier.step, tier.step):
-        values = []
-        for _ in range(width):
-            mean = rnd.uniform(0, 100)
-            values.append((mean * rnd.uniform(0.5, 1), mean, mean * rnd.uniform(1, 1.5)))
-        yield tier, host, Point(ts, int(tier.step), tuple(values))
+def _points(tier, host, days, now, Point, names):
+    # Shaped like a host's series and rounded as the collectors round (storage_bench's generator):
+    # uniform random floats at full precision would weigh what no host stores.
+    from .storage_bench import make_points
+
+    for ts, n, values in make_points(names, int(now), int(tier.step), int(days), int(tier.step), seed=7):
+        yield tier, host, Point(ts, n, tuple(tuple(v) for v in values))
 
 
 def _size(path: str) -> int:
@@ -74,9 +71,9 @@ def fill(directory: Path, minute_days: float, hour_days: float, host: str) -> Pa
     now = time.time()
     items = []
     if minute_days:
-        items += list(_points(tiers[0], host, minute_days, now, Point, len(names)))
+        items += list(_points(tiers[0], host, minute_days, now, Point, names))
     if hour_days:
-        items += list(_points(tiers[1], host, hour_days, now, Point, len(names)))
+        items += list(_points(tiers[1], host, hour_days, now, Point, names))
     store.write_points(items)
     store.close()
     return directory / FILE_NAME
