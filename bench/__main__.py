@@ -209,6 +209,14 @@ def main(argv=None) -> int:
         for part, render_part in (("storm", storm_table), ("open_cost", open_table)):
             got = storm[part]
             text += "\n\n" + (f"{part}: failed: {got['error']}" if "error" in got else render_part(got))
+    agent = None  # bench/agent_cost.py: the packaged agent beside node_exporter and Glances, when asked for
+    if args.agent or (args.mode == "full" and args.agent is None):
+        from .agent_cost import table as agent_table
+
+        seconds = args.agent or 60.0
+        agent = run_json_tool("agent_cost", ["--packaged", "--seconds", f"{seconds:g}", "--glances", "auto"],
+                              900 + 4 * seconds, app_dir=app_dir)
+        text += "\n\n" + (f"Agent cost: failed: {agent['error']}" if "error" in agent else agent_table(agent))
     if history is not None:
         from .history_bench import render
 
@@ -240,6 +248,7 @@ def main(argv=None) -> int:
         "history": history,
         "browser": browser,
         "storm": storm,
+        "agent": agent,
         "console": console,
         "runs": runs,
         "table": text,

@@ -1,17 +1,22 @@
 """What the agent costs a host: RSS and CPU at 1 Hz, next to node_exporter and Glances.
 
-    python -m bench.agent_cost --redis redis://127.0.0.1:6379/0 [--seconds 60] [--warmup 10]
-        [--agent-python /path/to/venv/bin/python] [--glances /path/to/venv/bin/glances]
+    python -m bench.agent_cost [--seconds 60] [--warmup 10] [--redis redis://127.0.0.1:6379/0]
+        [--agent-python /path/to/venv/bin/python | --packaged] [--glances auto|none|/path/to/glances]
+
+`bin/bench --agent` runs it as one of its parts with `--packaged` (a wheel of
+this checkout installed with only `[agent]` into a fresh virtualenv: the agent
+as it ships) and `--glances auto`, judged in its table and kept in latest.json.
 
 Each contender runs alone, one after the other, on this host:
 
 - the agent (`python -m dashboard.agent`, SAMPLE_INTERVAL=1, the process table on,
-  publishing to the Redis given; by default with this interpreter, or with
-  --agent-python, e.g. a venv holding only `pip install '.[agent]'`);
+  publishing to the Redis given, or to a redis-server of its own; by default with
+  this interpreter, with --agent-python (a venv of your own), or --packaged);
 - prometheus-node-exporter (Debian's package, /usr/bin/prometheus-node-exporter)
   on a loopback port, scraped once a second by this process over HTTP (the
   scrape's cost is the exporter's: it gathers when asked);
-- Glances in quiet mode (`glances -q -t 1`), if --glances names one.
+- Glances in quiet mode (`glances -q -t 1`): --glances auto uses it from PATH or
+  installs it into a temporary virtualenv (as bench/browser_bench.py does).
 
 After --warmup seconds, the CPU time the process used (user + system, its
 children included, from /proc) over --seconds of wall time gives CPU as a
@@ -97,6 +102,61 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(5)
 
 
+def start_redis(scratch: str) -> tuple[subprocess.Popen, str]:
+    """A redis-server of its own on a free loopback port, and its URL (nothing saved to disk)."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", scratch],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise TimeoutError("redis-server did not answer within 30 s")
+
+
+def packaged_agent(scratch: str) -> str:
+    """The python of a fresh virtualenv holding this checkout's wheel with only `[agent]`."""
+    src, wheels, venv = (Path(scratch) / name for name in ("src", "wheels", "agent-venv"))
+    shutil.copytree(REPO / "dashboard", src / "dashboard", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(src)],
+                   check=True, cwd=scratch, capture_output=True, timeout=600)
+    (wheel,) = wheels.glob("host_dashboard-*.whl")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"{wheel}[agent]"], check=True, cwd=scratch,
+                   capture_output=True, timeout=600)
+    return str(venv / "bin" / "python")
+
+
+def table(out: dict) -> str:
+    """The contenders side by side, and the two targets judged."""
+    lines = [f"Agent cost at 1 Hz, process table on ({out['seconds']:g} s each, one after the other; "
+             f"bench/agent_cost.py, agent: {out.get('agent_how', '?')}):",
+             f"  {'process':<16} {'CPU % of a core':>16} {'RSS MB (mean)':>14}"]
+    for name in ("agent", "node_exporter", "glances"):
+        m = out.get(name)
+        if m:
+            lines.append(f"  {name:<16} {m['cpu_percent']:>16.2f} {m['rss_mb_mean']:>14.1f}")
+    if "rss_ratio" in out:
+        lines.append(f"  RSS at most node_exporter's: {out['rss_ratio']:.2f}x: "
+                     f"{'PASS' if out['rss_target_met'] else 'FAIL'}")
+        cpu = "n/a" if out["cpu_ratio"] is None else f"{out['cpu_ratio']:.2f}x"
+        lines.append(f"  CPU at most {CPU_TARGET}x node_exporter's: {cpu}: {'PASS' if out['cpu_target_met'] else 'FAIL'}")
+    else:
+        lines.append("  no node_exporter here (apt-get install prometheus-node-exporter): nothing to judge against")
+    if out.get("glances_how"):
+        lines.append(f"  Glances: {out['glances_how']}")
+    return "\n".join(lines)
+
+
 def run_agent(python: str, redis_url: str, seconds: float, warmup: float, scratch: str) -> dict:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": scratch, "REDIS_URL": redis_url,
            "SAMPLE_INTERVAL": "1", "HOST_NAME": "bench-agent", "LOG_LEVEL": "warning"}
@@ -146,20 +206,34 @@ def run_glances(glances: str, seconds: float, warmup: float, scratch: str) -> di
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.agent_cost", description=__doc__.split("\n")[0])
-    parser.add_argument("--redis", required=True, help="redis:// URL on loopback for the agent")
+    parser.add_argument("--redis", help="redis:// URL on loopback for the agent (default: a redis-server of "
+                        "its own)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--agent-python", default=sys.executable)
-    parser.add_argument("--glances", default=shutil.which("glances"))
+    parser.add_argument("--packaged", action="store_true",
+                        help="the agent as it ships: this checkout's wheel with only [agent], in a fresh venv")
+    parser.add_argument("--glances", default="auto", help="auto (PATH, else a temporary venv), none, or a path")
     args = parser.parse_args(argv)
+    from .browser_bench import find_glances
+
     out: dict = {"seconds": args.seconds, "cores": os.cpu_count(),
                  "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="agent-cost-") as scratch:
-        out["agent"] = run_agent(args.agent_python, args.redis, args.seconds, args.warmup, scratch)
+        server, url = start_redis(scratch) if not args.redis else (None, args.redis)
+        try:
+            python = packaged_agent(scratch) if args.packaged else args.agent_python
+            out["agent_how"] = ("the [agent] wheel in a fresh venv" if args.packaged else
+                                "this interpreter" if python == sys.executable else python)
+            out["agent"] = run_agent(python, url, args.seconds, args.warmup, scratch)
+        finally:
+            if server is not None:
+                stop(server)
         if os.path.exists(NODE_EXPORTER):
             out["node_exporter"] = run_node_exporter(args.seconds, args.warmup)
-        if args.glances:
-            out["glances"] = run_glances(args.glances, args.seconds, args.warmup, scratch)
+        glances, out["glances_how"] = find_glances(args.glances, Path(scratch))
+        if glances:
+            out["glances"] = run_glances(glances, args.seconds, args.warmup, scratch)
     ne = out.get("node_exporter")
     if ne:
         agent = out["agent"]
@@ -167,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         out["cpu_ratio"] = round(agent["cpu_percent"] / ne["cpu_percent"], 3) if ne["cpu_percent"] else None
         out["rss_target_met"] = agent["rss_mb_mean"] <= ne["rss_mb_mean"]
         out["cpu_target_met"] = out["cpu_ratio"] is not None and out["cpu_ratio"] <= CPU_TARGET
+    print(table(out))
     print(json.dumps(out))
     return 0
 

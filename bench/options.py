@@ -85,6 +85,10 @@ def parse_args(argv, description: str):
                    help="also a deploy under load: VIEWERS (5,000 if no number) through a SIGTERM and a new "
                         "server with the drain (bench/restart_storm.py), and the CPU per stream open beside "
                         "Node's (bench/open_cost.py); off unless asked (--full runs it; --storm 0 leaves it out)")
+    p.add_argument("--agent", type=float, nargs="?", const=60.0, metavar="SECONDS",
+                   help="also the agent's CPU and RSS at 1 Hz (the [agent] wheel in a fresh venv) beside "
+                        "node_exporter and Glances, SECONDS each (60 if no number; bench/agent_cost.py); off "
+                        "unless asked (--full runs it; --agent 0 leaves it out)")
     soak = p.add_argument_group("soak (bench/soak.py): our server for a long while, clients coming and going")
     soak.add_argument("--soak", action="store_true",
                       help="run only the soak: our server under viewers and consoles that connect and "

@@ -271,3 +271,21 @@ def test_the_storm_and_open_cost_tables_judge_their_targets():
     cost = {"medians_us_per_open": {"ours": 700.0, "node": 150.0}, "ours_over_node": 4.67}
     assert "4.67x" in open_table(cost) and "FAIL" in open_table(cost)
     assert "PASS" in open_table({**cost, "ours_over_node": 0.9})
+
+
+def test_the_agent_cost_runs_on_a_redis_of_its_own_and_judges_its_targets():
+    """bin/bench --agent: the agent, node_exporter (when installed) and the verdicts; a short run."""
+    require("redis-server", "redis-server")
+    proc = subprocess.run([sys.executable, "-m", "bench.agent_cost", "--seconds", "2", "--warmup", "1",
+                           "--glances", "none"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["agent"]["rss_mb_mean"] > 5 and result["agent"]["seconds"] >= 2
+    from bench.agent_cost import table
+
+    if "node_exporter" in result:
+        assert "RSS at most node_exporter's" in proc.stdout
+    judged = {**result, "node_exporter": {"cpu_percent": 1.0, "rss_mb_mean": 20.0}, "rss_ratio": 2.2,
+              "cpu_ratio": 0.5, "rss_target_met": False, "cpu_target_met": True}
+    text = table(judged)
+    assert "2.20x: FAIL" in text and "0.50x: PASS" in text
