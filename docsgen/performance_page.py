@@ -156,12 +156,15 @@ def storm(run: dict | None = None) -> str:
                 f"`DRAIN_SECONDS` {s['drain']:g}, `STREAM_OPENS_PER_SECOND` {s['opens']}, as the deploy guide "
                 "advises for that crowd; the first row is the same without either):", "",
                 "| run | A's streams end, s after SIGTERM | B's peak opens a second | deferred | all back on B, s "
-                "| B's CPU, s | seq skipped / repeated |", "|---|---|---:|---:|---:|---:|---|"]
+                "| B's CPU, s | seq skipped / repeated | live viewers' p99 ms, storm / after |",
+                "|---|---|---:|---:|---:|---:|---|---|"]
         for r in s["runs"]:
             out.append(f"| {r['label']} | {r['ends_first']}-{r['ends_last']} | {r['peak_opens_per_s']:,} "
-                       f"| {r['deferred']:,} | {r['all_back_s']} | {r['b_cpu_s']} | {r['seq_gaps']} / {r['seq_repeats']} |")
+                       f"| {r['deferred']:,} | {r['all_back_s']} | {r['b_cpu_s']} | {r['seq_gaps']} / {r['seq_repeats']} "
+                       f"| {r.get('live_p99_ms_storm', '-')} / {r.get('live_p99_ms_after', '-')} |")
         out += ["", "Targets, on the run with the drain: " + "; ".join(
-            f"{t['target']} {t['measured']} (goal {t['goal']}): {'met' if t['met'] else '**missed**'}"
+            f"{t['target']} {t['measured']} (goal {t['goal']}): "
+            f"{'not measured' if t['met'] is None else 'met' if t['met'] else '**missed**'}"
             for t in s["targets"]) + "."]
     if o and "error" not in o:
         med = o["medians_us_per_open"]

@@ -258,14 +258,16 @@ def test_the_storm_and_open_cost_tables_judge_their_targets():
     from bench.restart_storm import table, targets
 
     run = {"label": "drain 20 s, 200/s", "ends_first": 0.1, "ends_last": 19.9, "peak_opens_per_s": 249,
-           "deferred": 5843, "seq_gaps": 0, "seq_repeats": 0, "all_back_s": 26.6, "b_cpu_s": 10.3, "missing": 0}
+           "deferred": 5843, "seq_gaps": 0, "seq_repeats": 0, "all_back_s": 26.6, "b_cpu_s": 10.3, "missing": 0,
+           "live_p99_ms_storm": 90.0, "live_p99_ms_after": 60.0}
     assert all(t["met"] for t in targets(run, 5000))
     text = table({"viewers": 5000, "runs": [run], "targets": targets(run, 5000)})
-    assert "FAIL" not in text and text.count("PASS") == 3 and "5,000 viewers" in text
+    assert "FAIL" not in text and text.count("PASS") == 4 and "5,000 viewers" in text
     for change, failing in (({"peak_opens_per_s": 251}, "peak opens a second"),
                             ({"all_back_s": 30.5}, "every viewer back"),
                             ({"missing": 3, "all_back_s": 12.0}, "every viewer back"),
-                            ({"seq_repeats": 1}, "samples skipped or repeated")):
+                            ({"seq_repeats": 1}, "samples skipped or repeated"),
+                            ({"live_p99_ms_storm": 130.0}, "live viewers' delivery p99 during the storm")):
         verdicts = {t["target"]: t["met"] for t in targets({**run, **change}, 5000)}
         assert verdicts.pop(failing) is False and all(verdicts.values()), change
     cost = {"medians_us_per_open": {"ours": 700.0, "node": 150.0}, "ours_over_node": 4.67}

@@ -196,5 +196,5 @@ def test_the_storm_and_history_blocks_say_what_the_kept_run_measured_or_that_it_
         "targets": [{"target": "peak opens a second", "goal": "<= 250", "measured": 251, "met": False}]}
     block = performance_page.storm({**run, "storm": {"storm": storm_run, "open_cost": {
         "medians_us_per_open": {"ours": 700.0, "node": 150.0}, "ours_over_node": 4.67}}})
-    assert "| drain 20 s, 200/s | 0.01-19.9 | 251 | 10 | 26.6 | 10.3 | 0 / 0 |" in block
+    assert "| drain 20 s, 200/s | 0.01-19.9 | 251 | 10 | 26.6 | 10.3 | 0 / 0 | - / - |" in block
     assert "peak opens a second 251 (goal <= 250): **missed**" in block and "4.67x" in block
