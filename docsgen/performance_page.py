@@ -38,10 +38,18 @@ def _command(run: dict) -> str:
     return "bin/bench " + " ".join(argv)
 
 
+def _commit(run: dict) -> str:
+    """The measured app's commit: the ref given with --app-ref, else the checkout's HEAD (the run
+    refuses nothing, but records what was uncommitted: shown when there was any)."""
+    git = run["git"]
+    dirty = git.get("uncommitted_app_changes")
+    return (git.get("app_commit") or git["head"]) + (" with uncommitted changes" if dirty else "")
+
+
 def run_header(run: dict | None = None) -> str:
     run = run or _load("latest.json")
     host = run["host"]
-    return (f"Run of {run['created'][:10]}, app at commit `{run['git']['app_commit']}`, "
+    return (f"Run of {run['created'][:10]}, app at commit `{_commit(run)}`, "
             f"{run['mode']} mode, {run['duration_s'] / 60:.0f} minutes; made with\n\n"
             f"```sh\n{_command(run)}\n```\n\n"
             f"on a shared {host['cpus']}-core machine with {host['memory_gb']} GiB of memory, Linux "
@@ -138,7 +146,7 @@ def history(run: dict | None = None) -> str:
     rows.append(f"| start-up to the first sample served | empty store {start['empty']['median_s']} s; "
                 f"{start['full_hour']['events']:,} stored events {start['full_hour']['median_s']} s |")
     return (f"From the same run (its `history` part: `bench/history_bench.py` with the {run['mode']} preset), "
-            f"app at commit `{run['git']['app_commit']}`, {api['requests']} requests per window:\n\n"
+            f"app at commit `{_commit(run)}`, {api['requests']} requests per window:\n\n"
             + "\n".join(rows) + "\n")
 
 
