@@ -76,6 +76,24 @@ def test_metrics_carry_the_host_and_the_apps_own_numbers(client, svc):
     assert families["dashboard_consoles"].samples[0].value == 0
 
 
+def test_metrics_leave_out_what_a_sample_of_another_shape_lacks_and_never_fail(client, svc):
+    # A host's latest sample can come from another process through Redis (an agent of another
+    # version, synthetic history): rows without their label and figures that are not numbers are
+    # left out; a sample of another shape costs that host's figures only.
+    view = next(iter(svc.views))
+    view.latest = {"ts": 1, "cpu": {"percent": "n/a", "per_core": [12.5]},
+                   "disks": [{"used": 5, "total": 10}, {"mount": "/data", "used": 7, "total": 9}],
+                   "net": {"interfaces": [{"rx_bps": 1.0}]}, "memory": {"used": 3, "total": 4}}
+    families = metrics(client)
+    assert [s.labels["mount"] for s in families["dashboard_host_disk_used_bytes"].samples] == ["/data"]
+    assert families["dashboard_host_cpu_core_percent"].samples[0].value == 12.5
+    assert not families["dashboard_host_cpu_percent"].samples
+    assert not families["dashboard_host_network_receive_bytes_per_second"].samples
+    view.latest = {"ts": 1, "cpu": 57, "disks": "none"}  # another shape altogether
+    assert client.get("/metrics").status_code == 200
+    assert "dashboard_viewers" in metrics(client)
+
+
 def test_command_counts_and_latency_are_exported(svc, client):
     from dashboard.console.operator import Operator
     from dashboard.console.sessions import ConsoleSession

@@ -76,40 +76,50 @@ class DashboardCollector:
         }
 
         def put(key, value, *labels):
-            if value is not None:
-                m[key].add_metric(list(labels), float(value))
+            # A host's samples may come from another process through Redis (an agent of another
+            # version, a store restored from elsewhere): a row without its label or a figure that is
+            # not a number is left out, never a failed /metrics.
+            if value is None or None in labels:
+                return
+            try:
+                m[key].add_metric([str(label) for label in labels], float(value))
+            except (TypeError, ValueError):
+                pass
 
         for view in self.svc.views:
             s = view.latest
             if not s:
                 continue
             h = view.name
-            put("age", time.time() - s.get("ts", 0), h)
-            cpu = s.get("cpu") or {}
-            put("cpu", cpu.get("percent"), h)
-            for i, v in enumerate(cpu.get("per_core") or []):
-                put("core", v, h, str(i))
-            for period in ("1", "5", "15"):
-                put("load", (s.get("load") or {}).get("load" + period), h, period)
-            put("mem_used", (s.get("memory") or {}).get("used"), h)
-            put("mem_total", (s.get("memory") or {}).get("total"), h)
-            put("swap_used", (s.get("swap") or {}).get("used"), h)
-            put("swap_total", (s.get("swap") or {}).get("total"), h)
-            for d in s.get("disks") or []:
-                put("disk_used", d.get("used"), h, d["mount"])
-                put("disk_total", d.get("total"), h, d["mount"])
-                put("disk_read", d.get("read_bps"), h, d["mount"])
-                put("disk_write", d.get("write_bps"), h, d["mount"])
-            for i in (s.get("net") or {}).get("interfaces") or []:
-                put("net_rx", i.get("rx_bps"), h, i["name"])
-                put("net_tx", i.get("tx_bps"), h, i["name"])
-            put("procs", (s.get("processes") or {}).get("count"), h)
-            put("uptime", s.get("uptime"), h)
-            c = s.get("container") or {}
-            put("c_cpu_limit", c.get("cpu_limit"), h)
-            put("c_cpu_used", c.get("cpu_cores_used"), h)
-            put("c_mem_limit", c.get("memory_limit"), h)
-            put("c_mem_used", c.get("memory_usage"), h)
+            try:  # a sample of another shape (see put) costs its host's figures, not /metrics
+                put("age", time.time() - s.get("ts", 0), h)
+                cpu = s.get("cpu") or {}
+                put("cpu", cpu.get("percent"), h)
+                for i, v in enumerate(cpu.get("per_core") or []):
+                    put("core", v, h, str(i))
+                for period in ("1", "5", "15"):
+                    put("load", (s.get("load") or {}).get("load" + period), h, period)
+                put("mem_used", (s.get("memory") or {}).get("used"), h)
+                put("mem_total", (s.get("memory") or {}).get("total"), h)
+                put("swap_used", (s.get("swap") or {}).get("used"), h)
+                put("swap_total", (s.get("swap") or {}).get("total"), h)
+                for d in s.get("disks") or []:
+                    put("disk_used", d.get("used"), h, d.get("mount"))
+                    put("disk_total", d.get("total"), h, d.get("mount"))
+                    put("disk_read", d.get("read_bps"), h, d.get("mount"))
+                    put("disk_write", d.get("write_bps"), h, d.get("mount"))
+                for i in (s.get("net") or {}).get("interfaces") or []:
+                    put("net_rx", i.get("rx_bps"), h, i.get("name"))
+                    put("net_tx", i.get("tx_bps"), h, i.get("name"))
+                put("procs", (s.get("processes") or {}).get("count"), h)
+                put("uptime", s.get("uptime"), h)
+                c = s.get("container") or {}
+                put("c_cpu_limit", c.get("cpu_limit"), h)
+                put("c_cpu_used", c.get("cpu_cores_used"), h)
+                put("c_mem_limit", c.get("memory_limit"), h)
+                put("c_mem_used", c.get("memory_usage"), h)
+            except (AttributeError, TypeError):
+                continue
         yield from m.values()
 
     def _app_metrics(self):
