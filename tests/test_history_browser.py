@@ -26,10 +26,24 @@ def filled_server(start_server, tmp_path):
     return start_server({"SAMPLE_INTERVAL": "0.5", "HOST_NAME": "web-1"})
 
 
+# Every chart shows the range the charts' state asks for. Drawing waits for the next
+# animation frame after the state changes, so a test waits for this, not only the state.
+DRAWN = """(() => {
+    const c = window.dashboard.charts;
+    const [min, max] = c.range();
+    return c.plots.every((p) => Math.abs(p.plot.scales.x.min - min) < 1
+                                && Math.abs(p.plot.scales.x.max - Math.max(max, min + 10)) < 1);
+})()"""
+
+
+def wait_drawn(page, state):
+    page.wait_for_function(f"({state}) && {DRAWN}", timeout=10000)
+
+
 def pick(page, seconds, tier):
     page.select_option("#window", str(seconds))
-    page.wait_for_function(f"window.dashboard.charts.fixed && window.dashboard.charts.fixed.tier === '{tier}'"
-                           f" && window.dashboard.charts.fixed.columns.ts.length > 10", timeout=10000)
+    wait_drawn(page, f"window.dashboard.charts.fixed && window.dashboard.charts.fixed.tier === '{tier}'"
+                     f" && window.dashboard.charts.fixed.columns.ts.length > 10")
 
 
 def test_the_30_day_window_shows_roll_ups_with_bands_and_a_gap(start_server, browser, page_errors, tmp_path):
@@ -82,15 +96,42 @@ def test_drag_zooms_every_chart_and_double_click_goes_back(start_server, browser
     page.mouse.move(box["x"] + box["width"] * 0.98, y, steps=5)
     page.mouse.move(box["x"] + box["width"] * 0.995, y, steps=5)
     page.mouse.up()
-    page.wait_for_function("window.dashboard.charts.zooms.length === 1 && "
-                           "window.dashboard.charts.fixed.tier === 'minute'", timeout=10000)
+    wait_drawn(page, "window.dashboard.charts.zooms.length === 1 && window.dashboard.charts.fixed.tier === 'minute'")
     spans = page.evaluate("""() => window.dashboard.charts.plots.map((p) => p.plot.scales.x.max - p.plot.scales.x.min)""")
     assert all(abs(s - spans[0]) < 1 for s in spans) and spans[0] < 2 * DAY  # every chart zoomed alike
     page.mouse.dblclick(box["x"] + box["width"] / 2, y)
-    page.wait_for_function("window.dashboard.charts.zooms.length === 0 && "
-                           "window.dashboard.charts.fixed.tier === 'hour'", timeout=10000)
+    wait_drawn(page, "window.dashboard.charts.zooms.length === 0 && window.dashboard.charts.fixed.tier === 'hour'")
     spans = page.evaluate("""() => window.dashboard.charts.plots.map((p) => p.plot.scales.x.max - p.plot.scales.x.min)""")
     assert all(s > 29 * DAY for s in spans)
+    context.close()
+    assert page_errors.errors == []
+
+
+def test_a_window_left_before_its_answer_came_does_not_keep_refreshing(start_server, browser, page_errors,
+                                                                     tmp_path):
+    # Long windows refresh each minute. One picked and left while its answer was on its way must
+    # not leave a timer behind: a page open all day would fetch for every such window.
+    server = filled_server(start_server, tmp_path)
+    context, page = new_page(browser, page_errors, f"{server.base}/?token={TOKEN}")
+    wait_state(page, "sse-pill", "open")
+    page.clock.install()
+    held = []
+    page.route("**/api/history?seconds=2592000*", lambda route: held.append(route))
+    page.select_option("#window", str(30 * DAY))
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held, "the month's request never came"
+    pick(page, 7 * DAY, "minute")
+    with page.expect_response(lambda r: "seconds=2592000" in r.url):
+        held[0].continue_()
+    page.wait_for_function("new Promise((ok) => setTimeout(() => ok(true), 0))")  # its answer handled
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/history" in r.url else None)
+    with page.expect_request(lambda r: "seconds=604800" in r.url):
+        page.clock.run_for(61_000)
+    page.evaluate("1")
+    assert not [u for u in asked if "seconds=2592000" in u], asked
     context.close()
     assert page_errors.errors == []
 
@@ -114,8 +155,7 @@ def test_a_young_install_asked_for_a_month_shows_its_data_not_a_month_of_blank(s
     context, page = new_page(browser, page_errors, f"{server.base}/?token={TOKEN}")
     wait_state(page, "sse-pill", "open")
     page.select_option("#window", str(30 * DAY))
-    page.wait_for_function("window.dashboard.charts.fixed && window.dashboard.charts.firstData() !== null",
-                           timeout=10000)
+    wait_drawn(page, "window.dashboard.charts.fixed && window.dashboard.charts.firstData() !== null")
     info = page.evaluate("""() => {
         const c = window.dashboard.charts;
         const cpu = c.plots.find((p) => p.def.key === "cpu").plot;

@@ -79,7 +79,9 @@ async function showLong(seconds, until = null) {
     }
   };
   await load();
-  if (!until) refreshTimer = setInterval(load, 60000);
+  // Only the window still shown refreshes: one picked while this answer was on its way
+  // would otherwise leave a timer fetching every minute for as long as the page is open.
+  if (!until && serial === fetchSerial) refreshTimer = setInterval(load, 60000);
 }
 
 function pickWindow() {
