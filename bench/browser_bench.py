@@ -100,8 +100,9 @@ def measure(page, cdp, seconds: float, trail: int = 0) -> dict:
     return out
 
 
-def run_page(browser, url: str, seconds: float, warmup: float, ready: str | None, trail: int = 0) -> dict:
-    """The page at url, visible then hidden, each for one window."""
+def run_page(browser, url: str, seconds: float, warmup: float, ready: str | None, trail: int = 0,
+             hidden_seconds: float | None = None) -> dict:
+    """The page at url, visible for one window, then hidden for one (the same length unless given)."""
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, bypass_csp=True)
     try:
         page = context.new_page()
@@ -115,7 +116,7 @@ def run_page(browser, url: str, seconds: float, warmup: float, ready: str | None
         visible = measure(page, cdp, seconds, trail)
         page.evaluate(HIDE)
         page.wait_for_timeout(500)
-        hidden = measure(page, cdp, seconds, trail)
+        hidden = measure(page, cdp, seconds if hidden_seconds is None else hidden_seconds, trail)
         page.evaluate(SHOW)
         return {"visible": visible, "hidden": hidden}
     finally:
@@ -126,12 +127,13 @@ def run_page(browser, url: str, seconds: float, warmup: float, ready: str | None
 OURS_READY = "() => window.dashboard && window.dashboard.charts && window.dashboard.charts.store.ts.length >= 3"
 
 
-def run_ours(browser, rate: float, seconds: float, warmup: float, work_dir: Path, trail: int = 0) -> dict:
+def run_ours(browser, rate: float, seconds: float, warmup: float, work_dir: Path, trail: int = 0,
+             hidden_seconds: float | None = None) -> dict:
     server = Server("ours", work_dir, work_dir, env={"SAMPLE_INTERVAL": f"{1 / rate:g}"})
     server.start()
     try:
         return run_page(browser, f"http://127.0.0.1:{server.port}/?token={server.token}",
-                        seconds, warmup, OURS_READY, trail)
+                        seconds, warmup, OURS_READY, trail, hidden_seconds)
     finally:
         server.stop()
 
@@ -169,7 +171,7 @@ def glances_version(exe: str) -> str:
 
 
 def run_glances(browser, exe: str, rate: float, seconds: float, warmup: float, work_dir: Path,
-                trail: int = 0) -> dict:
+                trail: int = 0, hidden_seconds: float | None = None) -> dict:
     port = free_port()
     log = open(work_dir / f"glances-{port}.log", "ab")
     proc = subprocess.Popen([exe, "-w", "--disable-autodiscover", "-B", "127.0.0.1", "-p", str(port),
@@ -189,7 +191,7 @@ def run_glances(browser, exe: str, rate: float, seconds: float, warmup: float, w
                 if time.monotonic() > deadline:
                     raise TimeoutError("glances -w did not answer within 60 s") from None
                 time.sleep(0.2)
-        return run_page(browser, f"http://127.0.0.1:{port}/", seconds, warmup, None, trail)
+        return run_page(browser, f"http://127.0.0.1:{port}/", seconds, warmup, None, trail, hidden_seconds)
     finally:
         os.killpg(proc.pid, 15)
         try:
@@ -207,7 +209,8 @@ def run(args) -> dict:
     from playwright.sync_api import sync_playwright
 
     work_dir = Path(tempfile.mkdtemp(prefix="browser-bench-"))
-    result = {"seconds": args.seconds, "rates": args.rates, "pages": {}, "glances": None}
+    result = {"seconds": args.seconds, "hidden_seconds": args.hidden_seconds or args.seconds,
+              "rates": args.rates, "pages": {}, "glances": None}
     try:
         exe, how = find_glances(args.glances, work_dir)
         result["glances"] = {"how": how, "version": glances_version(exe) if exe else None}
@@ -219,11 +222,12 @@ def run(args) -> dict:
                 for rate in args.rates:
                     key = f"{rate:g} Hz"
                     result["pages"].setdefault("ours", {})[key] = run_ours(
-                        browser, rate, args.seconds, args.warmup, work_dir, args.heap_trail)
+                        browser, rate, args.seconds, args.warmup, work_dir, args.heap_trail, args.hidden_seconds)
                     if exe:
                         try:
                             result["pages"].setdefault("glances", {})[key] = run_glances(
-                                browser, exe, rate, args.seconds, args.warmup, work_dir, args.heap_trail)
+                                browser, exe, rate, args.seconds, args.warmup, work_dir, args.heap_trail,
+                                args.hidden_seconds)
                         except (RuntimeError, TimeoutError) as exc:
                             result["glances"]["error"] = str(exc)
             finally:
@@ -251,13 +255,19 @@ def table(result: dict) -> str:
     note = f"Glances {g.get('version')}: {g.get('how')}" if g.get("version") else f"Glances: {g.get('how')}"
     if g.get("error"):
         note += f" (failed: {g['error']})"
-    return "\n".join(lines + ["", f"{result['seconds']:g} s per window; " + note])
+    hidden = result.get("hidden_seconds", result["seconds"])
+    windows = (f"{result['seconds']:g} s per window" if hidden == result["seconds"]
+               else f"{result['seconds']:g} s visible, {hidden:g} s hidden")
+    return "\n".join(lines + ["", f"{windows}; " + note])
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m bench.browser_bench", description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=30.0, help="measured window per page and state (default 30)")
     p.add_argument("--rates", default="1,4", help="sampling rates in Hz, comma-separated (default 1,4)")
+    p.add_argument("--hidden-seconds", type=float, default=None,
+                   help="the hidden window's length (default: --seconds); a long visible run for the heap "
+                        "need not wait as long again hidden")
     p.add_argument("--heap-trail", type=int, default=0,
                    help="also read the JS heap at this many points in each window (a long run's growth; "
                         "default 0: the collections would count in the window's task time)")
@@ -271,8 +281,9 @@ def parse_args(argv):
         args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
     except ValueError:
         p.error("--rates takes comma-separated numbers, e.g. 1,4")
-    if not args.rates or any(not 1 / 60 <= r <= 4 for r in args.rates) or args.seconds < 1:
-        p.error("--rates between 1/60 and 4 Hz (the app samples every 0.25 to 60 s); --seconds >= 1")
+    if not args.rates or any(not 1 / 60 <= r <= 4 for r in args.rates) or args.seconds < 1 \
+            or (args.hidden_seconds is not None and args.hidden_seconds < 1):
+        p.error("--rates between 1/60 and 4 Hz (the app samples every 0.25 to 60 s); --seconds and --hidden-seconds >= 1")
     if not os.access(CHROMIUM, os.X_OK):
         p.error(f"{CHROMIUM} is missing: apt-get install chromium (a downloaded browser is never used)")
     return args
