@@ -85,10 +85,13 @@ export function renderProcess(d) {
   const rows = d.history.rows;
   const w = d.watched;
   if (w && rows.length) {
-    const since = duration(rows[rows.length - 1][0] - w.since);
+    // A process just asked about has a trail of a second or two: say so, not "over 0s".
+    const span = rows[rows.length - 1][0] - w.since;
+    const over = w.samples < 2 ? "in one sample"
+      : `over ${span < 60 ? span.toFixed(1) + " s" : duration(span)} (${w.samples} samples)`;
     const cpu = el("div", "proc-trend");
     cpu.append(el("span", "term-muted",
-      `cpu over ${since} (${w.samples} samples): avg ${w.cpu_avg === null ? "–" : w.cpu_avg + " %"}, max ${w.cpu_max === null ? "–" : w.cpu_max + " %"}`),
+      `cpu ${over}: avg ${w.cpu_avg === null ? "–" : w.cpu_avg + " %"}, max ${w.cpu_max === null ? "–" : w.cpu_max + " %"}`),
     spark(rows.map((r) => r[1]), "#60a5fa"));
     const mem = el("div", "proc-trend");
     mem.append(el("span", "term-muted", `memory: ${bytes(w.rss_min)} to ${bytes(w.rss_max)}`),
