@@ -7,8 +7,11 @@ with the same data fed to both versions:
   and in Redis (MEMORY USAGE of the tier's keys);
 - bytes per raw sample (an hour of real compact metrics events at 1 Hz) on
   disk and in the Redis stream;
+- the raw hour as the defaults keep it: whole samples for RESUME_SECONDS and
+  the charts' rows of the hour packed a minute at a time (before that split:
+  an hour of whole samples), on disk and in Redis;
 - Redis bytes per host with the defaults (30 days of minutes, a year of
-  hours, an hour of samples): MEMORY USAGE summed over every key;
+  hours, the raw hour, the process table): MEMORY USAGE summed over every key;
 - p99 of reading a 30-day and a 1-year window (the code /api/history runs,
   in process, without HTTP), from SQLite and from Redis.
 
@@ -75,6 +78,7 @@ def make_events(count: int) -> list[str]:
         svc.sampler.sample()
         time.sleep(0.5)
         sample = svc.sampler.sample()
+        procs = json.dumps(svc.processes.rows(svc.processes.latest), separators=(",", ":"))
         svc.shutdown("probe")
     rnd = random.Random(5)
     now = time.time()
@@ -83,7 +87,7 @@ def make_events(count: int) -> list[str]:
         s = json.loads(json.dumps(sample))
         s["ts"], s["seq"] = now - count + i, i + 1
         out.append(wire.encode(_moved(s, rnd)))
-    return out
+    return out, procs
 
 
 def _moved(value, rnd: random.Random, key: str = ""):
@@ -158,6 +162,18 @@ def probe(data: dict, scratch: Path, redis_url: str, rounds: int) -> dict:
         events.add_event((ms + i * 1000, 0), "metrics", data_)
     events.close()
     out["disk"]["raw_sample"] = round((_pages(events.path) - empty) / len(data["events"]))
+    # The raw hour as the defaults keep it: whole samples for RESUME_SECONDS, and (once split)
+    # the charts' rows of the hour a minute to a blob.
+    split, resume = _split()
+    kept = data["events"][-resume:] if split else data["events"]
+    hour = HistoryStore(str(scratch / "hour"), tiers, names, 7200)
+    for i, data_ in enumerate(kept):
+        hour.add_event((ms + (len(data["events"]) - len(kept) + i) * 1000, 0), "metrics", data_)
+    minutes = _minutes(data["events"]) if split else []
+    for start, blob in minutes:
+        hour.add_minute("web-1", start, blob)
+    hour.close()
+    out["disk"]["raw_hour"] = _pages(hour.path) - empty
     full = HistoryStore(str(scratch / "full"), tiers, names, 3600)
     full.write_points([i for rows in items.values() for i in rows])
     out["disk"]["reads_ms"] = _reads(full, tiers, now, rounds)
@@ -170,15 +186,45 @@ def probe(data: dict, scratch: Path, redis_url: str, rounds: int) -> dict:
         rtiers.write_points(rows)
         used = sum(store.binary.memory_usage(k, samples=0) or 0 for k in store.binary.scan_iter(f"bench:*:{step}:*"))
         out["redis"][by_step[int(step)].name] = round(used / len(rows) / len(names), 2)
-    for data_ in data["events"]:
-        store.add_sample("web-1", data_, None, {"interval": 1})
-    out["redis"]["raw_sample"] = round(store.binary.memory_usage(store.stream("web-1"), samples=0) / len(data["events"]))
+    for data_ in data["events"]:  # a whole hour of whole samples, for the bytes of one
+        store.add_sample("raw-1", data_, None, {"interval": 1})
+    out["redis"]["raw_sample"] = round(store.binary.memory_usage(store.stream("raw-1"), samples=0) / len(data["events"]))
+    store.binary.delete(store.stream("raw-1"))
+    store.binary.hdel(store.key("hosts"), "raw-1")
+    for i, data_ in enumerate(kept):
+        store.add_sample("web-1", data_, data["procs"] if i == len(kept) - 1 else None, {"interval": 1})
+    if minutes:
+        from dashboard.store.redis_minutes import RedisMinutes
+
+        RedisMinutes(store).add("web-1", minutes)
+    hour_keys = [store.stream("web-1")] + ([store.minutes_key("web-1")] if split else [])
+    out["redis"]["raw_hour"] = sum(store.binary.memory_usage(k, samples=0) or 0 for k in hour_keys)
     out["redis"]["host_bytes"] = sum(store.binary.memory_usage(k, samples=0) or 0 for k in store.binary.scan_iter("bench:*"))
     out["redis"]["reads_ms"] = _reads(rtiers, tiers, now, rounds)
     rtiers.close()
     store.binary.flushdb()
     store.close()
     return out
+
+
+def _split() -> tuple[bool, int]:
+    """Whether this version keeps the raw hour split, and for how long it keeps whole samples."""
+    from dashboard.settings import SETTINGS
+
+    resume = next((s.default for s in SETTINGS if s.name == "RESUME_SECONDS"), None)
+    return resume is not None, int(resume or 3600)
+
+
+def _minutes(events: list[str]) -> list[tuple[int, bytes]]:
+    """The hour's chart rows, packed a minute at a time the way the sampler's publisher packs them."""
+    from dashboard.store import chart_minutes
+    from dashboard.stream import wire
+    from dashboard.stream.history import Minutes
+
+    gather = Minutes(keep=120)
+    for data_ in events:
+        gather.add(wire.decode(data_))
+    return [(start, chart_minutes.encode(rows)) for start, rows in gather.unfinished()]
 
 
 # ---- running it, now and at a ref ---------------------------------------------------------
@@ -221,7 +267,8 @@ def render(now: dict, before: dict | None) -> str:
         f"  disk, B per series and step: minute {pair(['disk', 'minute'])}, hour {pair(['disk', 'hour'])}",
         f"  Redis, B per series and step: minute {pair(['redis', 'minute'])}, hour {pair(['redis', 'hour'])}",
         f"  B per raw sample: disk {pair(['disk', 'raw_sample'])}, Redis stream {pair(['redis', 'raw_sample'])}",
-        f"  Redis per host with the defaults (30 d minutes, 365 d hours, 1 h of samples): "
+        f"  the raw hour with the defaults, B: disk {pair(['disk', 'raw_hour'])}, Redis {pair(['redis', 'raw_hour'])}",
+        f"  Redis per host with the defaults (30 d minutes, 365 d hours, the raw hour, the process table): "
         f"{pair(['redis', 'host_bytes'])} B",
     ] + [f"  read ms, {store}, {label}: first {pair([key, 'reads_ms', label, 'first'])}, "
          f"p50 {pair([key, 'reads_ms', label, 'p50'])}, p99 {pair([key, 'reads_ms', label, 'p99'])}"
@@ -243,7 +290,8 @@ def main(argv=None) -> int:
 
     names = [s.name for s in SERIES]
     now = int(time.time())
-    data = {"names": names, "now": now, "events": make_events(3600),
+    events, procs = make_events(3600)
+    data = {"names": names, "now": now, "events": events, "procs": procs,
             "points": {"60": make_points(names, now, 60, 30, 60, 1), "3600": make_points(names, now, 3600, 365, 3600, 2)}}
     with tempfile.TemporaryDirectory(prefix="bench-storage-") as tmp:
         scratch = Path(tmp)

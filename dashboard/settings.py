@@ -61,8 +61,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds between samples at start (0.25 to 60). Operators change it at run time.",
             kinds.ranged(float, 0.25, 60.0)),
     Setting("HISTORY_SECONDS", 3600,
-            "How much history the event buffer and charts keep. A reconnecting viewer resumes without a "
-            "gap if its last event is younger than this.", kinds.ranged(int, 10, 7 * 24 * 3600)),
+            "How much history the charts keep at full resolution (every sample), and this process's "
+            "event buffer in memory. Past RESUME_SECONDS the stores keep only the charts' numbers of it, "
+            "packed a minute at a time.", kinds.ranged(int, 10, 7 * 24 * 3600)),
+    Setting("RESUME_SECONDS", 300,
+            "How long whole events (every process, disk and interface of each sample) are kept in SQLite "
+            "or Redis: a viewer whose last event is younger resumes without a gap, after a restart or a "
+            "deploy too. Longer than a restart storm takes to reconnect everyone and than the longest "
+            "pause a phone or a proxy puts between two connections; at most HISTORY_SECONDS. Each 60 s "
+            "costs a host about 30 KB of Redis.", kinds.ranged(int, 120, 7 * 24 * 3600)),
     Setting("HEARTBEAT_SECONDS", 15.0,
             "Longest silence on an event stream before a heartbeat comment is sent (Heroku's router cuts "
             "connections idle for 55 s).", kinds.ranged(float, 0.05, 50.0)),

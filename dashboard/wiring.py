@@ -133,7 +133,8 @@ class Instance:
             notify_store = SqliteNotifyStore(os.path.join(config["DATA_DIR"], "notify.sqlite3"))
             self.notify_errors = (sqlite3.Error, OSError)
             if config["HISTORY_STORE"]:
-                history, error = open_history(config["DATA_DIR"], tiers, names, config["HISTORY_SECONDS"])
+                history, error = open_history(config["DATA_DIR"], tiers, names, config["HISTORY_SECONDS"],
+                                              config["RESUME_SECONDS"])
                 state_store = history  # the event buffer and the console's state last there too
         self.lasting = Lasting(history, tiers, self.host, config["HISTORY_SECONDS"], error)
         self.notifier = Notifier(

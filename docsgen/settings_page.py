@@ -42,6 +42,11 @@ TESTS: dict[str, tuple[str, ...]] = {
         "test_settings_live::test_history_seconds_bounds_what_history_serves",
         "test_hub::test_events_older_than_the_history_window_are_evicted",
     ),
+    "RESUME_SECONDS": (
+        "test_raw_hour_split::test_a_restart_charts_the_hour_from_minutes_and_resumes_from_whole_events",
+        "test_raw_hour_split::test_the_store_keeps_whole_events_for_resume_seconds_and_chart_minutes_for_the_hour",
+        "test_history_cache::test_a_full_hour_polled_by_six_clients_costs_one_encode_per_sample",
+    ),
     "HEARTBEAT_SECONDS": ("test_stream_live::test_heartbeat_comments_keep_an_idle_stream_alive",),
     "SSE_RETRY_MS": ("test_settings_live::test_sse_retry_ms_is_the_retry_field_of_every_stream",),
     "VIEWER_BACKLOG": (

@@ -122,25 +122,35 @@ def test_many_history_callers_leave_the_worker_and_health_checks_alone(start_ser
 
 
 def test_a_full_hour_polled_by_six_clients_costs_one_encode_per_sample(start_server, redis_server):
-    """An hour of 1 Hz history (backfilled from Redis, as after any restart), six
-    clients asking for all of it as fast as they can: cached, against the same
-    load with a different window on every call (each one a fresh encode)."""
+    """An hour of 1 Hz history (backfilled from Redis, as after any restart: whole samples for
+    RESUME_SECONDS, the chart minutes before them), six clients asking for all of it as fast
+    as they can: cached, against the same load with a different window on every call (each
+    one a fresh encode)."""
+    from dashboard.store import chart_minutes
+    from dashboard.store.redis_minutes import RedisMinutes
     from dashboard.store.redis_store import RedisStore
+    from dashboard.stream.history import Minutes
 
     store = RedisStore(redis_server.url, "dash")
     now_ms = int(time.time() * 1000)
     pipe = store.r.pipeline(transaction=False)
+    gather = Minutes(keep=100)
     for i in range(3590):
         ts_ms = now_ms - (3590 - i) * 1000
-        pipe.xadd(store.stream("web-1"), {"t": "metrics", "d": json.dumps(sample(i + 1, ts_ms / 1000))},
-                  id=f"{ts_ms}-0")
+        gather.add(sample(i + 1, ts_ms / 1000))
+        if ts_ms >= now_ms - 240_000:
+            pipe.xadd(store.stream("web-1"), {"t": "metrics", "d": json.dumps(sample(i + 1, ts_ms / 1000))},
+                      id=f"{ts_ms}-0")
     pipe.execute()
+    RedisMinutes(store).add("web-1", [(start, chart_minutes.encode(rows)) for start, rows in gather.ready])
     store.close()
     server = start_server({"REDIS_URL": redis_server.url, "HOST_NAME": "web-1", "SAMPLE_INTERVAL": "1",
-                           "HISTORY_BUILDS_PER_MINUTE": "1000000"})
-    count = json.loads(urllib.request.urlopen(urllib.request.Request(
-        server.base + "/api/history?seconds=3600", headers=AUTH), timeout=10).read())["count"]
-    assert count >= 3590
+                           "HISTORY_BUILDS_PER_MINUTE": "1000000", "RESUME_SECONDS": "300"})
+    answer = json.loads(urllib.request.urlopen(urllib.request.Request(
+        server.base + "/api/history?seconds=3600", headers=AUTH), timeout=10).read())
+    assert answer["count"] >= 3590
+    seqs = [s for s in answer["columns"]["seq"] if s is not None]
+    assert seqs[:3590] == list(range(1, 3591))  # from the minutes, then the whole samples: none lost or doubled
     worker = server.worker()
 
     def load(windows) -> dict:

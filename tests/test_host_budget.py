@@ -70,12 +70,13 @@ def test_the_writer_keeps_each_host_inside_its_budget(redis_server):
     now = int(time.time()) // 60 * 60
     tiers = RedisTiers(store, TIERS, NAMES, budget=200_000)
     items = synthetic_month(now, days=30, every=60)
-    tiers.write_points(items)  # ~2 MB of roll-ups
+    tiers.write_points(items)  # ~0.9 MB of roll-ups
     tiers._trimmed_at = 0  # the upkeep's minute has passed
     tiers.flush()
-    assert HostBudget(store, TIERS, 0).usage("web-1") <= 200_000
+    used = HostBudget(store, TIERS, 0).usage("web-1")
+    assert used <= 200_000
     assert tiers.last_point(TIERS[0], "web-1").ts == [p for t, _h, p in items if t is TIERS[0]][-1].ts  # the newest stays
-    assert tiers.health()["trimmed_bytes"]["web-1"] > 1_000_000
+    assert tiers.health()["trimmed_bytes"]["web-1"] > 3 * used  # most of the month went
     store.close()
 
 

@@ -22,7 +22,7 @@ def test_samples_and_events_share_one_ordered_stream_per_host(store):
 
 
 def test_streams_are_trimmed_to_the_history(store):
-    store.history_ms = 100
+    store.resume_ms = 100
     store.add_event(["h"], "notice", "{}")
     time.sleep(0.25)
     store.add_event(["h"], "notice", "{}")
@@ -93,7 +93,8 @@ def test_the_holder_writes_the_full_process_table_at_most_every_table_seconds(mo
     from dashboard.fleet import lease
 
     written = []
-    store = SimpleNamespace(add_sample=lambda host, data, procs, info, also=None: written.append(procs))
+    store = SimpleNamespace(add_sample=lambda host, data, procs, info, also=None: written.append(procs),
+                            history_seconds=3600)
     built = []
     sampling = lease.HostSampling(store, "h1", SimpleNamespace(interval=1.0, paused=False), Alerts(),
                                   lease_seconds=5, role="web", publish_event=lambda e: None,

@@ -32,4 +32,4 @@ def host_sampler(config: dict, host: str,
 
 def redis_store(config: dict) -> RedisStore:
     return RedisStore(config["REDIS_URL"], config["REDIS_PREFIX"], history_seconds=config["HISTORY_SECONDS"],
-                      tls_verify=config["REDIS_TLS_VERIFY"])
+                      resume_seconds=config["RESUME_SECONDS"], tls_verify=config["REDIS_TLS_VERIFY"])

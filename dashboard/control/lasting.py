@@ -14,10 +14,12 @@ log = logging.getLogger("dashboard.control")
 
 
 def open_history(directory: str, tiers: tuple[Tier, ...], names: tuple[str, ...],
-                 history_seconds: float) -> tuple[HistoryStore | None, str | None]:
-    """The embedded store under DATA_DIR, or (None, why) when its file is unusable."""
+                 history_seconds: float, resume_seconds: float) -> tuple[HistoryStore | None, str | None]:
+    """The embedded store under DATA_DIR, or (None, why) when its file is unusable: whole events
+    for resume_seconds, the charts' rows for history_seconds."""
     try:
-        return HistoryStore(directory, tiers, names, history_seconds), None
+        return HistoryStore(directory, tiers, names, min(resume_seconds, history_seconds),
+                            minutes_seconds=history_seconds), None
     except StoreBroken as exc:
         log.error("history store unavailable, serving live data without lasting history: %s", exc)
         return None, str(exc)

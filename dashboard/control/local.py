@@ -19,7 +19,9 @@ from ..sampling.processes import ProcessTable
 from ..sampling.sampler import Sampler, check_interval
 from ..sampling.summary import Summarizer
 from ..stream.events import Event, to_json
+from ..store import chart_minutes
 from ..stream.fleet_board import FleetBoard
+from ..stream.history import Minutes
 from ..stream.views import Views
 from .shared import Stats, this_host
 
@@ -33,6 +35,8 @@ class StateStore(Protocol):
     def state(self) -> dict: ...
     def events(self, since_ms: int) -> list: ...
     def add_event(self, key, type: str, data: str) -> None: ...
+    def add_minute(self, host: str, start: int, blob: bytes) -> None: ...
+    def minutes(self, host: str, since: float) -> list[bytes]: ...
 
 
 class LocalShared:
@@ -52,6 +56,7 @@ class LocalShared:
         self.store = store
         self.board = board  # the fleet at a glance: this one host, embedded
         self.summarizer = Summarizer(self.host)
+        self.minutes = Minutes()  # the charts' hour, kept apart from whole events (stream/history.py)
 
     # ---- settings -------------------------------------------------------------------
 
@@ -104,6 +109,8 @@ class LocalShared:
 
     def publish_sample(self, sample: dict, encoded: str) -> None:
         self.views.ingest(self.host, "metrics", encoded, sample=sample)
+        if self.store is not None and self.views.local.keep is not None:
+            self._keep_minutes(self.minutes.add(sample))
         changes = self.alerts.evaluate(sample, self.host)
         for rule, st, change in changes:
             self.publish_event(alert_event(rule, st, change, self.host))
@@ -141,9 +148,16 @@ class LocalShared:
     def start(self) -> None:
         self.sampler.start()
 
+    def _keep_minutes(self, ready: list) -> None:
+        for start, rows in ready:
+            self.store.add_minute(self.host, start, chart_minutes.encode(rows))
+        self.minutes.sent()
+
     def stop(self) -> None:
         self.sampler.stop()
         if self.store is not None:
+            if self.views.local.keep is not None:
+                self._keep_minutes(self.minutes.unfinished())  # a restart long after finds it
             self.views.local.keep = None  # the store closes after this
 
     def _save(self) -> None:
@@ -153,18 +167,26 @@ class LocalShared:
             self.store.save_state("alerts", self.alerts.saved())
 
     def restore(self, history_seconds: float) -> None:
-        """Take up where the last process stopped: its events, ids, seq and state."""
+        """Take up where the last process stopped: its events, ids, seq and state, and the
+        charts' rows of the hour before those events."""
         store = self.store
         if store is None:
             return
         started = time.monotonic()
+        since = time.time() - history_seconds
         try:
-            events = store.events(int((time.time() - history_seconds) * 1000))
+            events = store.events(int(since * 1000))
+            minutes = store.minutes(self.host, since)
             state = store.state()
         except Exception as exc:  # sqlite3.Error: a damaged page found only now
             log.error("history store unreadable, starting without its events and state: %s", exc)
-            events, state = [], {}
+            events, minutes, state = [], [], {}
         seq = self.views.local.restore(events)
+        names = len(self.views.local.history.names)
+        rows = [chart_minutes.decode(blob, names) for blob in minutes]
+        self.views.local.history.add_older([row for part in rows for row in part])
+        if rows and rows[-1] and rows[-1][0][0] is not None:  # the minute left unfinished at stop
+            self.minutes.seed(int(rows[-1][0][0]) // 60 * 60, rows[-1])
         self.sampler.continue_from(seq)
         try:
             if "interval" in state:

@@ -21,9 +21,12 @@ from ..alerts.rules import Alerts, RuleState, alert_event
 from ..console import protocol
 from ..sampling.sampler import Sampler
 from ..sampling.summary import Summarizer
+from ..store import chart_minutes
 from ..store.fleet_store import FleetStore
+from ..store.redis_minutes import RedisMinutes
 from ..store.redis_store import RedisStore
 from ..stream.events import Event, to_json
+from ..stream.history import History, Minutes
 
 ERRORS = (redis.RedisError, OSError)
 
@@ -56,6 +59,8 @@ class HostSampling:
         self._table_at: float | None = None  # when the full process table was last written
         self.summarizer = Summarizer(host)  # the fleet's summary, written with each sample
         self.fleet_store = FleetStore(store)
+        self.minutes = Minutes()  # the charts' hour, kept apart from whole samples (stream/history.py)
+        self.stored_minutes = RedisMinutes(store)
 
     def step(self) -> None:
         """Renew or try to take the lease (call every lease/5 seconds)."""
@@ -69,6 +74,10 @@ class HostSampling:
     def gain(self) -> None:
         self.holding = True
         self.sampler.continue_from(self.store.last_seq(self.host))
+        start = int(time.time()) // 60 * 60  # the minute the last holder left unfinished, if it did
+        blob = self.store.binary.hget(self.store.minutes_key(self.host), str(start))
+        if blob:
+            self.minutes.seed(start, chart_minutes.decode(blob, len(History.names)))
         self.sync()
         for (rule_id, host), state in self.store.alert_states().items():
             if host == self.host and rule_id in self.alerts.rules:
@@ -84,6 +93,9 @@ class HostSampling:
         if self.holding:
             self.sampler.stop()
             try:
+                unfinished = self.minutes.unfinished()
+                if unfinished:  # so a restart long after still charts the minute under way
+                    self.stored_minutes.add(self.host, [(s, chart_minutes.encode(r)) for s, r in unfinished])
                 self.store.release(self.host, self.holder)
             except ERRORS:
                 pass
@@ -115,8 +127,14 @@ class HostSampling:
         changes = self.alerts.evaluate(sample, self.host)
         firing = sum(1 for h in self.alerts.firing() if h[1] == self.host)
         summary, changed = self.summarizer.add(sample, firing=firing, paused=self.sampler.paused)
-        self.store.add_sample(self.host, data, rows, info,
-                              also=lambda pipe: self.fleet_store.write(pipe, self.host, summary, changed))
+        minutes = [(start, chart_minutes.encode(r)) for start, r in self.minutes.add(sample)]
+
+        def also(pipe) -> None:
+            self.fleet_store.write(pipe, self.host, summary, changed)
+            self.stored_minutes.queue(pipe, self.host, minutes)
+
+        self.store.add_sample(self.host, data, rows, info, also=also)
+        self.minutes.sent()
         for rule, st, change in changes:
             self.store.save_alert_state(rule.id, self.host, st.public())
             self.publish_event(alert_event(rule, st, change, self.host))

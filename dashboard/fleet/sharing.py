@@ -35,6 +35,7 @@ from typing import Callable
 
 import gevent
 
+from ..store import chart_minutes, redis_minutes
 from ..store.audit import StoreUnavailable
 from ..store.fleet_store import FleetStore
 from ..store.redis_store import REFUSALS, RedisStore, redacted, refuses_writes, trouble_words
@@ -297,7 +298,7 @@ class Fleet:
     # ---- following hosts ------------------------------------------------------------
 
     def _backfill(self, view: HostView) -> None:
-        since = self.store.history_start()
+        since = self.store.resume_start()
         if not len(view.hub):
             # Redis keeps everything after `since`: a viewer whose last event is
             # younger than that can resume from this buffer.
@@ -308,7 +309,8 @@ class Fleet:
         pipe = self.store.binary.pipeline(transaction=True)
         pipe.xrange(stream, min=f"{since}-0")
         pipe.xrange(self.fleet_store.events, min=f"{since}-0")
-        raw_entries, raw_events = pipe.execute()
+        pipe.hgetall(self.store.minutes_key(view.name))
+        raw_entries, raw_events, minutes = pipe.execute()
         entries = self.store.frames.entries(stream, raw_entries)
         events = self.store.frames.entries(self.fleet_store.events, raw_events)
         merged = sorted([(host_key(i), f) for i, f in entries] + [(global_key(i), f) for i, f in events],
@@ -316,6 +318,10 @@ class Fleet:
         for key, fields in merged:
             self.views.ingest(view.name, fields.get("t", ""), fields.get("d", ""), key=key)
         self.following[view.name] = raw_entries[-1][0].decode() if raw_entries else "0-0"
+        # The charts' hour before the whole samples kept for resuming (store/chart_minutes.py).
+        names = len(view.history.names)
+        view.history.add_older([row for blob in redis_minutes.since(minutes, time.time() - view.history.seconds)
+                                for row in chart_minutes.decode(blob, names)])
 
     def follow(self, view: HostView) -> None:
         """Start serving another host's stream in this process (history first)."""

@@ -14,8 +14,10 @@ How a block is packed (`encode`), and why:
   mean is kept to two decimals more than min and max, at least three (cpu's
   to 0.001 %, load's to 0.0001), or to float32's 24 bits of the block's
   largest mean where that is coarser (a rate of 10 MB/s to 1 B/s): it reads
-  back within half of that, 0.0005 or 3e-7 of the largest mean at worst. A column no decimal scale can keep
-  exactly (a value from elsewhere) keeps its float64 bits, losslessly.
+  back within half of that, 0.0005 or 3e-7 of the largest mean at worst. A
+  mean column that fewer decimals keep exactly (steps of one sample, a
+  constant) is kept exactly at those. A column no decimal scale can keep exactly (a value from
+  elsewhere) keeps its float64 bits, losslessly.
 - Each column is stored as the zig-zagged differences between neighbouring
   steps (metrics change little from one step to the next, so most
   differences are small), in the fewest bytes (1, 2, 4 or 8) its largest
@@ -197,6 +199,11 @@ def _mean_scale(column: np.ndarray, d: int) -> int:
     top = float(np.max(np.abs(column))) if len(column) else 0.0
     if top > 0:
         scale = min(scale, math.floor(math.log10(_FLOAT32_STEPS / top)))
+    # Means that need fewer decimals (one sample per step, a constant) are kept exactly at those:
+    # the decoder reads the scale from the block, so this costs no format change.
+    exact = _scale(column)
+    if exact != _RAW and (exact < scale or exact <= d):
+        scale = exact
     return max(scale, -_SIGNED)
 
 

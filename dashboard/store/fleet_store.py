@@ -4,7 +4,7 @@
     {p}:fleet:changes    stream   one entry per sample: h = host, d = JSON of the fields that
                                   changed; trimmed to about CHANGES_KEPT entries
     {p}:events           stream   global events (config, notice, alert): t = type, d = JSON;
-                                  written once for every host, trimmed to HISTORY_SECONDS
+                                  written once for every host, trimmed to RESUME_SECONDS
 
 A web process reads all of them with its one reader (`fleet.sharing`), next to
 the host streams it serves. Methods raise redis.RedisError when Redis is away.
@@ -65,7 +65,7 @@ class FleetStore:
 
     def add_event(self, type: str, data: str) -> str:
         """One global event, written once; every reader merges it into each host it shows."""
-        return self.r.xadd(self.events, {"t": type, "d": data}, minid=f"{self.store.history_start()}-0",
+        return self.r.xadd(self.events, {"t": type, "d": data}, minid=f"{self.store.resume_start()}-0",
                            approximate=True)
 
     def backfill_events(self, since_ms: int) -> list[tuple[str, dict]]:

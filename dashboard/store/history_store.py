@@ -14,6 +14,9 @@ zlib-compressed in a table with row ids: a packed metrics event (~0.9 kB)
 stays inside its b-tree page, where the plain text (1.6-2.7 kB) in the old
 `WITHOUT ROWID` table spilled into an overflow page of its own, half empty.
 A database from before is converted when it opens (an hour of events).
+Events are kept RESUME_SECONDS (what viewers resume from); the charts' rows
+of the whole hour are kept beside them, a finished minute to a row of
+`chart_minutes` (store/chart_minutes.py), and trimmed to HISTORY_SECONDS.
 A pool thread was tried and measured: its idle thread cost the worker more
 CPU (about +15 % at 1 Hz) than the writes themselves.
 
@@ -59,6 +62,10 @@ CREATE TABLE IF NOT EXISTS event_log (
     ms INTEGER NOT NULL, sq INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (ms, sq)
 );
+CREATE TABLE IF NOT EXISTS chart_minutes (
+    host TEXT NOT NULL, ts INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (host, ts)
+);
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -101,12 +108,13 @@ def _connect(path: str) -> sqlite3.Connection:
 
 class HistoryStore:
     def __init__(self, directory: str, tiers: tuple[Tier, ...], names: tuple[str, ...],
-                 events_seconds: float) -> None:
+                 events_seconds: float, minutes_seconds: float = 0.0) -> None:
         self.tiers = tiers
         self.names = names
         self.codec = Codec(len(names))
         self.decoded = blocks.DecodedCache()
-        self.events_seconds = events_seconds
+        self.events_seconds = events_seconds  # whole events: what viewers resume from (RESUME_SECONDS)
+        self.minutes_seconds = max(minutes_seconds, events_seconds)  # chart minutes: the charts' hour
         self.path = os.path.join(directory, FILE_NAME)
         try:
             os.makedirs(directory, exist_ok=True)
@@ -149,6 +157,10 @@ class HistoryStore:
 
     def add_event(self, key: tuple[int, int], type: str, data: str) -> None:
         self.writes.add(("event", (key[0], key[1], type, pack_event(data))))
+
+    def add_minute(self, host: str, start: int, blob: bytes) -> None:
+        """A minute of the host's chart rows, packed (store/chart_minutes.py)."""
+        self.writes.add(("minute", (host, start, blob)))
 
     def save_state(self, name: str, value) -> None:
         """Lasting state (interval, pause, alert rules): written within moments."""
@@ -211,6 +223,12 @@ class HistoryStore:
             "SELECT ms, sq, type, data FROM event_log WHERE ms >= ? ORDER BY ms, sq", (since_ms,)).fetchall()
         return [((ms, sq), type, unpack_event(data)) for ms, sq, type, data in rows]
 
+    def minutes(self, host: str, since: float) -> list[bytes]:
+        """The host's packed chart minutes from `since` on, oldest first."""
+        rows = self.reader.execute("SELECT data FROM chart_minutes WHERE host = ? AND ts >= ? ORDER BY ts",
+                                   (host, int(since) // 60 * 60)).fetchall()
+        return [data for (data,) in rows]
+
     def state(self) -> dict:
         out = {}
         for name, value in self.reader.execute("SELECT name, value FROM state"):
@@ -260,6 +278,8 @@ class HistoryStore:
                     points.setdefault((host, step), []).append(point)
                 elif kind == "event":
                     db.execute("INSERT OR IGNORE INTO event_log (ms, sq, type, data) VALUES (?, ?, ?, ?)", args)
+                elif kind == "minute":
+                    db.execute("INSERT OR REPLACE INTO chart_minutes (host, ts, data) VALUES (?, ?, ?)", args)
                 else:
                     db.execute("INSERT OR REPLACE INTO state (name, value) VALUES (?, ?)", args)
             for (host, step), new in points.items():
@@ -269,6 +289,7 @@ class HistoryStore:
                 for tier in self.tiers:
                     self._trim(db, tier, int(now - tier.retention))
                 db.execute("DELETE FROM event_log WHERE ms < ?", (int((now - self.events_seconds) * 1000),))
+                db.execute("DELETE FROM chart_minutes WHERE ts < ?", (int(now - self.minutes_seconds) // 60 * 60 - 60,))
             db.execute("COMMIT")
         except BaseException:
             try:

@@ -1,7 +1,7 @@
 """What one host may cost in Redis (HOST_BUDGET_BYTES), and trimming its oldest data to stay inside it.
 
-A host's keys are its stream (the raw hour), its process table and its
-roll-up blocks (and the old per-point sorted sets, while they last); what
+A host's keys are its stream (whole samples for RESUME_SECONDS), the charts'
+rows of its hour (packed minutes), its process table and its roll-up blocks (and the old per-point sorted sets, while they last); what
 they cost is what `MEMORY USAGE` says of each. Over the budget, the oldest
 roll-up block goes first, whichever tier it is of (the data furthest back
 goes, the newest stays), then, with no blocks left, the oldest samples of
@@ -32,7 +32,8 @@ class HostBudget:
 
     def keys(self, host: str) -> list[str]:
         s = self.store
-        return ([s.stream(host), s.key("procs", host)] + [s.blocks_key(t.step, host) for t in self.tiers]
+        return ([s.stream(host), s.key("procs", host), s.minutes_key(host)]
+                + [s.blocks_key(t.step, host) for t in self.tiers]
                 + [s.tier_key(t.step, host) for t in self.tiers])
 
     def usage(self, host: str) -> int:

@@ -2,10 +2,13 @@
 
     {p}:host:{name}      stream   one host's samples (global events: {p}:events, in
                                   store/fleet_store.py, with the fleet's summaries), ids
-                                  shared by all processes; trimmed to HISTORY_SECONDS. A
-                                  sample's data is compressed ("z" alone, or "y" against
-                                  the key frame "k": store/stream_frames.py); readers
-                                  here give it back as "d"
+                                  shared by all processes; trimmed to RESUME_SECONDS (what
+                                  viewers resume from). A sample's data is compressed
+                                  ("z" alone, or "y" against the key frame "k":
+                                  store/stream_frames.py); readers here give it back as "d"
+    {p}:minutes:{name}   hash     the charts' rows of the host's hour (HISTORY_SECONDS), a
+                                  finished minute per field (its start), packed
+                                  (store/chart_minutes.py); written with the samples
     {p}:hosts            hash     host -> JSON (last_seen, role, interval, pid)
     {p}:procs:{name}     string   the host's full process table (JSON), for ps/top
     {p}:lease:{name}     string   which process samples that host (expires)
@@ -134,10 +137,13 @@ def redacted(url: str) -> str:
 
 class RedisStore:
     def __init__(self, url: str, prefix: str = "dash", *, history_seconds: float = 3600,
-                 audit_keep: int = 100_000, tls_verify: bool = True, timeout: float = 5.0) -> None:
+                 resume_seconds: float | None = None, audit_keep: int = 100_000, tls_verify: bool = True,
+                 timeout: float = 5.0) -> None:
         self.url = url
         self.prefix = prefix
-        self.history_ms = int(history_seconds * 1000)
+        self.history_seconds = history_seconds  # the charts' rows ({p}:minutes:{name})
+        # Whole samples and events (the streams): as long as viewers resume from them.
+        self.resume_ms = int(min(history_seconds, resume_seconds or history_seconds) * 1000)
         self.audit_keep = audit_keep
         options = {"decode_responses": True, "socket_timeout": timeout, "socket_connect_timeout": timeout,
                    "health_check_interval": 30}
@@ -176,6 +182,9 @@ class RedisStore:
     def tier_key(self, step: int, host: str) -> str:
         return self.key("tier", str(step), host)
 
+    def minutes_key(self, host: str) -> str:
+        return self.key("minutes", host)
+
     def blocks_key(self, step: int, host: str) -> str:
         return self.key("blocks", str(step), host)
 
@@ -187,27 +196,28 @@ class RedisStore:
 
     # ---- streams ---------------------------------------------------------------
 
-    def history_start(self) -> int:
+    def resume_start(self) -> int:
         """Milliseconds since the epoch of the oldest entry the streams keep."""
-        return int(time.time() * 1000) - self.history_ms
+        return int(time.time() * 1000) - self.resume_ms
 
     def _minid(self) -> str:
-        return f"{self.history_start()}-0"
+        return f"{self.resume_start()}-0"
 
     def add_sample(self, host: str, data: str, procs: str | None, info: dict, also=None) -> str:
         """Append a sample to the host's stream (and its process table, when given); note the host as alive.
-        `also(pipe)` queues more writes in the same round trip (the fleet summary)."""
+        `also(pipe)` queues more writes in the same round trip (the fleet summary, the charts' minutes)."""
         writer = self._writers.setdefault(host, stream_frames.Writer())
         fields = writer.fields(data)
         pipe = self.r.pipeline(transaction=False)
         if also is not None:
             also(pipe)
+        at = len(pipe)
         pipe.xadd(self.stream(host), fields, minid=self._minid(), approximate=True)
         if procs is not None:
             pipe.set(self.key("procs", host), procs, ex=max(60, int(info.get("interval", 1) * 10)))
         pipe.hset(self.key("hosts"), host, json.dumps({**info, "last_seen": time.time()}))
         try:
-            entry_id = pipe.execute()[-3 if procs is not None else -2]
+            entry_id = pipe.execute()[at]
         except BaseException:
             writer.lost()
             raise
@@ -223,8 +233,8 @@ class RedisStore:
         return dict(zip(hosts, pipe.execute()))
 
     def backfill(self, host: str, since_ms: int | None = None) -> list[tuple[str, dict]]:
-        """The host's stream as far back as the history reaches."""
-        since = self.history_start() if since_ms is None else since_ms
+        """The host's stream as far back as it reaches."""
+        since = self.resume_start() if since_ms is None else since_ms
         key = self.stream(host)
         return self.frames.entries(key, self.binary.xrange(key, min=f"{since}-0"))
 
