@@ -61,7 +61,11 @@ def make_points(names, now: int, step: int, days: int, samples: int, seed: int) 
             spread = [abs(rnd.gauss(0, noise)) * 2.5 for _ in range(2)]
             low = round(max(0.0, level[j] - spread[0]), decimals)
             high = round(level[j] + spread[1], decimals)
-            values.append([low, min(high, max(low, level[j] + rnd.gauss(0, noise / samples ** 0.5))), high])
+            # The mean of `samples` values rounded as the collectors round: an exact decimal sum
+            # over the count, as the sampler's roll-ups give it.
+            units = round((level[j] + rnd.gauss(0, noise / samples ** 0.5)) * samples * 10 ** decimals)
+            units = min(round(high * 10 ** decimals) * samples, max(round(low * 10 ** decimals) * samples, units))
+            values.append([low, units / 10 ** decimals / samples, high])
         out.append([ts, samples, values])
     return out
 
@@ -128,6 +132,24 @@ def _timed(fn, rounds: int) -> dict:
             "p99": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2)}
 
 
+def _mean_error(store, items: dict, by_step: dict) -> float:
+    """The largest difference between a mean written and the mean read back, over every point
+    of every tier (min, max and count are checked equal: a difference there is an error)."""
+    worst = 0.0
+    for step, rows in items.items():
+        written = {p.ts: p for _t, _h, p in rows}
+        read = store.points(by_step[int(step)], "web-1", min(written), max(written))
+        assert len(read) >= 0.99 * len(written)  # the oldest may have passed the retention
+        for got in read:
+            want = written[got.ts]
+            assert got.n == want.n
+            for g, w in zip(got.values, want.values):
+                if w is not None:
+                    assert (g[0], g[2]) == (w[0], w[2])
+                    worst = max(worst, abs(g[1] - w[1]))
+    return worst
+
+
 def _reads(store, tiers, now: float, rounds: int) -> dict:
     from dashboard.stream.windows import Windows
 
@@ -177,6 +199,7 @@ def probe(data: dict, scratch: Path, redis_url: str, rounds: int) -> dict:
     full = HistoryStore(str(scratch / "full"), tiers, names, 3600)
     full.write_points([i for rows in items.values() for i in rows])
     out["disk"]["reads_ms"] = _reads(full, tiers, now, rounds)
+    out["disk"]["mean_error"] = _mean_error(full, items, by_step)
     full.close()
 
     store = RedisStore(redis_url, "bench", history_seconds=3600)
@@ -266,6 +289,7 @@ def render(now: dict, before: dict | None) -> str:
         f"Lasting history storage, {now['series']} series",
         f"  disk, B per series and step: minute {pair(['disk', 'minute'])}, hour {pair(['disk', 'hour'])}",
         f"  Redis, B per series and step: minute {pair(['redis', 'minute'])}, hour {pair(['redis', 'hour'])}",
+        f"  largest error of a mean read back from SQLite (min, max, count: exact): {pair(['disk', 'mean_error'])}",
         f"  B per raw sample: disk {pair(['disk', 'raw_sample'])}, Redis stream {pair(['redis', 'raw_sample'])}",
         f"  the raw hour with the defaults, B: disk {pair(['disk', 'raw_hour'])}, Redis {pair(['redis', 'raw_hour'])}",
         f"  Redis per host with the defaults (30 d minutes, 365 d hours, the raw hour, the process table): "
