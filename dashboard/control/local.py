@@ -18,8 +18,8 @@ from ..console import protocol
 from ..sampling.processes import ProcessTable
 from ..sampling.sampler import Sampler, check_interval
 from ..sampling.summary import Summarizer
-from ..stream.events import Event, to_json
 from ..store import chart_minutes
+from ..stream.events import Event, to_json
 from ..stream.fleet_board import FleetBoard
 from ..stream.history import Minutes
 from ..stream.views import Views

@@ -75,7 +75,7 @@ class HostSampling:
         self.holding = True
         self.sampler.continue_from(self.store.last_seq(self.host))
         start = int(time.time()) // 60 * 60  # the minute the last holder left unfinished, if it did
-        blob = self.store.binary.hget(self.store.minutes_key(self.host), str(start))
+        blob = self.stored_minutes.stored(self.host, start)
         if blob:
             self.minutes.seed(start, chart_minutes.decode(blob, len(History.names)))
         self.sync()

@@ -1,8 +1,9 @@
 """What one host may cost in Redis (HOST_BUDGET_BYTES), and trimming its oldest data to stay inside it.
 
 A host's keys are its stream (whole samples for RESUME_SECONDS), the charts'
-rows of its hour (packed minutes), its process table and its roll-up blocks (and the old per-point sorted sets, while they last); what
-they cost is what `MEMORY USAGE` says of each. Over the budget, the oldest
+rows of its hour (packed minutes), its process table and its roll-up blocks
+(and the old per-point sorted sets, while they last); what they cost is what
+`MEMORY USAGE` says of each. Over the budget, the oldest
 roll-up block goes first, whichever tier it is of (the data furthest back
 goes, the newest stays), then, with no blocks left, the oldest samples of
 the stream, never its newest STREAM_FLOOR_SECONDS (what viewers resume

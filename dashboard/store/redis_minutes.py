@@ -26,6 +26,10 @@ class RedisMinutes:
         pipe.hdel(key, *{str(start - self.span - 60 * k) for start, _ in minutes for k in range(5)})
         pipe.expire(key, self.span + 120)  # a host that stops writing leaves nothing behind
 
+    def stored(self, host: str, start: int) -> bytes | None:
+        """The blob of one minute, if stored (the one a sampler that stopped left unfinished)."""
+        return self.store.binary.hget(self.store.minutes_key(host), str(start))
+
     def add(self, host: str, minutes: list[tuple[int, bytes]]) -> None:
         """Finished minutes written on their own (a sampler stopping)."""
         pipe = self.store.r.pipeline(transaction=False)
