@@ -25,7 +25,7 @@ def _disk_sum(sample: dict, field: str) -> float | None:
     values = [d.get(field) for d in disks]
     if not values or any(v is None for v in values):
         return None
-    return round(sum(values), 1)
+    return round(sum(values))
 
 
 @dataclass(frozen=True)
