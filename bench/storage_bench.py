@@ -43,8 +43,8 @@ from pathlib import Path
 DAY = 86400
 SHAPES = {"cpu": (30, 0.5, 8, 1), "memory": (60, 0.02, 0.1, 1), "swap": (1.5, 0, 0, 1),
           "load1": (1.2, 0.02, 0.05, 2), "load5": (1.1, 0.01, 0.02, 2), "load15": (1.0, 0.005, 0.01, 2),
-          "disk_read": (2e5, 2e3, 5e4, 1), "disk_write": (8e5, 5e3, 2e5, 1), "net_rx": (3e6, 2e4, 8e5, 1),
-          "net_tx": (1e6, 1e4, 3e5, 1), "container_cpu": (20, 0.5, 6, 1), "container_memory": (45, 0.02, 0.1, 1)}
+          "disk_read": (2e5, 2e3, 5e4, 0), "disk_write": (8e5, 5e3, 2e5, 0), "net_rx": (3e6, 2e4, 8e5, 0),
+          "net_tx": (1e6, 1e4, 3e5, 0), "container_cpu": (20, 0.5, 6, 1), "container_memory": (45, 0.02, 0.1, 1)}
 
 
 def make_points(names, now: int, step: int, days: int, samples: int, seed: int) -> list:
@@ -65,7 +65,7 @@ def make_points(names, now: int, step: int, days: int, samples: int, seed: int) 
             # over the count, as the sampler's roll-ups give it.
             units = round((level[j] + rnd.gauss(0, noise / samples ** 0.5)) * samples * 10 ** decimals)
             units = min(round(high * 10 ** decimals) * samples, max(round(low * 10 ** decimals) * samples, units))
-            values.append([low, units / 10 ** decimals / samples, high])
+            values.append([low, units / (10 ** decimals * samples), high])  # one rounding: the float nearest
         out.append([ts, samples, values])
     return out
 

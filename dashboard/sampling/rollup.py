@@ -17,19 +17,24 @@ from .series import SERIES
 
 
 class Bucket:
-    __slots__ = ("start", "n", "mins", "sums", "maxs", "counts")
+    """One step's open roll-up. Sums are compensated (Neumaier): the float sum then stays
+    within a rounding of the exact decimal sum of the samples, so the stores can rebuild
+    that sum exactly from mean times count and keep the mean exact (store/blocks.py)."""
+
+    __slots__ = ("start", "n", "mins", "sums", "carry", "maxs", "counts")
 
     def __init__(self, start: int, width: int) -> None:
         self.start = start
         self.n = 0
         self.mins: list = [None] * width
         self.sums = [0.0] * width
+        self.carry = [0.0] * width  # what the float sums lost, added back in point()
         self.maxs: list = [None] * width
         self.counts = [0] * width
 
     def add(self, values) -> None:
         self.n += 1
-        mins, sums, maxs, counts = self.mins, self.sums, self.maxs, self.counts
+        mins, sums, carry, maxs, counts = self.mins, self.sums, self.carry, self.maxs, self.counts
         for i, v in enumerate(values):
             if v is None:
                 continue
@@ -37,24 +42,29 @@ class Bucket:
                 mins[i] = v
             if counts[i] == 0 or v > maxs[i]:
                 maxs[i] = v
-            sums[i] += v
+            s = sums[i]
+            t = s + v
+            carry[i] += (s - t) + v if abs(s) >= abs(v) else (v - t) + s
+            sums[i] = t
             counts[i] += 1
 
     def seed(self, point: Point) -> None:
         """Continue a bucket that was stored before a restart."""
         self.n = point.n
+        counts = point.counts or (point.n,) * len(point.values)
         for i, triple in enumerate(point.values[: len(self.sums)]):
             if triple is not None:
                 low, mean, high = triple
                 self.mins[i], self.maxs[i] = low, high
-                self.sums[i], self.counts[i] = mean * point.n, point.n
+                self.sums[i], self.counts[i] = mean * counts[i], counts[i]
 
     def point(self) -> Point:
         values = tuple(
-            None if c == 0 else (lo, s / c, hi)
-            for lo, s, hi, c in zip(self.mins, self.sums, self.maxs, self.counts)
+            None if c == 0 else (lo, (s + e) / c, hi)
+            for lo, s, e, hi, c in zip(self.mins, self.sums, self.carry, self.maxs, self.counts)
         )
-        return Point(self.start, self.n, values)
+        short = any(0 < c < self.n for c in self.counts)
+        return Point(self.start, self.n, values, tuple(self.counts) if short else None)
 
 
 def values_of(sample: dict) -> tuple:

@@ -11,13 +11,15 @@ How a block is packed (`encode`), and why:
   load to 0.01, rates to 0.1 B/s), so min and max are stored as exact
   integers of 10**-d (the smallest d of 0..6 that keeps every value of the
   block's column exact, checked by decoding it): they read back exactly. The
-  mean is kept to two decimals more than min and max, at least three (cpu's
-  to 0.001 %, load's to 0.0001), or to float32's 24 bits of the block's
-  largest mean where that is coarser (a rate of 10 MB/s to 1 B/s): it reads
-  back within half of that, 0.0005 or 3e-7 of the largest mean at worst. A
-  mean column that fewer decimals keep exactly (steps of one sample, a
-  constant) is kept exactly at those. A column no decimal scale can keep exactly (a value from
-  elsewhere) keeps its float64 bits, losslessly.
+  mean is kept as the exact decimal sum of its step's samples (mean times
+  count, an integer of 10**-e for the smallest e at which every step's sum is
+  one), beside each step's count where a series had fewer samples than the
+  step: it reads back as sum / count, the float nearest the exact mean. The
+  sampler's compensated sums (sampling/rollup.py) make mean times count land
+  within a rounding of that integer; a mean that does not (a value from
+  elsewhere) is kept as before version 2: to two decimals more than min and
+  max, or float32's 24 bits of the block's largest mean, or exactly at fewer.
+  A column no decimal scale can keep exactly keeps its float64 bits, losslessly.
 - Each column is stored as the zig-zagged differences between neighbouring
   steps (metrics change little from one step to the next, so most
   differences are small), in the fewest bytes (1, 2, 4 or 8) its largest
@@ -44,13 +46,14 @@ import numpy as np
 
 from .tiers import Point, Tier
 
-VERSION = 1
+VERSION = 2  # 2: means as exact sums (_SUM); 1 is read too
 _HEAD = struct.Struct("<BHB")  # version, steps per block, series
 _RAW = 255  # the scale byte of a column kept as float64 bits
 _MAX_EXACT = 2.0 ** 52
 _FLOAT32_STEPS = 2.0 ** 24  # a float32 keeps 24 bits of a number
 _SIGNED = 64  # the mean's scale byte is its decimals + 64
 _PLAIN = 0x80
+_SUM = 128  # the mean's scale byte is e + 128: its column holds exact sums of 10**-e
 # The method byte before the compressed block. Blocks of hour steps or longer are written
 # once an hour: LZMA's 7 % smaller output is worth its ~20 ms there; minute blocks,
 # rewritten every minute, use zlib (~1 ms).
@@ -136,15 +139,20 @@ def _rescale(ints: np.ndarray, scale: int, to: int) -> np.ndarray:
     return ints // 10 ** (scale - to) if scale >= to else ints * 10 ** (to - scale)
 
 
-def arrays(points: list[Point], width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ts, n, values) of points, as decode() gives them."""
+def arrays(points: list[Point], width: int) -> tuple:
+    """(ts, n, values, counts) of points, as decode() gives them: counts is each series'
+    samples per step, shaped (points, series)."""
     values = np.full((len(points), width, 3), np.nan)
+    n = np.array([p.n for p in points], dtype=np.int64)
+    counts = np.repeat(n[:, None], width, axis=1)
     for i, p in enumerate(points):
         for j, triple in enumerate(p.values[:width]):
             if triple is not None:
                 values[i, j] = triple
-    return (np.array([p.ts for p in points], dtype=np.int64), np.array([p.n for p in points], dtype=np.int64),
-            values)
+        if p.counts is not None:
+            fewer = p.counts[:width]
+            counts[i, :len(fewer)] = fewer
+    return np.array([p.ts for p in points], dtype=np.int64), n, values, counts
 
 
 def encode(points: list[Point], width: int, steps: int, start: int, step: int) -> bytes:
@@ -152,10 +160,12 @@ def encode(points: list[Point], width: int, steps: int, start: int, step: int) -
     return encode_arrays(*arrays(points, width), steps=steps, start=start, step=step)
 
 
-def encode_arrays(ts: np.ndarray, n: np.ndarray, values: np.ndarray, *, steps: int, start: int,
-                  step: int) -> bytes:
+def encode_arrays(ts: np.ndarray, n: np.ndarray, values: np.ndarray, counts: np.ndarray | None = None, *,
+                  steps: int, start: int, step: int) -> bytes:
+    if counts is None:
+        counts = np.repeat(n[:, None], values.shape[1], axis=1)
     order = np.argsort(ts, kind="stable")
-    ts, n, values = ts[order], n[order], values[order]
+    ts, n, values, counts = ts[order], n[order], values[order], counts[order]
     width = values.shape[1]
     present = np.zeros(steps, dtype=bool)
     present[(ts - start) // step] = True
@@ -165,6 +175,15 @@ def encode_arrays(ts: np.ndarray, n: np.ndarray, values: np.ndarray, *, steps: i
         parts.append(np.packbits(has).tobytes())
         column = values[has, j, :]
         d = _scale(column[:, [0, 2]].ravel())
+        found = _sums(column[:, 1], counts[has, j], d)
+        if found is not None:
+            e, sums = found
+            middle = _rescale(sums // counts[has, j], e, d)
+            parts.append(bytes((d, e + _SUM)))
+            columns = [sums, middle - _integers(column[:, 0], d), _integers(column[:, 2], d) - middle,
+                       n[has] - counts[has, j]]
+            parts.extend(_pack_column(c) for c in columns)
+            continue
         dm = _mean_scale(column[:, 1], d)
         parts.append(bytes((d, _RAW if dm == _RAW else dm + _SIGNED)))
         if d == _RAW:
@@ -190,6 +209,22 @@ def _inflate(blob: bytes) -> bytes:
     raise ValueError(f"roll-up block packed with unknown method {blob[:1]!r}")
 
 
+def _sums(means: np.ndarray, counts: np.ndarray, d: int) -> tuple[int, np.ndarray] | None:
+    """(e, sums): each step's exact decimal sum as integers of 10**-e, for the smallest e
+    (d..6) at which mean times count is within a rounding of an integer for every step;
+    None if there is none (means that are no sum of decimals)."""
+    if d == _RAW or not len(means):
+        return None
+    for e in range(d, 7):
+        f = means * counts * 10.0 ** e
+        sums = np.round(f)
+        if float(np.max(np.abs(sums))) >= _MAX_EXACT / 8:
+            return None
+        if np.all(np.abs(f - sums) <= 1e-9 + np.abs(f) * 1e-13):
+            return e, sums.astype(np.int64)
+    return None
+
+
 def _mean_scale(column: np.ndarray, d: int) -> int:
     """Decimals the mean is kept to: two more than min and max (at least three), or as many
     as float32 would keep of the block's largest mean, whichever is fewer (may be below 0)."""
@@ -207,11 +242,12 @@ def _mean_scale(column: np.ndarray, d: int) -> int:
     return max(scale, -_SIGNED)
 
 
-def decode(blob: bytes, start: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ts, n, values) of the block's points, values shaped (points, series, 3) with NaN where none."""
+def decode(blob: bytes, start: int, step: int) -> tuple:
+    """(ts, n, values, counts) of the block's points: values shaped (points, series, 3) with
+    NaN where none, counts (points, series) each series' samples."""
     buf = memoryview(_inflate(blob))
     version, steps, width = _HEAD.unpack_from(buf)
-    if version != VERSION:
+    if version not in (1, VERSION):
         raise ValueError(f"roll-up block version {version} is not {VERSION}")
     offset = _HEAD.size
     mask_len = (steps + 7) // 8
@@ -221,24 +257,34 @@ def decode(blob: bytes, start: int, step: int) -> tuple[np.ndarray, np.ndarray, 
     k = len(slots)
     counts, offset = _unpack_column(buf, offset, k)
     values = np.full((k, width, 3), np.nan)
+    per_series = np.repeat(counts[:, None], width, axis=1)
     has_len = (k + 7) // 8
     for j in range(width):
         has = np.unpackbits(np.frombuffer(buf, np.uint8, has_len, offset))[:k].astype(bool)
         offset += has_len
         d, dm = buf[offset], buf[offset + 1]
-        dm = _RAW if dm == _RAW else dm - _SIGNED
         offset += 2
         m = int(has.sum())
         mean, offset = _unpack_column(buf, offset, m)
         below, offset = _unpack_column(buf, offset, m)
         above, offset = _unpack_column(buf, offset, m)
+        if _SUM <= dm < _RAW:
+            short, offset = _unpack_column(buf, offset, m)
+            c = counts[has] - short
+            per_series[has, j] = c
+            middle = _rescale(mean // c, dm - _SUM, d)
+            values[has, j, 0] = _floats(middle - below, d)
+            values[has, j, 1] = mean / (c * 10.0 ** (dm - _SUM))  # one rounding: the float nearest
+            values[has, j, 2] = _floats(middle + above, d)
+            continue
+        dm = _RAW if dm == _RAW else dm - _SIGNED
         if d != _RAW:
             middle = _rescale(mean, dm, d)
             below, above = middle - below, middle + above
         values[has, j, 0] = _floats(below, d)
         values[has, j, 1] = _floats(mean, dm)
         values[has, j, 2] = _floats(above, d)
-    return start + slots * step, counts, values
+    return start + slots * step, counts, values, per_series
 
 
 class DecodedCache:
@@ -270,39 +316,44 @@ class DecodedCache:
         return found
 
 
-def to_points(ts: np.ndarray, n: np.ndarray, values: np.ndarray) -> list[Point]:
+def to_points(ts: np.ndarray, n: np.ndarray, values: np.ndarray, counts: np.ndarray | None = None) -> list[Point]:
     out = []
     for i in range(len(ts)):
         row = values[i]
+        present = ~np.isnan(row[:, 1])
+        short = counts is not None and bool(np.any(counts[i][present] != n[i]))
         out.append(Point(int(ts[i]), int(n[i]), tuple(
             None if np.isnan(row[j, 1]) else (float(row[j, 0]), float(row[j, 1]), float(row[j, 2]))
-            for j in range(row.shape[0]))))
+            for j in range(row.shape[0])),
+            tuple(int(c) if p else 0 for c, p in zip(counts[i], present)) if short else None))
     return out
 
 
 def merge(blob: bytes | None, points: list[Point], width: int, steps: int, start: int, step: int) -> bytes:
     """The block with points added (a point of a step already stored replaces it, and of
     points given for one step the last wins)."""
-    ts, n, values = arrays(list({p.ts: p for p in points}.values()), width)
+    new = arrays(list({p.ts: p for p in points}.values()), width)
     if blob is not None:
-        old_ts, old_n, old_values = concat([decode(blob, start, step)], width)
-        keep = ~np.isin(old_ts, ts)
-        ts, n, values = concat([(old_ts[keep], old_n[keep], old_values[keep]), (ts, n, values)], width)
-    return encode_arrays(ts, n, values, steps=steps, start=start, step=step)
+        old = concat([decode(blob, start, step)], width)
+        keep = ~np.isin(old[0], new[0])
+        new = concat([tuple(a[keep] for a in old), new], width)
+    return encode_arrays(*new, steps=steps, start=start, step=step)
 
 
-def concat(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], width: int) -> tuple:
-    """One (ts, n, values) from several, in the order given; values cut or padded to width series."""
+def concat(parts: list[tuple], width: int) -> tuple:
+    """One (ts, n, values, counts) from several (ts, n, values[, counts]), in the order given;
+    cut or padded to width series."""
     parts = [p for p in parts if len(p[0])]
     if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, width, 3))
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, width, 3)), np.zeros((0, width), np.int64)
     fitted = []
-    for ts, n, values in parts:
+    for ts, n, values, *rest in parts:
+        counts = rest[0] if rest else np.repeat(n[:, None], values.shape[1], axis=1)
         if values.shape[1] < width:
             values = np.concatenate((values, np.full((len(ts), width - values.shape[1], 3), np.nan)), axis=1)
-        fitted.append((ts, n, values[:, :width, :]))
-    return (np.concatenate([f[0] for f in fitted]), np.concatenate([f[1] for f in fitted]),
-            np.concatenate([f[2] for f in fitted]))
+            counts = np.concatenate((counts, np.zeros((len(ts), width - counts.shape[1]), np.int64)), axis=1)
+        fitted.append((ts, n, values[:, :width, :], counts[:, :width]))
+    return tuple(np.concatenate([f[i] for f in fitted]) for i in range(4))
 
 
 def by_block(tier: Tier, points: list[Point]) -> dict[int, list[Point]]:
@@ -313,27 +364,28 @@ def by_block(tier: Tier, points: list[Point]) -> dict[int, list[Point]]:
 
 
 def combine(legacy: tuple, decoded: list[tuple], width: int, since: float, until: float) -> tuple:
-    """Old-format rows and decoded blocks as one (ts, n, values) inside [since, until], in time
-    order; where both have a step, the block's point wins."""
-    ts, n, values = concat([legacy] + decoded, width)
-    inside = (ts >= int(since)) & (ts <= int(until))
-    ts, n, values = ts[inside], n[inside], values[inside]
+    """Old-format rows and decoded blocks as one (ts, n, values, counts) inside [since, until],
+    in time order; where both have a step, the block's point wins."""
+    found = concat([legacy] + decoded, width)
+    ts = found[0]
+    found = tuple(a[(ts >= int(since)) & (ts <= int(until))] for a in found)
+    ts = found[0]
     if len(legacy[0]) and len(ts):
         # The last of each run of equal ts is the block's (concatenated after the rows).
         order = np.argsort(ts, kind="stable")
-        ts, n, values = ts[order], n[order], values[order]
-        last = np.append(ts[1:] != ts[:-1], True)
-        ts, n, values = ts[last], n[last], values[last]
-    return ts, n, values
+        found = tuple(a[order] for a in found)
+        ts = found[0]
+        found = tuple(a[np.append(ts[1:] != ts[:-1], True)] for a in found)
+    return found
 
 
 def cut(blob: bytes, start: int, step: int, cutoff: int) -> bytes | None:
     """The block without its points before cutoff: itself if it has none, None if nothing is left."""
-    ts, n, values = decode(blob, start, step)
-    keep = ts >= cutoff
+    found = decode(blob, start, step)
+    keep = found[0] >= cutoff
     if keep.all():
         return blob
     if not keep.any():
         return None
     steps = _HEAD.unpack_from(_inflate(blob))[1]
-    return encode_arrays(ts[keep], n[keep], values[keep], steps=steps, start=start, step=step)
+    return encode_arrays(*(a[keep] for a in found), steps=steps, start=start, step=step)

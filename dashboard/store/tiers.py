@@ -33,6 +33,9 @@ class Point(NamedTuple):
     ts: int  # start of the step, epoch seconds, a multiple of the tier's step
     n: int  # samples rolled into it
     values: tuple  # (min, mean, max) per series, or None where no sample had it
+    # Samples of each series, where one had fewer than n (a series missing from some samples);
+    # None when every present series had n. A mean times its count gives the exact sum back.
+    counts: tuple | None = None
 
 
 class Codec:
@@ -75,7 +78,8 @@ class TierStore(Protocol):
 
     def add_point(self, tier: Tier, host: str, point: Point) -> None: ...  # queued, never blocks
     def points(self, tier: Tier, host: str, since: float, until: float) -> list[Point]: ...
-    def block(self, tier: Tier, host: str, since: float, until: float) -> tuple: ...  # see block()
+    # (ts, n, values, counts) as store/blocks.py's decode() gives them
+    def block(self, tier: Tier, host: str, since: float, until: float) -> tuple: ...
     def oldest(self, tier: Tier, host: str) -> int | None: ...
     def health(self) -> dict: ...
 

@@ -120,19 +120,19 @@ class Windows:
         step = tier.step * k
         first = int(since) // step * step
         slots = max(1, math.ceil((until - first) / step))
-        ts, n, values = self.store.block(tier, host, first, until)
+        ts, n, values, counts = self.store.block(tier, host, first, until)
         if self.current is not None:
             open_point = self.current(host, tier)
             if open_point is not None and first <= open_point.ts <= until and \
                     (not len(ts) or ts[-1] < open_point.ts):
-                ts, n, values = _append(ts, n, values, open_point)
+                ts, n, values, counts = _append(ts, n, values, counts, open_point)
         width = len(_NAMES)
         low = np.full((slots, width), np.nan)
         mean = np.full((slots, width), np.nan)
         high = np.full((slots, width), np.nan)
         slot = (ts - first) // step
         inside = (slot >= 0) & (slot < slots)
-        slot, n, values = slot[inside], n[inside], values[inside][:, :width, :]
+        slot, values, counts = slot[inside], values[inside][:, :width, :], counts[inside][:, :width]
         if len(slot):
             # Stored points are in time order: each run of one slot is merged into it.
             starts = np.concatenate(([0], np.flatnonzero(np.diff(slot)) + 1))
@@ -140,7 +140,8 @@ class Windows:
             low[where] = np.fmin.reduceat(values[:, :, 0], starts, axis=0)
             high[where] = np.fmax.reduceat(values[:, :, 2], starts, axis=0)
             has = ~np.isnan(values[:, :, 1])
-            weight = np.where(has, np.maximum(n, 1)[:, None], 0)
+            # Each step's mean weighs as many samples as it has of that series.
+            weight = np.where(has, np.maximum(counts, 1), 0)
             total = np.add.reduceat(np.where(has, values[:, :, 1], 0.0) * weight, starts, axis=0)
             weights = np.add.reduceat(weight, starts, axis=0)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -174,6 +175,9 @@ def _column(values) -> list:
     return rounded.tolist()
 
 
-def _append(ts, n, values, point: Point) -> tuple:
+def _append(ts, n, values, counts, point: Point) -> tuple:
     row = np.array([[np.nan] * 3 if t is None else list(t) for t in point.values], dtype=np.float64)
-    return (np.append(ts, point.ts), np.append(n, point.n), np.concatenate((values, row[None, :, :])))
+    per = np.array(point.counts or [point.n] * len(point.values), dtype=np.int64)[:counts.shape[1]]
+    per = np.concatenate((per, np.zeros(counts.shape[1] - len(per), np.int64)))
+    return (np.append(ts, point.ts), np.append(n, point.n), np.concatenate((values, row[None, :, :])),
+            np.concatenate((counts, per[None, :])))
