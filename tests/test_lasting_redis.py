@@ -39,7 +39,8 @@ def test_a_month_in_redis_reads_back_exactly_as_from_sqlite(redis_server, tmp_pa
     minute = kept[0]
     stored = tiers.points(minute, "web-1", 0, now + DAY)
     assert len(stored) == len({p.ts for p in stored}) == sum(1 for t, _h, _p in items if t is minute)
-    memory = store.binary.memory_usage(store.blocks_key(minute.step, "web-1"))
+    memory = sum(store.binary.memory_usage(k) or 0 for k in (store.blocks_key(minute.step, "web-1"),
+                                                              store.tails_key(minute.step, "web-1")))
     print(f"redis: minute tier, 30 days, one host: {memory / 1e6:.2f} MB "
           f"({memory / len(stored) / len(NAMES):.1f} B per series and step)")
     # Trimmed by age.

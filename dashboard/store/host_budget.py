@@ -35,6 +35,7 @@ class HostBudget:
         s = self.store
         return ([s.stream(host), s.key("procs", host), s.minutes_key(host)]
                 + [s.blocks_key(t.step, host) for t in self.tiers]
+                + [s.tails_key(t.step, host) for t in self.tiers]
                 + [s.tier_key(t.step, host) for t in self.tiers])
 
     def usage(self, host: str) -> int:
@@ -67,7 +68,7 @@ class HostBudget:
             key = self.store.blocks_key(tier.step, host)
             starts = [int(f) for f in binary.hkeys(key)]
             if starts and (oldest is None or min(starts) < oldest[1]):
-                oldest = (key, min(starts))
+                oldest = (tier.step, min(starts))
             legacy = binary.zrange(self.store.tier_key(tier.step, host), 0, 0, withscores=True)
             if legacy and (oldest is None or legacy[0][1] < oldest[1]):
                 oldest = (self.store.tier_key(tier.step, host), int(legacy[0][1]), True)
@@ -76,8 +77,9 @@ class HostBudget:
         if len(oldest) == 3:  # an old-format point: the sorted set's oldest tenth
             key = oldest[0]
             binary.zremrangebyrank(key, 0, max(0, binary.zcard(key) // 10))
-        else:
-            binary.hdel(oldest[0], oldest[1])
+        else:  # the block and its tail (store/redis_tiers.fitted)
+            binary.hdel(self.store.blocks_key(oldest[0], host), oldest[1])
+            binary.hdel(self.store.tails_key(oldest[0], host), oldest[1])
         return True
 
     def _cut_stream(self, host: str, now: float) -> bool:

@@ -188,6 +188,10 @@ class RedisStore:
     def blocks_key(self, step: int, host: str) -> str:
         return self.key("blocks", str(step), host)
 
+    def tails_key(self, step: int, host: str) -> str:
+        """The ends of the blocks too long for one allocation (store/redis_tiers.fitted)."""
+        return self.key("tails", str(step), host)
+
     def close(self) -> None:
         self.r.close()
         self.reader.close()

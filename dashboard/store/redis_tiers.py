@@ -2,7 +2,8 @@
 
 Each host's tier is one hash of packed blocks (store/blocks.py; see
 `redis_store.py` for the key): field = start of the block, value = its steps
-compressed. Points are written only by the process that takes the host's
+compressed, cut to fill an allocator size class exactly (`fitted`), the rest
+under the same field of a second hash. Points are written only by the process that takes the host's
 samples (the holder of its sampler lease), so each is written once, however
 many processes serve it. Writes are queued and sent about once a second by a
 writer greenlet (group_commit.py), never on the sampler's path: the blocks a
@@ -42,6 +43,25 @@ _ERRORS = (redis.RedisError, OSError)
 
 
 _refused = refuses_writes
+
+
+def _class_floor(size: int) -> int:
+    """The largest of jemalloc's size classes not above size (Redis's allocator; four
+    classes per doubling above 64 bytes)."""
+    spacing = 1 << max(4, size.bit_length() - 3)
+    return size // spacing * spacing
+
+
+def fitted(blob: bytes) -> tuple[bytes, bytes]:
+    """(head, tail): a head whose string (its header and NUL included) fills a size class
+    exactly, and the rest. A block of 44.8 KB stored whole takes a 48 KiB allocation, 9.7 %
+    of it slack; as a 40 KiB head and a 4.8 KB tail, about 1 %. Measured with MEMORY USAGE:
+    a hash value of n bytes costs the class of n + 6 (n + 10 from 64 KiB)."""
+    if len(blob) < 1024:
+        return blob, b""
+    size = _class_floor(len(blob) + 10)
+    head = size - (6 if size - 6 < 1 << 16 else 10)
+    return blob[:head], blob[head:]
 
 
 def _why(exc: BaseException) -> str:
@@ -105,10 +125,11 @@ class RedisTiers:
             pipe.zrangebyscore(self.store.tier_key(tier.step, host), int(since), int(until))
             if starts:
                 pipe.hmget(self.store.blocks_key(tier.step, host), starts)
+                pipe.hmget(self.store.tails_key(tier.step, host), starts)
             found = pipe.execute()
         except _ERRORS as exc:
             raise StoreUnavailable(f"Redis: {exc}") from exc
-        packed = zip(starts, found[1]) if starts else ()
+        packed = zip(starts, (h and h + (t or b"") for h, t in zip(found[1], found[2]))) if starts else ()
         return blocks.combine(block(self.codec, self._legacy(found[0])),
                               [self.decoded.decode(data, start, tier.step) for start, data in packed if data],
                               self.width, since, until)
@@ -125,7 +146,7 @@ class RedisTiers:
             found = []
             if fields:
                 start = max(fields) if newest else min(fields)
-                data = self.store.binary.hget(key, start)
+                data = self._whole(tier.step, host, start)
                 if data:
                     edge = slice(-1, None) if newest else slice(0, 1)
                     found += blocks.to_points(*(a[edge] for a in self.decoded.decode(data, start, tier.step)))
@@ -135,6 +156,24 @@ class RedisTiers:
             raise StoreUnavailable(f"Redis: {exc}") from exc
         found += [self.codec.unpack(ts, blob) for ts, blob in rows if len(blob) == self.codec.size]
         return (max if newest else min)(found, key=lambda p: p.ts, default=None)
+
+    def _whole(self, step: int, host: str, start: int) -> bytes | None:
+        head, tail = self.store.binary.hmget(self.store.blocks_key(step, host), start) + \
+            self.store.binary.hmget(self.store.tails_key(step, host), start)
+        return head and head + (tail or b"")
+
+    def _put(self, pipe, step: int, host: str, start: int, data: bytes | None) -> None:
+        """Write (or with None delete) one block, fitted (see fitted())."""
+        if data is None:
+            pipe.hdel(self.store.blocks_key(step, host), start)
+            pipe.hdel(self.store.tails_key(step, host), start)
+            return
+        head, tail = fitted(data)
+        pipe.hset(self.store.blocks_key(step, host), start, head)
+        if tail:
+            pipe.hset(self.store.tails_key(step, host), start, tail)
+        else:
+            pipe.hdel(self.store.tails_key(step, host), start)
 
     def oldest(self, tier: Tier, host: str) -> int | None:
         point = self._edge(tier, host, newest=False)
@@ -212,18 +251,20 @@ class RedisTiers:
         for host, step, start in keys:
             span = blocks.steps_per_block(self._tier(step)) * step
             read.hget(self.store.blocks_key(step, host), start)
+            read.hget(self.store.tails_key(step, host), start)
             read.zrangebyscore(self.store.tier_key(step, host), start, f"({start + span}")
         found = read.execute()
         write = self.store.binary.pipeline(transaction=False)
         for i, (host, step, start) in enumerate(keys):
-            old, members = found[2 * i], found[2 * i + 1]
+            head, tail, members = found[3 * i: 3 * i + 3]
+            old = head and head + (tail or b"")
             legacy = [self.codec.unpack(ts, blob) for ts, blob in self._legacy(members)
                       if len(blob) == self.codec.size]
             if old is None and not legacy and not touched[keys[i]]:
                 continue
             span = blocks.steps_per_block(self._tier(step)) * step
-            write.hset(self.store.blocks_key(step, host), start,
-                       blocks.merge(old, legacy + touched[keys[i]], self.width, span // step, start, step))
+            self._put(write, step, host, start,
+                      blocks.merge(old, legacy + touched[keys[i]], self.width, span // step, start, step))
             if members:
                 write.zremrangebyscore(self.store.tier_key(step, host), start, f"({start + span}")
         write.execute()
@@ -235,14 +276,12 @@ class RedisTiers:
         pipe.zremrangebyscore(self.store.tier_key(tier.step, host), "-inf", f"({cutoff}")
         for start in sorted(int(f) for f in self.store.binary.hkeys(key)):
             if start + span <= cutoff:
-                pipe.hdel(key, start)
+                self._put(pipe, tier.step, host, start, None)
             elif start < cutoff:
-                data = self.store.binary.hget(key, start)
+                data = self._whole(tier.step, host, start)
                 kept = None if data is None else blocks.cut(data, start, tier.step, cutoff)
-                if kept is None:
-                    pipe.hdel(key, start)
-                elif kept is not data:
-                    pipe.hset(key, start, kept)
+                if kept is not data:
+                    self._put(pipe, tier.step, host, start, kept)
         pipe.execute()
 
     def write_points(self, items) -> None:
