@@ -301,3 +301,14 @@ def test_failures_from_all_addresses_past_the_minute_ceiling_stop_everyone_until
     assert throttle.retry_after("10.0.0.9") is None and not throttle.everyone_waits()
     throttle.failed("10.0.0.4")  # a new minute starts its own count
     assert throttle.retry_after("10.0.0.9") is None
+
+
+def test_every_endpoint_says_who_may_see_it(app):
+    """A new endpoint is public only if it is added here on purpose: everything that shows
+    the host is in auth.NEEDS (the console's socket is guarded by guard_console)."""
+    from dashboard.web.auth import NEEDS
+
+    public = {"api.healthz", "auth.login", "auth.logout", "auth.whoami", "console.console_socket",
+              "fleet.page", "pages.favicon", "pages.index", "static"}
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints - public <= set(NEEDS), endpoints - public - set(NEEDS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 from gevent import sleep as gsleep
@@ -261,11 +262,15 @@ def test_restart_is_off_unless_process_control_is_on(engine, started, start_serv
     op.close()
 
 
-ROWS = """() => [...document.querySelectorAll('#containers tbody tr')].map((tr) => tr.children[0].textContent)"""
+SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"  # with the page's others
+LEGEND = """(key) => [...document.querySelectorAll(`[data-chart="containers-${key}"] .u-legend .u-series th`)]
+  .map((th) => th.textContent).slice(1)"""
+ROWS = """() => [...document.querySelectorAll('#containers table.ctable tbody tr')].map((tr) => tr.children[0].textContent)"""
 
 
 @pytest.mark.parametrize("width", [1400, 390])
 def test_the_page_shows_the_containers_sorted_and_the_card(engine, three, start_server, browser, page_errors, width):
+    """...and the busiest containers' charts: the burner first by CPU, the holder first by memory."""
     idle, burner, holder = three
     server = start_server({"SAMPLE_INTERVAL": "0.5", "CONTAINER_SOCKET": engine})
     context = browser.new_context(viewport={"width": width, "height": 900})
@@ -287,6 +292,19 @@ def test_the_page_shows_the_containers_sorted_and_the_card(engine, three, start_
             values = [-1 if rows[n][key] is None else rows[n][key] for n in shown]
             return set(shown) == set(rows) and values == sorted(values, reverse=True) and shown
         eventually(in_order, timeout=15, what=f"rows sorted by {tab}")
+        # The charts pick the busiest over the window by the same figure.
+        busiest = {"mem": holder, "cpu": burner}[tab]
+        eventually(lambda: (page.evaluate(LEGEND, key) or [None])[0] == busiest, timeout=15,
+                   what=f"the {tab} chart led by {busiest}")
+        assert set(page.evaluate(LEGEND, "mem_pct")) <= set(rows)
+    assert page.locator('[data-chart="containers-cpu_pct"] canvas').is_visible()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for scheme in ("light", "dark"):  # the page's own toggle: charts take the theme's colors again
+        if page.evaluate("document.documentElement.dataset.theme") != scheme:
+            page.click("#theme-toggle")
+        page.wait_for_function(f"document.documentElement.dataset.theme === {scheme!r}")
+        page.wait_for_timeout(300)
+        page.locator("#containers").screenshot(path=str(SHOTS / f"containers-{width}-{scheme}.png"))
     card = page.locator('[data-card="containers"]')
     eventually(lambda: f"{snap['containers']['running']}\u00a0running" in card.inner_text(), timeout=15,
                what="the card's count")
@@ -297,15 +315,26 @@ def test_the_page_shows_the_containers_sorted_and_the_card(engine, three, start_
     page.evaluate("""async () => {
       const { ContainerTable } = await import('/static/js/containers.js');
       const box = document.querySelector('#containers').cloneNode(true);
-      box.querySelector('tbody').replaceChildren();
+      box.querySelector('table.ctable tbody').replaceChildren();
       document.body.append(box);
       const t = new ContainerTable(box, []);
       t.update({containers: {running: 1, stopped: 0, list: [{id: 'x', name: '<img src=x onerror="window.pwned=1">',
         image: '<b>i</b>', cpu_pct: 5, mem_pct: 5, mem: 1, pids: 1, uptime: 1}]}});
       window.hostile = box;
+      const { ContainerCharts } = await import('/static/js/container_charts.js');
+      const charts = document.createElement('div');
+      document.body.append(charts);
+      const c = new ContainerCharts(charts, { base: '', hostQuery: 'host=x', seconds: 60 });
+      c.data = { ts: [1, 2], containers: [{ id: 'x', name: '<img src=x onerror="window.pwned=1">',
+        cpu_pct: [1, 2], mem_pct: [3, 4] }] };
+      c.build();
+      window.hostileCharts = charts;
     }""")
     assert page.evaluate("window.hostile.querySelectorAll('img, b').length") == 0
-    assert page.evaluate("window.hostile.querySelector('tbody td').textContent").startswith("<img")
+    assert page.evaluate("window.hostileCharts.querySelectorAll('img').length") == 0
+    assert page.evaluate("window.hostileCharts.querySelector('.u-legend .u-series:nth-child(2) th')"
+                         ".textContent").startswith("<img")
+    assert page.evaluate("window.hostile.querySelector('table.ctable tbody td').textContent").startswith("<img")
     assert page.evaluate("window.pwned") is None
     context.close()
     assert page_errors.errors == []

@@ -16,6 +16,7 @@ import gevent.event
 
 from ..periodic import Every
 from .admission import Admission
+from .container_history import ContainerHistory
 from .events import EventKey, to_json
 from .frame import Frame
 from .history import History
@@ -43,7 +44,8 @@ class HostView:
             max_seconds=config.get("STREAM_MAX_SECONDS", 0.0),
         )
         self.history = History(config["HISTORY_SECONDS"])
-        self.history_cache = HistoryCache()  # /api/history answers, until the next sample
+        self.containers = ContainerHistory(config["HISTORY_SECONDS"])  # the container charts
+        self.history_cache = HistoryCache()  # /api/history (and container history) answers, until the next sample
         self.latest: dict | None = None
         self._snapshot: tuple[dict, str] | None = None  # (sample, its plain JSON) for /api/snapshot
         self.latest_at: float | None = None  # monotonic, when the latest sample arrived
@@ -65,6 +67,7 @@ class HostView:
             except ValueError:
                 continue
             self.history.add(frame.id, sample)
+            self.containers.add(sample)
             self.latest = sample
             if isinstance(sample.get("seq"), int):
                 seq = max(seq, sample["seq"])
@@ -88,6 +91,7 @@ class HostView:
                 except ValueError:
                     return frame
             self.history.add(frame.id, sample)
+            self.containers.add(sample)
             self.latest, self.latest_at = sample, time.monotonic()
         return frame
 

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from ..store.audit import StoreUnavailable
 from .auth import current_login, may_see_host
 from ..stream.events import to_json
+from ..stream.container_history import SORTS
 from ..stream.windows import NoHistory
 from ..console.operations import Operations
 from ..logs import Refusals
@@ -99,6 +100,35 @@ def history():
         return error(503, "no_history", str(exc))
     except StoreUnavailable as exc:
         return error(503, "unavailable", f"the history store cannot be read: {exc}")
+
+
+@bp.get("/api/containers/history")
+def container_history():
+    """The busiest containers' CPU and memory (% of their limits) over the last `seconds`."""
+    svc = services()
+    view, problem = host_view()
+    if problem:
+        return problem
+    limit = svc.config["HISTORY_SECONDS"]
+    seconds, problem = _number("seconds", 0, limit, f"a number above 0 and at most {limit:g} (HISTORY_SECONDS)")
+    if problem:
+        return problem
+    top, problem = _number("top", 0, 20, "a whole number from 1 to 20")
+    if problem:
+        return problem
+    if top is not None and top != int(top):
+        return error(400, "bad_request", f"top must be a whole number from 1 to 20, not {request.args['top'][:32]!r}")
+    by = request.args.get("by", "cpu")
+    if by not in SORTS:
+        return error(400, "bad_request", f"by must be cpu or mem, not {by[:32]!r}")
+    key = ("containers", int(seconds or limit), int(top or 5), by)
+    version = (view.latest_at, len(view.containers))
+    if not view.history_cache.fresh(key, version):
+        refused = _over_budget(svc)
+        if refused is not None:
+            return refused
+    body = view.history_cache.get(key, version, lambda: to_json(view.containers.columns(*key[1:])).encode())
+    return Response(body, mimetype="application/json")
 
 
 def _over_budget(svc):

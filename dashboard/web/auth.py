@@ -194,6 +194,7 @@ NEEDS = {
     "api.snapshot": "viewer",
     "api.hosts": "viewer",
     "api.history": "viewer",
+    "api.container_history": "viewer",
     "api.alerts": "viewer",
     "metrics.metrics": METRICS,
 }

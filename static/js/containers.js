@@ -63,7 +63,7 @@ export function updateContainersCard(root, s) {
 export class ContainerTable {
   constructor(section, tabs) {
     this.section = section;
-    this.tbody = section.querySelector("tbody");
+    this.tbody = section.querySelector("table.ctable tbody");
     this.sort = "cpu";
     this.last = null;
     for (const tab of tabs) {

@@ -4,6 +4,7 @@ import { Banners } from "./banners.js";
 import { updateCards, ProcessTable } from "./cards.js";
 import { ContainerTable, updateContainersCard } from "./containers.js";
 import { Charts } from "./charts.js";
+import { ContainerCharts } from "./container_charts.js";
 import { ConsolePanel } from "./console.js";
 import { initConsoleRoom } from "./drawer.js";
 import { Evidence } from "./evidence.js";
@@ -31,9 +32,14 @@ banners.onEvidence = (query) => evidence.open(query);
 // Clicking a process row asks the console about it (`proc <pid>`), once the console exists.
 let inspect = null;
 const containers = isLocked ? null : new ContainerTable($("#containers"), document.querySelectorAll("[data-csort]"));
+const containerCharts = isLocked ? null
+  : new ContainerCharts($("#container-charts"), { base, hostQuery, seconds: liveSeconds });
+for (const tab of isLocked ? [] : document.querySelectorAll("[data-csort]")) {
+  tab.addEventListener("click", () => containerCharts.sortBy(tab.dataset.csort));
+}
 const procs = isLocked ? null : new ProcessTable($("#procs"), document.querySelectorAll("[data-sort]"),
   (pid) => inspect && inspect(pid));
-initTheme($("#theme-toggle"), () => charts && charts.restyle());
+initTheme($("#theme-toggle"), () => { if (charts) { charts.restyle(); containerCharts.restyle(); } });
 initConsoleRoom($("#console-wide"), $("#console-jump"), $("#term-input"));
 
 const windowSelect = $("#window");
@@ -126,6 +132,12 @@ function showSample(sample) {
   updateContainersCard($("#cards"), sample);
   procs.update(sample);
   containers.update(sample);
+  // The busiest containers' charts: picked once the first sample lists containers, then fed.
+  if (sample.containers && !containerCharts.data && !containerCharts.asked) {
+    containerCharts.asked = true;
+    containerCharts.pick();
+  }
+  containerCharts.push(sample);
   setText(document, "#updated", "updated " + clock(sample.ts));
   const missing = Object.entries(sample.missing || {}).map(([k, why]) => `${k}: ${why}`);
   setText(document, "#missing", missing.length ? "Not shown — " + missing.join("; ") : "");
