@@ -89,13 +89,7 @@ def history():
         # answer; encoded once, compactly (a month is some 27,000 numbers), and
         # once per window and sample whoever asks (see stream.history_cache).
         key = windows.canonical(view, seconds, until)
-        version = (view.latest_at, len(view.history))
-        if not view.history_cache.fresh(key, version):
-            refused = _over_budget(svc)
-            if refused is not None:
-                return refused
-        body = view.history_cache.get(key, version, lambda: to_json(windows.window(view, *key)).encode())
-        return Response(body, mimetype="application/json")
+        return _cached(svc, view, key, (view.latest_at, len(view.history)), lambda: windows.window(view, *key))
     except NoHistory as exc:
         return error(503, "no_history", str(exc))
     except StoreUnavailable as exc:
@@ -122,12 +116,17 @@ def container_history():
     if by not in SORTS:
         return error(400, "bad_request", f"by must be cpu or mem, not {by[:32]!r}")
     key = ("containers", int(seconds or limit), int(top or 5), by)
-    version = (view.latest_at, len(view.containers))
+    return _cached(svc, view, key, (view.latest_at, len(view.containers)), lambda: view.containers.columns(*key[1:]))
+
+
+def _cached(svc, view, key, version, build):
+    """An answer from the view's cache while `version` (its latest sample) is the same; else
+    built, if this login's budget allows, encoded once and kept (see stream.history_cache)."""
     if not view.history_cache.fresh(key, version):
         refused = _over_budget(svc)
         if refused is not None:
             return refused
-    body = view.history_cache.get(key, version, lambda: to_json(view.containers.columns(*key[1:])).encode())
+    body = view.history_cache.get(key, version, lambda: to_json(build()).encode())
     return Response(body, mimetype="application/json")
 
 
