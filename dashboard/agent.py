@@ -30,7 +30,7 @@ from .alerts.delivery import Notifier  # noqa: E402
 from .alerts.rules import Alerts  # noqa: E402
 from .control import build  # noqa: E402
 from .control.redis import RedisShared  # noqa: E402
-from .control.services import Services, Step  # noqa: E402
+from .control.services import Services, Step, Task  # noqa: E402
 from .control.shared import Transitions  # noqa: E402
 from .store.notify_store import RedisNotifyStore  # noqa: E402
 
@@ -45,7 +45,7 @@ def build_agent(cfg: dict, host: str) -> tuple[RedisShared, Services]:
     def on_sample(sample: dict) -> None:
         shared.publish_sample(sample, build.encode_metrics(sample))
 
-    sampler, processes, _containers = build.host_sampler(cfg, host, on_sample)
+    sampler, processes, containers = build.host_sampler(cfg, host, on_sample)
     # The agent records its host's transitions in the shared outbox; web processes deliver them.
     notifier = Notifier(RedisNotifyStore(store), env_urls=cfg["NOTIFY_URLS"],
                         group_seconds=cfg["NOTIFY_GROUP_SECONDS"], public_url=cfg["PUBLIC_URL"],
@@ -54,7 +54,10 @@ def build_agent(cfg: dict, host: str) -> tuple[RedisShared, Services]:
         store, sampler, Alerts(), None, role="agent", lease_seconds=cfg["SAMPLER_LEASE_SECONDS"],
         stale_seconds=cfg["HOST_STALE_SECONDS"], table_rows=lambda: processes.rows(processes.latest),
         on_transition=Transitions(notifier.record, (redis.RedisError, OSError)))
-    return shared, Services([Step("process table", stop=processes.close), shared])
+    # `container restart --host` from a console reaches this host's engine only if this agent allows it.
+    asks = build.host_asks(store, host, containers, cfg["ALLOW_PROCESS_CONTROL"],
+                           holding=lambda: shared.sampling.holding)
+    return shared, Services([Step("process table", stop=processes.close), shared, Task("asks", asks.run)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from .alerts.delivery import Notifier
 from .alerts.rules import Rule, RuleState, alert_event, check
 from .console.sessions import Consoles
 from .control.shared import Shared
+from .fleet.asks import Asks
 from .sampling import process_details
 from .sampling.containers import Containers
 from .sampling.processes import ProcessTable
@@ -31,13 +32,15 @@ class Operations:
     which), this process's views, process table, notifier, audit log and consoles."""
 
     def __init__(self, shared: Shared, views: Views, processes: ProcessTable, containers: Containers | None,
-                 notifier: Notifier, audit: AuditStore, consoles: Consoles, *, record: Callable[..., None],
+                 notifier: Notifier, audit: AuditStore, consoles: Consoles, *, asks: Asks | None = None,
+                 record: Callable[..., None],
                  notify_errors: tuple[type[BaseException], ...], config: dict, version: str,
                  uptime: Callable[[], float]) -> None:
         self.shared = shared
         self.views = views
         self.processes = processes
         self.containers = containers  # sampling.containers.Containers: names, details, restart
+        self.asks = asks  # fleet.asks.Asks: another host's sampler asked to act (None: one host)
         self.notifier = notifier
         self.audit = audit
         self.open_consoles = consoles
@@ -118,6 +121,48 @@ class Operations:
 
     def container_restart(self, cid: str, wait: int = 10) -> None:
         self.containers.restart(cid, wait)
+
+    def elsewhere(self, host: str | None) -> bool:
+        """True when host names another host than this one."""
+        return bool(host) and host != self.shared.host
+
+    def remote_container(self, host: str, name: str) -> dict:
+        """One container of another host, from its latest sample (name, or the start of its id)
+        and its figures over the samples this process holds; KeyError for an unknown host,
+        LookupError when it lists no such container."""
+        view = self.views.view(host)
+        section = (view.latest or {}).get("containers") or {}
+        rows = [r for r in section.get("list") or () if isinstance(r, dict)]
+        found = [r for r in rows if r.get("name") == name] or (
+            [r for r in rows if str(r.get("id", "")).startswith(name)] if len(name) >= 4 else [])
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} containers on {host} have ids starting with {name[:80]!r}; give more of it"
+                              if found else f"no running container named {name[:80]!r} in {host}'s latest sample; "
+                              f"see 'containers --host {host}'")
+        row = found[0]
+        trail = view.containers.trail(str(row.get("id")))
+        cpus = [c for _, c, _ in trail if c is not None]
+        mems = [m for _, _, m in trail if m is not None]
+        return {
+            "id": row.get("id"), "name": row.get("name"), "image": row.get("image"), "state": row.get("state"),
+            "host": host, "engine": section.get("engine"), "missing": section.get("missing"),
+            "restarts": row.get("restarts"), "cpu_limit": row.get("cpu_limit"), "mem_limit": row.get("mem_limit"),
+            "now": row,
+            "watched": None if not trail else {
+                "since": trail[0][0], "samples": len(trail),
+                "cpu_avg": round(sum(cpus) / len(cpus), 1) if cpus else None, "cpu_max": max(cpus, default=None),
+                "mem_pct_min": min(mems, default=None), "mem_pct_max": max(mems, default=None)},
+            "history": {"columns": ["ts", "cpu_pct", "mem_pct"], "rows": [list(p) for p in trail]},
+            "read_from": f"{host}'s samples; labels, init pid and cgroup are read by a console on {host} itself",
+        }
+
+    def ask_container_restart(self, host: str, name: str, wait: int, by: str) -> dict:
+        """Ask host's sampler to restart one of its containers (fleet/asks.py): its reply.
+        NoAnswer when it does not reply in time; LookupError without Redis."""
+        if self.asks is None:
+            raise LookupError("only this host is shown here (no REDIS_URL)")
+        return self.asks.ask(host, {"do": "container restart", "name": name, "wait": wait, "by": by},
+                             timeout=wait + 15)
 
     def alert_rules(self) -> list[dict]:
         """Rules with the hosts where they fire."""

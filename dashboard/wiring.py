@@ -81,6 +81,7 @@ class Instance:
         self.refusals = refusals or Refusals()
         self.commands = Commands()
         self.sampler, self.processes, self.containers = build.host_sampler(config, self.host, self._on_sample)
+        self.asks = None  # with Redis: what other processes ask this host's sampler (fleet/asks.py)
         self.shared = self._pick(config)
         self.windows = self.lasting.windows
         self.audit_summary = AuditSummary(self.audit, config["AUDIT_SUMMARY_SECONDS"])
@@ -89,6 +90,7 @@ class Instance:
             Step("process table", stop=self.processes.close),  # the /proc files it keeps open
             self.shared,
             Task("heartbeats", self.views.heartbeats),
+            *([Task("asks", self.asks.run)] if self.asks is not None else []),
             Task("fleet board", Every(1.0, self.board.tick, name="fleet board").run),
             Step("notifier", self.notifier.start, self.notifier.stop),
             Task("audit upkeep", lambda: audit_upkeep(
@@ -99,7 +101,7 @@ class Instance:
             *guards,  # bodies still arriving are given up first
         ])
         self.ops = Operations(self.shared, self.views, self.processes, self.containers, self.notifier, self.audit,
-                              self.consoles, record=self.record, notify_errors=self.notify_errors,
+                              self.consoles, asks=self.asks, record=self.record, notify_errors=self.notify_errors,
                               config=config, version=self.version, uptime=self.services.uptime)
         self.desk = Desk(self.ops, self.audit, self.consoles, rate=config["CONSOLE_RATE"],
                          burst=config["CONSOLE_BURST"], outbox=config["CONSOLE_OUTBOX"],
@@ -154,11 +156,14 @@ class Instance:
         # Redis proved unreachable): a viewer resuming right after a restart must
         # find its last event there.
         self.local.ready.clear()
-        return RedisShared.build(
+        shared = RedisShared.build(
             store, self.sampler, self.alerts, self.views, role="web",
             lease_seconds=config["SAMPLER_LEASE_SECONDS"], stale_seconds=config["HOST_STALE_SECONDS"],
             table_rows=local.own_rows, on_transition=self.record, push=self.consoles.broadcast,
             fallback=local, board=self.board)
+        self.asks = build.host_asks(store, self.host, self.containers, config["ALLOW_PROCESS_CONTROL"],
+                                    holding=lambda: shared.sampling.holding)
+        return shared
 
     def _on_sample(self, sample: dict) -> None:
         self.lasting.add(sample)

@@ -279,7 +279,7 @@ def test_the_page_shows_the_containers_sorted_and_the_card(engine, three, start_
     wait_state(page, "sse-pill", "open")
     page.wait_for_function(f"({ROWS})().includes({holder!r})", timeout=60000)
     eventually(lambda: by_name(server.get("/api/snapshot")[1]["containers"])[burner]["cpu_pct"] is not None,
-               timeout=30, what="the burner's rate")
+               timeout=30, what="the burner's rate", ignoring=(KeyError,))  # named once the engine answers
     Console(server.port).ok("pause")
     snap = server.get("/api/snapshot")[1]
     rows = by_name(snap["containers"])
@@ -292,11 +292,15 @@ def test_the_page_shows_the_containers_sorted_and_the_card(engine, three, start_
             values = [-1 if rows[n][key] is None else rows[n][key] for n in shown]
             return set(shown) == set(rows) and values == sorted(values, reverse=True) and shown
         eventually(in_order, timeout=15, what=f"rows sorted by {tab}")
-        # The charts pick the busiest over the window by the same figure.
+        # The charts pick the busiest over the window by the same figure: of this test's three, the
+        # holder by memory and the burner by CPU come before the idle one (the host may run others').
         busiest = {"mem": holder, "cpu": burner}[tab]
-        eventually(lambda: (page.evaluate(LEGEND, key) or [None])[0] == busiest, timeout=15,
-                   what=f"the {tab} chart led by {busiest}")
-        assert set(page.evaluate(LEGEND, "mem_pct")) <= set(rows)
+
+        def ahead():
+            legend = page.evaluate(LEGEND, key)
+            return busiest in legend and (idle not in legend or legend.index(busiest) < legend.index(idle)) \
+                and len(legend) <= 5 and legend
+        eventually(ahead, timeout=15, what=f"the {tab} chart with {busiest} ahead of {idle}")
     assert page.locator('[data-chart="containers-cpu_pct"] canvas').is_visible()
     SHOTS.mkdir(parents=True, exist_ok=True)
     for scheme in ("light", "dark"):  # the page's own toggle: charts take the theme's colors again
@@ -338,3 +342,67 @@ def test_the_page_shows_the_containers_sorted_and_the_card(engine, three, start_
     assert page.evaluate("window.pwned") is None
     context.close()
     assert page_errors.errors == []
+
+
+def test_another_hosts_containers_are_read_and_restarted_through_its_agent(engine, three, start_server,
+                                                                          redis_server, tmp_path):
+    """`--host` on every container command: lists and details from the agent's samples; a restart
+    asked of the agent's sampler over Redis, done only where that agent allows process control."""
+    import subprocess
+    import sys
+
+    from tests.support.server import REPO
+
+    idle, burner, holder = three
+    agents = []
+    for name, allow in (("edge-1", "1"), ("edge-2", "0")):
+        env = {**os.environ, "REDIS_URL": redis_server.url, "SAMPLE_INTERVAL": "0.5", "SAMPLER_LEASE_SECONDS": "2",
+               "CONTAINER_SOCKET": engine, "ALLOW_PROCESS_CONTROL": allow, "PYTHONUNBUFFERED": "1"}
+        with open(tmp_path / f"agent-{name}.log", "wb") as log:
+            agents.append(subprocess.Popen([sys.executable, "-m", "dashboard.agent", "--host-name", name],
+                                           cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        server = start_server({"REDIS_URL": redis_server.url, "SECRET_KEY": "shared-secret-key-of-dynos",
+                               "SAMPLE_INTERVAL": "0.5", "HOST_NAME": "front", "CONTAINERS": "off",
+                               "ALLOW_PROCESS_CONTROL": "1"})
+        op = Console(server.port)
+
+        def listed(host):
+            reply = op.request(f"containers {started_prefix(idle)} --host {host}")
+            rows = (reply.get("result") or {}).get("rows") or []
+            return reply.get("ok") and set(three) <= {r[0] for r in rows} and rows
+        for host in ("edge-1", "edge-2"):
+            eventually(lambda: listed(host), timeout=60, what=f"{host}'s containers named")
+        assert op.error(f"containers --host front")["code"] == "not_found"  # the web's own: CONTAINERS=off
+
+        def watched():
+            details = op.ok(f"container {holder} --host edge-1")
+            return (details.get("watched") or {}).get("samples", 0) >= 2 and details
+        details = eventually(watched, timeout=30, what="the holder's figures over samples")
+        assert details["host"] == "edge-1" and details["name"] == holder and details["mem_limit"] == 64 * 2**20
+        assert details["history"]["columns"] == ["ts", "cpu_pct", "mem_pct"]
+        assert details["history"]["rows"][-1][2] > 30  # by now it holds over half of its limit
+        assert details["restart"] == f"container restart {holder} --host edge-1"
+        assert op.error("container nosuch-container --host edge-1")["code"] == "not_found"
+        assert op.error(f"container {holder} --host nowhere")["code"] == "not_found"
+
+        before = podman("inspect", "-f", "{{.State.StartedAt}}", idle)
+        err = op.error(f"container restart {idle} --host edge-1 --wait 0")
+        assert err["code"] == "confirm_required" and err["target"]["host"] == "edge-1"
+        assert op.ok(err["confirm"]) == {"id": err["target"]["id"], "name": idle, "host": "edge-1",
+                                         "restarted": True}
+        assert podman("inspect", "-f", "{{.State.StartedAt}}", idle) != before
+        lines = [r[4] for r in op.ok("audit 20")["rows"]]
+        assert f"container restart {idle} --host edge-1 --wait 0" in lines and err["confirm"] in lines
+        # edge-2 did not allow it: the ask is refused there, and nothing restarts.
+        before = podman("inspect", "-f", "{{.State.StartedAt}}", idle)
+        eventually(lambda: listed("edge-2"), timeout=30, what="the restarted container listed again")
+        err = op.error(f"container restart {idle} --host edge-2 --wait 0")
+        refused = op.error(err["confirm"])
+        assert refused["code"] == "forbidden" and "disabled on edge-2" in refused["message"]
+        assert podman("inspect", "-f", "{{.State.StartedAt}}", idle) == before
+        op.close()
+    finally:
+        for agent in agents:
+            agent.kill()
+            agent.wait(10)

@@ -56,6 +56,15 @@ class ContainerHistory:
             alive = {cid for _ts, row_ids, _v in self._rows for cid in row_ids}
             self._names = {cid: name for cid, name in self._names.items() if cid in alive}
 
+    def trail(self, cid: str) -> list[tuple]:
+        """(ts, cpu_pct, mem_pct) of one container over the samples that listed it."""
+        out = []
+        for ts, ids, values in self._rows:
+            if cid in ids:
+                i = ids.index(cid)
+                out.append((ts, _shown(values[i]), _shown(values[len(ids) + i])))
+        return out
+
     def columns(self, seconds: float, top: int = 5, by: str = "cpu", until: float | None = None) -> dict:
         """The window's times and, for its `top` busiest containers by `by` (cpu or mem), their
         CPU and memory columns; busiest first."""
