@@ -55,10 +55,9 @@ def test_an_ask_is_answered_by_the_host_holding_the_lease_and_not_by_others(pair
     assert asker.ask("edge", {"do": "ping", "by": "alice"}, timeout=5) == {"ok": True, "did": "ping"}
     assert seen[0]["by"] == "alice" and len(seen[0]["id"]) == 16
     holding["edge"] = False  # another process samples edge now: this one stays quiet
-    started = time.monotonic()
     with pytest.raises(NoAnswer, match="edge did not answer within 1 s"):
         asker.ask("edge", {"do": "ping"}, timeout=1)
-    assert time.monotonic() - started < 4 and len(seen) == 1
+    assert len(seen) == 1
     with pytest.raises(NoAnswer):
         asker.ask("nowhere", {"do": "ping"}, timeout=1)
 
