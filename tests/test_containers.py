@@ -14,7 +14,7 @@ from dashboard.console import commands
 from dashboard.console.commands import Context
 from dashboard.console.operator import Operator
 from dashboard.sampling import container_cgroups as cg
-from dashboard.sampling.containers import Containers
+from dashboard.sampling.containers import STAT_SECONDS, Containers
 from dashboard.sampling.engine import socket_path
 from dashboard.sampling.rates import Rates
 
@@ -137,6 +137,26 @@ def test_each_layout_gives_cpu_memory_io_net_and_pids_from_the_cgroup_files(tmp_
     assert b["cpu"] == 100.0 and b["cpu_pct"] == 100.0  # 4 cores of 4: no limit is the host's cores
     assert [r["id"] for r in second["list"]] == [B[:12], A[:12]] or b["cpu"] == a["cpu"]  # heaviest first
     assert "no engine socket at /nonexistent/engine.sock" in second["missing"]
+
+
+@pytest.mark.parametrize("kind", ["v1", "v2"])
+def test_the_reclaimable_cache_is_read_again_when_the_charge_moves_and_every_stat_seconds(tmp_path, kind):
+    # memory.stat is the dearest file: read again only when memory.current (usage_in_bytes) moves,
+    # and at least every STAT_SECONDS for the kernel's ageing of pages under a still charge.
+    tree = Tree(tmp_path, kind)
+    figures = dict(cpu_s=1, quota=None, limit=None)
+    tree.put(A, mem=100 * MiB, inactive=20 * MiB, **figures)
+    s = Clocked(tree)
+    assert s.row(s.sample(), A)["cache"] == 20 * MiB
+    tree.put(A, mem=100 * MiB, inactive=30 * MiB, **figures)  # the same charge, pages aged
+    row = s.row(s.sample(), A)
+    assert row["cache"] == 20 * MiB and row["mem"] == 80 * MiB  # not read: the split stands
+    tree.put(A, mem=101 * MiB, inactive=30 * MiB, **figures)  # the charge moved
+    row = s.row(s.sample(), A)
+    assert row["cache"] == 30 * MiB and row["mem"] == 71 * MiB
+    tree.put(A, mem=101 * MiB, inactive=40 * MiB, **figures)
+    assert s.row(s.sample(), A)["cache"] == 30 * MiB
+    assert s.row(s.sample(step=STAT_SECONDS), A)["cache"] == 40 * MiB  # at least every STAT_SECONDS
 
 
 def test_a_container_vanishing_mid_read_or_between_samples_breaks_nothing(tmp_path):

@@ -73,3 +73,21 @@ def test_clamped_deltas_treat_a_step_back_as_zero():
     r.end()
     r.begin(2.0)
     assert r.delta("iowait", 10.5, clamp=True) == pytest.approx(0.51)
+
+
+def test_counters_read_together_get_their_rates_in_one_lookup_each_under_the_same_rules():
+    r = Rates()
+    r.begin(10.0)
+    assert r.per_second_each(("ctr", "a"), (5.0, 100, None)) == (None, None, None)  # nothing to diff yet
+    r.end()
+    r.begin(12.0)
+    # one counter went back (reset), one was not read: None for those alone
+    assert r.per_second_each(("ctr", "a"), (6.0, 50, 7)) == (0.5, None, None)
+    r.end()
+    r.begin(13.0)
+    assert r.per_second_each(("ctr", "a"), (6.0, 60, 9)) == (0.0, 10.0, 2.0)
+    r.end()
+    r.begin(14.0)
+    r.end()  # not seen in a round: forgotten
+    r.begin(15.0)
+    assert r.per_second_each(("ctr", "a"), (7.0, 70, 10)) == (None, None, None)

@@ -33,6 +33,10 @@ from .rates import Rates, percent
 
 RESCAN_SECONDS = 30.0  # the whole cgroup tree is walked this often, for containers in new places
 LIMITS_SECONDS = 10.0  # limits (docker update) are read again this often
+# The reclaimable cache (memory.stat: the kernel sums it up on each read, 8-11 µs, a third of a
+# container's reads) is read again when the memory charged moves, and at least this often: with
+# the charge still, only the kernel's ageing of pages moves it between its lists.
+STAT_SECONDS = 10.0
 RETRY_SECONDS = 60.0  # an engine that could not be asked is asked again after this, if nothing changed
 TRAIL_POINTS = 300
 RUNNING = ("running", "paused", "restarting")
@@ -41,16 +45,20 @@ RUNNING = ("running", "paused", "restarting")
 class Known:
     """What is kept of one running container between samples."""
 
-    __slots__ = ("rel", "files", "pid", "started", "host_net", "limits", "limits_at", "meta", "trail")
+    __slots__ = ("rel", "short", "files", "pid", "started", "host_net", "limits", "limits_at", "usage",
+                 "stat_at", "meta", "trail")
 
-    def __init__(self, rel: str, keep: bool = False) -> None:
+    def __init__(self, cid: str, rel: str, keep: bool = False) -> None:
         self.rel = rel
+        self.short = cid[:12]
         self.files = cg.Kept() if keep else None  # its cgroup files kept open (container_cgroups)
         self.pid: int | None = None
         self.started: float | None = None
         self.host_net = False
         self.limits: tuple[float | None, int | None] = (None, None)
         self.limits_at = float("-inf")
+        self.usage: cg.Usage | None = None  # the last read
+        self.stat_at = float("-inf")  # when memory.stat was last read for certain
         self.meta: dict = {}  # from the engine's inspect
         self.trail: deque = deque(maxlen=TRAIL_POINTS)
 
@@ -135,19 +143,18 @@ class Containers:
     def _read(self, rates: Rates, lay: cg.Layout, cids: list[str], now: float, rows: list[dict]) -> bool:
         """Each container's row added to rows; whether one went (or its init did: a restart)."""
         went = False
+        at = round(now, 3)
         for cid in cids:
             k = self.known[cid]
             try:
-                row = self._row(rates, lay, cid, k, now)
+                row, pid_gone = self._row(rates, lay, cid, k, now)
             except cg.Gone:
                 self._forget(cid)  # gone between the listing and the read
                 went = True
                 continue
-            if row.get("pid_gone"):
-                del row["pid_gone"]
-                went = True
+            went = went or pid_gone
             rows.append(row)
-            k.trail.append((round(now, 3), row["cpu_pct"], row["mem"]))
+            k.trail.append((at, row["cpu_pct"], row["mem"]))
         return went
 
     def _list(self, lay: cg.Layout, now: float, force: bool = False) -> tuple[bool, bool]:
@@ -168,7 +175,7 @@ class Containers:
         for cid in gone:
             self._forget(cid)
         for cid in new:
-            self.known[cid] = Known(found[cid], lay.keep)
+            self.known[cid] = Known(cid, found[cid], lay.keep)
         return bool(gone or new), True
 
     def _forget(self, cid: str) -> None:
@@ -176,21 +183,23 @@ class Containers:
         if k.files is not None:
             k.files.close()
 
-    def _row(self, rates: Rates, lay: cg.Layout, cid: str, k: Known, now: float) -> dict:
+    def _row(self, rates: Rates, lay: cg.Layout, cid: str, k: Known, now: float) -> tuple[dict, bool]:
+        """The container's row, and whether its init was found gone (a restart under the same id)."""
         if now - k.limits_at >= LIMITS_SECONDS:
             k.limits, k.limits_at = cg.read_limits(lay, k.rel), now
-        u = cg.read_usage(lay, k.rel, k.files)
+        last = k.usage
+        if now - k.stat_at >= STAT_SECONDS:
+            k.stat_at, last = now, None
+        u = k.usage = cg.read_usage(lay, k.rel, k.files, last)
         pid_gone = False
         if k.pid is None:
             self._find_pid(lay, cid, k)
-        rx = tx = None
+        net: tuple = (None, None)
         for _ in range(2):
             if k.pid is None or k.host_net:
                 break
             try:
-                rx_bytes, tx_bytes = cg.read_net(k.pid, self.proc, k.files if self.proc == "/proc" else None)
-                rx = rates.per_second(("ctr", cid, k.pid, "rx"), rx_bytes)
-                tx = rates.per_second(("ctr", cid, k.pid, "tx"), tx_bytes)
+                net = cg.read_net(k.pid, self.proc, k.files if self.proc == "/proc" else None)
                 break
             except (OSError, ValueError):
                 # Its init is gone: restarted under the same id (a new init, whose counters
@@ -198,19 +207,18 @@ class Containers:
                 k.pid, k.meta = None, {**k.meta, "pid": None}
                 pid_gone = True
                 self._find_pid(lay, cid, k)
-        cores = None
-        if u.cpu_seconds is not None:
-            rate = rates.per_second(("ctr", cid, "cpu"), u.cpu_seconds)
-            cores = None if rate is None else max(0.0, rate)
-        read = None if u.read_bytes is None else rates.per_second(("ctr", cid, "read"), u.read_bytes)
-        write = None if u.write_bytes is None else rates.per_second(("ctr", cid, "write"), u.write_bytes)
+        # One key for the container's counters and its init: a new init (a restart) starts them all again.
+        cores, read, write, rx, tx = rates.per_second_each(
+            ("ctr", cid, k.pid), (u.cpu_seconds, u.read_bytes, u.write_bytes, *net))
+        if cores is not None and cores < 0.0:
+            cores = 0.0
         cpu_limit, mem_limit = k.limits
         cache = u.inactive_file
         mem = None if u.memory is None else max(0, u.memory - (cache or 0))
         meta = k.meta or self.listed.get(cid) or {}
         return {
-            "id": cid[:12],
-            "name": meta.get("name") or cid[:12],
+            "id": k.short,
+            "name": meta.get("name") or k.short,
             "image": meta.get("image") or None,
             "state": meta.get("state") or "running",
             "cpu": percent(cores, self.cpus),
@@ -220,15 +228,16 @@ class Containers:
             "mem_pct": percent(mem, mem_limit or self.memory),
             "mem_limit": mem_limit,
             "cache": cache,
-            "rx_bps": _round(rx),
-            "tx_bps": _round(tx),
-            "read_bps": _round(read),
-            "write_bps": _round(write),
+            # Rates in whole B/s: their decimals are the jitter of the sampler's interval,
+            # not the host's, and each decimal digit costs the roll-ups 3.3 bits a value.
+            "rx_bps": None if rx is None else round(rx),
+            "tx_bps": None if tx is None else round(tx),
+            "read_bps": None if read is None else round(read),
+            "write_bps": None if write is None else round(write),
             "pids": u.pids,
             "restarts": k.meta.get("restarts"),
             "uptime": None if k.started is None else round(max(0.0, now - k.started), 1),
-            **({"pid_gone": True} if pid_gone else {}),
-        }
+        }, pid_gone
 
     def _find_pid(self, lay: cg.Layout, cid: str, k: Known) -> None:
         """The init pid: the engine's when it said, else the lowest pid in the cgroup."""
@@ -336,8 +345,3 @@ class Containers:
             raise EngineError(why)
         Engine(path).restart(cid, wait)
 
-
-def _round(value: float | None) -> int | None:
-    """A rate to whole bytes a second: its decimals are the jitter of the sampler's
-    interval, not the host's, and each decimal digit costs the roll-ups 3.3 bits a value."""
-    return None if value is None else round(value)

@@ -61,6 +61,21 @@ class Rates:
             return None
         return change / elapsed
 
+    def per_second_each(self, key: Hashable, values: tuple) -> tuple:
+        """per_second() of several counters read together under one key (a container's), in one
+        lookup: each None where per_second would give None (first round, a counter that went back
+        or was not read). The tuple must keep its length and order from round to round."""
+        now = self._now
+        if now is None:
+            raise RuntimeError("Rates.begin() must be called before per_second_each()")
+        self._seen[key] = (now, values)
+        prev = self._prev.get(key)
+        if prev is None or now <= prev[0]:
+            return (None,) * len(values)
+        elapsed = now - prev[0]
+        return tuple(None if v is None or p is None or v < p else (v - p) / elapsed
+                     for v, p in zip(values, prev[1]))
+
     def elapsed(self, key: Hashable) -> float | None:
         """Seconds since key was last observed (None if it was not)."""
         prev = self._prev.get(key)

@@ -48,6 +48,9 @@ def encode(sample: dict) -> str:
     """The `metrics` event's data for one sample (the sample is not changed)."""
     if _ambiguous(sample):
         return to_json(sample)  # a shape the compact form would misread: the plain form, as before
+    rows = _at(sample, CONTAINERS)
+    if isinstance(rows, list) and rows:  # their cells are made short once, as the table is made
+        sample = {**sample, "containers": {**sample["containers"], "list": []}}
     out = _short(sample)
     ts = out.get("ts")
     if isinstance(ts, float):
@@ -57,7 +60,7 @@ def encode(sample: dict) -> str:
     procs = out.get("processes")
     if isinstance(procs, dict):
         out["processes"] = _pack_processes(procs)
-    _pack_containers(out)
+    _pack_containers(out, rows)
     return json.dumps({"v": VERSION, **out}, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -114,6 +117,10 @@ def _short(value: Any) -> Any:
     t = type(value)
     if t in _KEEP:
         return value
+    if t is float:  # the most common call: inline, not through isinstance below
+        if value.is_integer():
+            return int(value) if -_EXACT < value < _EXACT else value
+        return value if value - value == 0.0 else None  # NaN and infinities give NaN there
     if t is dict:  # most of a sample: leaves are kept without a call each
         return {k: v if type(v) in _KEEP else _short(v) for k, v in value.items()}
     if t is list or t is tuple:
@@ -194,32 +201,35 @@ def _pack_processes(procs: dict) -> dict:
     return out
 
 
-def _pack_containers(out: dict) -> None:
-    containers = out.get("containers")
-    if not isinstance(containers, dict) or not isinstance(containers.get("list"), list):
+def _pack_containers(out: dict, rows) -> None:
+    """out's containers list as a table, made from the sample's rows (out holds an empty list)."""
+    if not isinstance(rows, list) or not rows or not isinstance(out.get("containers"), dict):
         return
-    rows = containers["list"]
     columns = _columns(rows)
-    if columns is None:
-        return  # no rows, or rows of different keys: as they are
-    table = [[r[c] for c in columns] for r in rows]
+    if columns is None:  # rows of different keys: as they are
+        out["containers"]["list"] = _short(rows)
+        return
+    table = [[v if type(v) in _KEEP else _short(v) for v in map(r.__getitem__, columns)] for r in rows]
     packed: dict = {"columns": list(columns)}
     strings = _strings(columns, table)
     if strings:
         packed["strings"] = strings
     packed["rows"] = table
-    out["containers"] = {**containers, "list": packed}
+    out["containers"] = {**out["containers"], "list": packed}
 
 
 def _strings(columns: tuple, table: list) -> dict:
     """Each text column with a repeated value, as its distinct values; cells become indexes."""
     strings = {}
-    for j, name in enumerate(columns):
-        texts = [row[j] for row in table if row[j] is not None]
-        if not texts or not all(type(v) is str for v in texts):
+    for j, (name, cells) in enumerate(zip(columns, zip(*table))):
+        kinds = set(map(type, cells))
+        kinds.discard(type(None))
+        if kinds != {str}:
             continue
-        distinct = list(dict.fromkeys(texts))
-        if len(distinct) == len(texts):
+        distinct = list(dict.fromkeys(cells))
+        if None in distinct:
+            distinct.remove(None)
+        if len(distinct) == len(cells) - cells.count(None):
             continue  # nothing repeats: the text as it is
         at = {text: i for i, text in enumerate(distinct)}
         for row in table:
