@@ -8,7 +8,8 @@ Each simulated host writes what a real sampler writes for the fleet view
 a few hosts fire alerts, a few are paused, and --stale hosts stop after their
 first write (so the page shows them stale). The hosts' names are web-0001,
 db-0002... so filters and rules by pattern have something to match. Prints
-one JSON line: writes made, seconds, writes per second achieved.
+one JSON line: writes made, seconds, writes per second achieved, and the
+bytes a second of what changed (as JSON).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def run(url: str, hosts: int, seconds: float, interval: float, stale: int, prefi
     hostnames = names(hosts)
     summarizers = [Summarizer(name) for name in hostnames]
     stale_set = set(range(hosts - stale, hosts))
-    writes = 0
+    writes = changed_bytes = 0
     start = time.time()
     tick = 0
     while time.time() - start < seconds or tick == 0:
@@ -58,6 +59,8 @@ def run(url: str, hosts: int, seconds: float, interval: float, stale: int, prefi
                                               firing=1 if i % 97 == 5 else 0, paused=i % 211 == 7)
             fleet.write(pipe, hostnames[i], summary, changed)
             writes += 1
+            if tick:  # the first round is every field of every host: what a viewer loads, not a change
+                changed_bytes += len(json.dumps(changed, separators=(",", ":")))
             if len(pipe) >= 200:  # a batch of hosts per round trip, spread over the interval
                 pipe.execute()
                 pipe = store.r.pipeline(transaction=False)
@@ -66,7 +69,9 @@ def run(url: str, hosts: int, seconds: float, interval: float, stale: int, prefi
         time.sleep(max(0.0, interval - (time.time() - round_start)))
     took = time.time() - start
     store.close()
-    return {"hosts": hosts, "writes": writes, "seconds": round(took, 2), "writes_per_second": round(writes / took, 1)}
+    return {"hosts": hosts, "writes": writes, "seconds": round(took, 2), "writes_per_second": round(writes / took, 1),
+            # what changed, as JSON: what a fleet viewer is owed a second, before its own framing
+            "changed_bytes_per_second": round(changed_bytes / max(took - interval, interval))}
 
 
 def main(argv: list[str] | None = None) -> int:

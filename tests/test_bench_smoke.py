@@ -291,3 +291,19 @@ def test_the_agent_cost_runs_on_a_redis_of_its_own_and_judges_its_targets():
               "cpu_ratio": 0.5, "rss_target_met": False, "cpu_target_met": True}
     text = table(judged)
     assert "2.20x: FAIL" in text and "0.50x: PASS" in text
+
+
+def test_the_fleet_load_measures_the_worker_and_its_viewers_against_this_host_alone():
+    """bench/fleet_load.py: a short run with a few simulated hosts; the figures are there and judged."""
+    require("redis-server", "redis-server")
+    proc = subprocess.run([sys.executable, "-m", "bench.fleet_load", "--hosts", "40", "--viewers", "3",
+                           "--seconds", "4"], cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    fleet, alone = result["fleet"], result["alone"]
+    assert result["simulator"]["writes"] >= 40 and result["simulator"]["changed_bytes_per_second"] > 0
+    # The viewers got the simulated hosts' changes, and this host's alone before them.
+    assert fleet["viewer_bytes_per_second_mean"] > alone["viewer_bytes_per_second_mean"] > 0
+    assert fleet["worker_cpu_pct"] > 0 and fleet["worker_rss_mb"] > 5
+    assert result["events_target_pass"] and result["bytes_target_pass"], proc.stdout
+    assert "PASS" in proc.stdout and "viewer bytes/s" in proc.stdout

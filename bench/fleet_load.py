@@ -1,0 +1,142 @@
+"""What a fleet costs the web process, and what its viewers receive: N simulated hosts on a real redis-server.
+
+    python -m bench.fleet_load [--hosts 1000] [--viewers 10] [--seconds 30]
+
+Starts a redis-server and our server as the Procfile does (bench/servers.py)
+with REDIS_URL, opens --viewers streams on /fleet/events (raw sockets, one
+thread), and measures the web worker (CPU as % of one core, RSS) and the
+viewers (bytes and `fleet` events a second each) over a window twice: first
+with this host alone in the fleet (the baseline, in the same run), then while
+bench/fleet_sim.py writes --hosts hosts' summaries once a second. The targets
+(issue: one summary stream, what changed, at most once a second): each viewer
+gets at most one `fleet` event a second, and at most the bytes a second of
+what the hosts changed (the simulator's JSON of each change) plus a tenth for
+the stream's own framing. Prints a table and one JSON object as the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import selectors
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from .servers import REPO, VIEWER_TOKEN, Server
+
+FRAMING = 1.1  # what the SSE framing and the per-host JSON keys may add to the changes' own bytes
+
+
+class Viewers:
+    """count streams on /fleet/events, read in one thread: bytes and `fleet` events seen by each."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.bytes = [0] * count
+        self.events = [0] * count
+        self.selector = selectors.DefaultSelector()
+        request = (f"GET /fleet/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                   f"Authorization: Bearer {VIEWER_TOKEN}\r\n\r\n").encode()
+        for i in range(count):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(request)
+            s.setblocking(False)
+            self.selector.register(s, selectors.EVENT_READ, i)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while not self.stopping:
+            for key, _ in self.selector.select(0.5):
+                try:
+                    data = key.fileobj.recv(1 << 20)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    self.selector.unregister(key.fileobj)
+                    continue
+                self.bytes[key.data] += len(data)
+                self.events[key.data] += data.count(b"event: fleet\n")
+
+    def totals(self) -> tuple[list[int], list[int]]:
+        return list(self.bytes), list(self.events)
+
+    def close(self) -> None:
+        self.stopping = True
+        self.thread.join(5)
+        for key in list(self.selector.get_map().values()):
+            key.fileobj.close()
+
+
+def _window(worker: psutil.Process, viewers: Viewers, seconds: float) -> dict:
+    cpu0, (bytes0, events0) = worker.cpu_times(), viewers.totals()
+    time.sleep(seconds)
+    cpu1, (bytes1, events1) = worker.cpu_times(), viewers.totals()
+    per_bytes = [(b1 - b0) / seconds for b0, b1 in zip(bytes0, bytes1)]
+    per_events = [(e1 - e0) / seconds for e0, e1 in zip(events0, events1)]
+    return {"worker_cpu_pct": round((cpu1.user + cpu1.system - cpu0.user - cpu0.system) / seconds * 100, 2),
+            "worker_rss_mb": round(worker.memory_info().rss / 1e6, 1),
+            "viewer_bytes_per_second_max": round(max(per_bytes)), "viewer_bytes_per_second_mean":
+            round(sum(per_bytes) / len(per_bytes)), "viewer_events_per_second_max": round(max(per_events), 2)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m bench.fleet_load", description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--viewers", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    from tests.support.redis_server import RedisServer
+
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
+        home = Path(tmp)
+        redis = RedisServer(home / "redis").start()
+        server = sim = viewers = None
+        try:
+            server = Server("ours", home, home, env={"REDIS_URL": redis.url, "HOST_NAME": "front"}).start()
+            worker = psutil.Process(server.worker_pid())
+            viewers = Viewers(server.port, args.viewers)
+            time.sleep(3)  # past the start and the first events
+            alone = _window(worker, viewers, args.seconds)
+            sim = subprocess.Popen([sys.executable, "-m", "bench.fleet_sim", "--redis", redis.url, "--hosts",
+                                    str(args.hosts), "--seconds", str(args.seconds + 10)],
+                                   cwd=REPO, stdout=subprocess.PIPE, text=True)
+            time.sleep(5)  # every host written once: from here on, what changes
+            fleet = _window(worker, viewers, args.seconds)
+            simulated = json.loads(sim.communicate(timeout=args.seconds + 120)[0].strip().splitlines()[-1])
+        finally:
+            if viewers is not None:
+                viewers.close()
+            if sim is not None and sim.poll() is None:
+                sim.kill()
+            if server is not None:
+                server.stop()
+            redis.stop()
+    owed = simulated["changed_bytes_per_second"]
+    result = {"hosts": args.hosts, "viewers": args.viewers, "seconds": args.seconds, "alone": alone, "fleet": fleet,
+              "simulator": simulated, "worker_cpu_pct_per_1000_hosts":
+              round((fleet["worker_cpu_pct"] - alone["worker_cpu_pct"]) * 1000 / args.hosts, 2),
+              "events_target_pass": fleet["viewer_events_per_second_max"] <= 1.0 + 1 / args.seconds,
+              "bytes_target": round(owed * FRAMING),
+              "bytes_target_pass": fleet["viewer_bytes_per_second_max"] <= owed * FRAMING}
+    print(f"{'':34}{'this host alone':>18}{f'+ {args.hosts:,} simulated':>20}")
+    for label, key in (("worker CPU, % of a core", "worker_cpu_pct"), ("worker RSS, MB", "worker_rss_mb"),
+                       ("viewer bytes/s (largest)", "viewer_bytes_per_second_max"),
+                       ("viewer fleet events/s (most)", "viewer_events_per_second_max")):
+        print(f"{label:34}{alone[key]:>18}{fleet[key]:>20}")
+    print(f"changes written: {owed:,} B/s; a viewer may get {result['bytes_target']:,} B/s "
+          f"({'PASS' if result['bytes_target_pass'] else 'FAIL'}); at most 1 event/s "
+          f"({'PASS' if result['events_target_pass'] else 'FAIL'})")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
