@@ -1,6 +1,7 @@
 """What opening an event stream costs the server: CPU per 1,000 opens, ours beside Node.
 
     python -m bench.open_cost [--opens 2000] [--batch 100] [--rounds 3] [--servers ours,node]
+    python -m bench.open_cost --servers ours,bare,node      # and the floor of our stack (bench/bare_wsgi.py)
     python -m bench.open_cost --servers ours --profile      # and where our time goes (py-spy)
     python -m bench.open_cost --servers ours --app-ref HEAD~1   # a change beside the app before it
 
@@ -106,13 +107,14 @@ def main(argv=None) -> None:
     p.add_argument("--opens", type=int, default=2000, help="streams opened per round (default 2000)")
     p.add_argument("--batch", type=int, default=100, help="opened at once (default 100)")
     p.add_argument("--rounds", type=int, default=3, help="rounds per server (default 3)")
-    p.add_argument("--servers", default="ours,node", help="comma-separated: ours, node (default both)")
+    p.add_argument("--servers", default="ours,node", help="comma-separated: ours, node, bare (gunicorn + gevent "
+                   "and a bare WSGI stream: the floor of our stack); default ours,node")
     p.add_argument("--profile", action="store_true", help="record our worker with py-spy in each round")
     p.add_argument("--app-ref", metavar="REF", help="also run the app as it was at this git ref (ours@REF)")
     args = p.parse_args(argv)
     kinds = [k for k in args.servers.split(",") if k]
     for kind in kinds:
-        why = available(kind) if kind in ("ours", "node") else "not a server of this benchmark"
+        why = available(kind) if kind in ("ours", "node", "bare") else "not a server of this benchmark"
         if why:
             p.error(f"{kind}: {why}")
     with tempfile.TemporaryDirectory(prefix="open-cost-") as tmp:
@@ -130,7 +132,7 @@ def main(argv=None) -> None:
                       + (f"  profile {row['profile']}" if "profile" in row else ""), flush=True)
     medians = {k: statistics.median(r["us_per_open"] for r in rows[k]) for k in kinds}
     summary = {"medians_us_per_open": medians, "rounds": rows}
-    for other in [k for k in medians if k != "ours" and medians[k]]:
+    for other in [k for k in medians if k != "ours" and medians[k] and "ours" in medians]:
         summary[f"ours_over_{other}"] = round(medians["ours"] / medians[other], 2)
     print(table(summary))
     print(json.dumps(summary))
@@ -143,6 +145,9 @@ def table(summary: dict) -> str:
              + ", ".join(f"{k} {v:.0f} us" for k, v in medians.items())]
     for key in [k for k in summary if k.startswith("ours_over_")]:
         lines.append(f"  ours / {key[len('ours_over_'):]}: {summary[key]:.2f}x")
+    if medians.get("bare") and medians.get("node"):
+        lines.append(f"  the stack's floor (gunicorn + gevent, a bare WSGI stream) / node: "
+                     f"{medians['bare'] / medians['node']:.2f}x")
     if "ours_over_node" in summary:
         met = summary["ours_over_node"] <= 1.0
         lines.append(f"  target: at most Node's (1.00x): {'PASS' if met else 'FAIL'}")

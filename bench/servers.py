@@ -46,6 +46,8 @@ KINDS = {
     "ours": Kind("ours", "ours (gunicorn + gevent hub)", ""),
     "node": Kind("node", "Node http tutorial server", "node"),
     "naive": Kind("naive", "naive Flask (dev server, psutil per viewer)", ""),
+    # Our stack's floor: gunicorn's gevent worker and a bare WSGI stream (bench/bare_wsgi.py).
+    "bare": Kind("bare", "gunicorn + gevent, a bare WSGI stream", ""),
     # The same app, WEB_CONCURRENCY=2 sharing through a redis-server of its own
     # (started and stopped with it, and measured with it: CPU and RSS include Redis).
     "ours2": Kind("ours2", "ours, two workers sharing through Redis", "redis-server"),
@@ -99,6 +101,9 @@ class Server:
             return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"]
         if self.kind == "node":
             return ["node", str(BENCH / "node_sse_server.js"), str(self.port), "127.0.0.1"]
+        if self.kind == "bare":
+            return [sys.executable, "-m", "gunicorn", "-c", "/dev/null", "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{self.port}",
+                    "--worker-connections", "100000", "bench.bare_wsgi:app"]
         if self.kind == "naive":
             return [sys.executable, str(BENCH / "naive_flask.py"), str(self.port), "127.0.0.1"]
         if self.kind == "echo":

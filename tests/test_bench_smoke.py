@@ -273,6 +273,17 @@ def test_the_storm_and_open_cost_tables_judge_their_targets():
     cost = {"medians_us_per_open": {"ours": 700.0, "node": 150.0}, "ours_over_node": 4.67}
     assert "4.67x" in open_table(cost) and "FAIL" in open_table(cost)
     assert "PASS" in open_table({**cost, "ours_over_node": 0.9})
+    floor = {"medians_us_per_open": {"ours": 700.0, "bare": 240.0, "node": 200.0}, "ours_over_node": 3.5}
+    assert "the stack's floor (gunicorn + gevent, a bare WSGI stream) / node: 1.20x" in open_table(floor)
+
+
+def test_the_stacks_floor_serves_streams_as_ours_begins_them():
+    """bench/bare_wsgi.py on gunicorn's gevent worker: streams opened and counted like ours."""
+    proc = subprocess.run([sys.executable, "-m", "bench.open_cost", "--servers", "bare", "--opens", "50",
+                           "--batch", "25", "--rounds", "1"], cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["rounds"]["bare"][0]["opens"] == 50 and result["medians_us_per_open"]["bare"] > 0
 
 
 def test_the_agent_cost_runs_on_a_redis_of_its_own_and_judges_its_targets():
