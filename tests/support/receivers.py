@@ -49,11 +49,12 @@ class JsonReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 if receiver.redirect_to is not None:
+                    # Recorded before the answer goes: the sender may count the posts as soon as it has it.
+                    posts.append({"path": self.path, "redirected": True})
                     self.send_response(int(self.path.strip("/")[:3]))
                     self.send_header("Location", receiver.redirect_to)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                    posts.append({"path": self.path, "redirected": True})
                     return
                 if receiver.hold is not None:
                     receiver.held += 1
