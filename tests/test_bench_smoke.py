@@ -23,6 +23,14 @@ from tests.support.system import require, require_module, require_path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def run_bench(module: str, *args: str, timeout: float) -> tuple[dict, str]:
+    """python -m <module> <args> in the checkout: (the JSON of its last line, its output); it must exit 0."""
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stdout
+
+
 @pytest.fixture
 def bench_tools():
     """Node with the lockfile's ws (the baselines) and matplotlib (the plots): every
@@ -172,14 +180,9 @@ def test_soak_quick_writes_samples_and_verdicts(tmp_path, bench_tools):
 
 
 def test_history_bench_writes_sane_json():
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.history_bench", "--idle-seconds", "1", "--idle-warmup", "0.5",
-         "--rounds", "1", "--requests", "5"],
-        cwd=REPO, capture_output=True, text=True, timeout=170,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "Lasting history" in proc.stdout
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result, out = run_bench("bench.history_bench", "--idle-seconds", "1", "--idle-warmup", "0.5", "--rounds", "1",
+                            "--requests", "5", timeout=170)
+    assert "Lasting history" in out
     assert result["idle"]["on_median"] >= 0 and result["idle"]["off_median"] >= 0
     for tier in ("minute", "hour"):
         assert 4 < result["disk"][tier]["bytes_per_point"] < 100, result["disk"]
@@ -279,25 +282,20 @@ def test_the_storm_and_open_cost_tables_judge_their_targets():
 
 def test_the_stacks_floor_serves_streams_as_ours_begins_them():
     """bench/bare_wsgi.py on gunicorn's gevent worker: streams opened and counted like ours."""
-    proc = subprocess.run([sys.executable, "-m", "bench.open_cost", "--servers", "bare", "--opens", "50",
-                           "--batch", "25", "--rounds", "1"], cwd=REPO, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result, _out = run_bench("bench.open_cost", "--servers", "bare", "--opens", "50", "--batch", "25", "--rounds", "1",
+                             timeout=180)
     assert result["rounds"]["bare"][0]["opens"] == 50 and result["medians_us_per_open"]["bare"] > 0
 
 
 def test_the_agent_cost_runs_on_a_redis_of_its_own_and_judges_its_targets():
     """bin/bench --agent: the agent, node_exporter (when installed) and the verdicts; a short run."""
     require("redis-server", "redis-server")
-    proc = subprocess.run([sys.executable, "-m", "bench.agent_cost", "--seconds", "2", "--warmup", "1",
-                           "--glances", "none"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result, out = run_bench("bench.agent_cost", "--seconds", "2", "--warmup", "1", "--glances", "none", timeout=120)
     assert result["agent"]["rss_mb_mean"] > 5 and result["agent"]["seconds"] >= 2
     from bench.agent_cost import table
 
     if "node_exporter" in result:
-        assert "RSS at most node_exporter's" in proc.stdout
+        assert "RSS at most node_exporter's" in out
     judged = {**result, "node_exporter": {"cpu_percent": 1.0, "rss_mb_mean": 20.0}, "rss_ratio": 2.2,
               "cpu_ratio": 0.5, "rss_target_met": False, "cpu_target_met": True}
     text = table(judged)
@@ -307,14 +305,11 @@ def test_the_agent_cost_runs_on_a_redis_of_its_own_and_judges_its_targets():
 def test_the_fleet_load_measures_the_worker_and_its_viewers_against_this_host_alone():
     """bench/fleet_load.py: a short run with a few simulated hosts; the figures are there and judged."""
     require("redis-server", "redis-server")
-    proc = subprocess.run([sys.executable, "-m", "bench.fleet_load", "--hosts", "40", "--viewers", "3",
-                           "--seconds", "4"], cwd=REPO, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result, out = run_bench("bench.fleet_load", "--hosts", "40", "--viewers", "3", "--seconds", "4", timeout=180)
     fleet, alone = result["fleet"], result["alone"]
     assert result["simulator"]["writes"] >= 40 and result["simulator"]["changed_bytes_per_second"] > 0
     # The viewers got the simulated hosts' changes, and this host's alone before them.
     assert fleet["viewer_bytes_per_second_mean"] > alone["viewer_bytes_per_second_mean"] > 0
     assert fleet["worker_cpu_pct"] > 0 and fleet["worker_rss_mb"] > 5
-    assert result["events_target_pass"] and result["bytes_target_pass"], proc.stdout
-    assert "PASS" in proc.stdout and "viewer bytes/s" in proc.stdout
+    assert result["events_target_pass"] and result["bytes_target_pass"], out
+    assert "PASS" in out and "viewer bytes/s" in out
