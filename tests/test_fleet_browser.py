@@ -56,7 +56,8 @@ def test_a_thousand_simulated_hosts_stay_live_from_phone_width_to_a_wall(start_s
         server = start_server({"REDIS_URL": redis_server.url, "SAMPLE_INTERVAL": "1", "HOST_STALE_SECONDS": "10",
                                "HOST_NAME": "front"})
         shots = []
-        for width, height, scheme in ((390, 844, "light"), (390, 844, "dark"), (1920, 1080, "dark")):
+        for width, height, scheme in ((390, 844, "light"), (390, 844, "dark"), (1920, 1080, "light"),
+                                      (1920, 1080, "dark")):
             context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
             page = page_errors(context.new_page())
             open_with_login_link(page, f"{server.base}/?token={TOKEN}")
