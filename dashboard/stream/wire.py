@@ -117,20 +117,16 @@ def _short(value: Any) -> Any:
     t = type(value)
     if t in _KEEP:
         return value
-    if t is float:  # the most common call: inline, not through isinstance below
-        if value.is_integer():
-            return int(value) if -_EXACT < value < _EXACT else value
-        return value if value - value == 0.0 else None  # NaN and infinities give NaN there
-    if t is dict:  # most of a sample: leaves are kept without a call each
-        return {k: v if type(v) in _KEEP else _short(v) for k, v in value.items()}
-    if t is list or t is tuple:
-        return [v if type(v) in _KEEP else _short(v) for v in value]
-    if isinstance(value, float):
+    if isinstance(value, float):  # the most common call (a row's figures): asked first
         if not math.isfinite(value):
             return None
         if value.is_integer() and -_EXACT < value < _EXACT:
             return int(value)
         return value
+    if t is dict:  # most of a sample: leaves are kept without a call each
+        return {k: v if type(v) in _KEEP else _short(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [v if type(v) in _KEEP else _short(v) for v in value]
     if isinstance(value, dict):
         return {k: _short(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
