@@ -33,6 +33,7 @@ import psutil
 from .servers import REPO, VIEWER_TOKEN, Server
 
 FRAMING = 1.1  # what the SSE framing (id, event, data lines) may add to the changes' own bytes
+MARK = b"event: fleet\n"  # one per fleet event
 LAG = 1.5  # seconds from a change written to its event sent: the board flushes once a second
 
 
@@ -42,6 +43,7 @@ class Viewers:
     def __init__(self, port: int, count: int) -> None:
         self.bytes = [0] * count
         self.events = [0] * count
+        self._tails = [b""] * count  # the end of the last read: a line cut between two reads is counted once
         self.selector = selectors.DefaultSelector()
         request = (f"GET /fleet/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
                    f"Authorization: Bearer {VIEWER_TOKEN}\r\n\r\n").encode()
@@ -65,7 +67,10 @@ class Viewers:
                     self.selector.unregister(key.fileobj)
                     continue
                 self.bytes[key.data] += len(data)
-                self.events[key.data] += data.count(b"event: fleet\n")
+                i = key.data
+                seen = self._tails[i] + data
+                self.events[i] += seen.count(MARK)
+                self._tails[i] = seen[-(len(MARK) - 1):]
 
     def totals(self) -> tuple[list[int], list[int]]:
         return list(self.bytes), list(self.events)
