@@ -2,11 +2,13 @@
 
 Docker and Podman speak the same HTTP API on a local socket. The dashboard
 needs four calls of it (which engine, the list of containers, one container's
-details, a restart), so it speaks HTTP/1.1 with the standard library's
-http.client over an AF_UNIX socket instead of depending on the `docker`
-package (and its requests and urllib3): nothing more to install or keep up
-to date in the agent. Under gevent the socket is cooperative, so a slow
-engine holds up only the greenlet that asked.
+details, a restart), so it speaks HTTP/1.1 over an AF_UNIX socket with h11
+(the HTTP/1.1 protocol alone, no I/O: it already comes with simple-websocket)
+instead of depending on the `docker` package (and its requests and urllib3).
+Not the standard library's http.client either: it loads the email package and
+ssl, 6 MB of the agent's memory for a call made when containers change. Under
+gevent the socket is cooperative, so a slow engine holds up only the greenlet
+that asked.
 
 The socket is root-equivalent (whoever may write to it can start a privileged
 container): the dashboard only reads through it, except `container restart`.
@@ -15,11 +17,12 @@ Every failure is an `EngineError` with one line fit for an operator.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
 from urllib.parse import quote
+
+import h11
 
 DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/podman/podman.sock")
 TIMEOUT = 10.0
@@ -47,22 +50,6 @@ def socket_path(setting: str = "", environ: dict | None = None) -> tuple[str | N
     return None, f"no engine socket (DOCKER_HOST unset, none at {' or '.join(DEFAULT_SOCKETS)})"
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 class Engine:
     """One engine socket; each call opens its own connection (calls are rare: when containers change)."""
 
@@ -71,23 +58,22 @@ class Engine:
         self.timeout = timeout
 
     def _call(self, method: str, url: str, timeout: float | None = None) -> tuple[int, bytes]:
-        conn = _UnixConnection(self.path, self.timeout if timeout is None else timeout)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout if timeout is None else timeout)
         try:
-            conn.request(method, url, headers={"Host": "localhost"})
-            resp = conn.getresponse()
-            body = resp.read(MAX_BODY + 1)
+            sock.connect(self.path)
+            return _exchange(sock, method, url)
         except PermissionError:
             raise EngineError(f"permission denied on {self.path} (the engine's socket is root-equivalent: "
                               "run as root or in the engine's group)") from None
         except FileNotFoundError:
             raise EngineError(f"no engine socket at {self.path}") from None
-        except (OSError, http.client.HTTPException) as exc:
+        except _TooLong:
+            raise EngineError(f"engine at {self.path} sent more than {MAX_BODY} bytes for {url}") from None
+        except (OSError, h11.ProtocolError) as exc:
             raise EngineError(f"engine at {self.path} did not answer: {type(exc).__name__}: {exc}") from None
         finally:
-            conn.close()
-        if len(body) > MAX_BODY:
-            raise EngineError(f"engine at {self.path} sent more than {MAX_BODY} bytes for {url}")
-        return resp.status, body
+            sock.close()
 
     def _json(self, url: str):
         status, body = self._call("GET", url)
@@ -131,6 +117,30 @@ class Engine:
         status, body = self._call("POST", url, timeout=self.timeout + wait)
         if status not in (200, 204):
             raise EngineError(f"engine answered {status} to the restart: {_message(body)}")
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _exchange(sock: socket.socket, method: str, url: str) -> tuple[int, bytes]:
+    """One request without a body on a connected socket: the answer's status and body."""
+    conn = h11.Connection(h11.CLIENT)
+    sock.sendall(conn.send(h11.Request(method=method, target=url, headers=[("Host", "localhost")]))
+                 + conn.send(h11.EndOfMessage()))
+    status, body = None, bytearray()
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(sock.recv(65536))  # b"" at the end: h11 then says whether the answer was whole
+        elif isinstance(event, h11.Response):
+            status = event.status_code
+        elif isinstance(event, h11.Data):
+            body += event.data
+            if len(body) > MAX_BODY:
+                raise _TooLong
+        elif isinstance(event, h11.EndOfMessage):  # a close before it is h11's RemoteProtocolError
+            return status, bytes(body)
 
 
 def _message(body: bytes) -> str:
