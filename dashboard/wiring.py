@@ -48,7 +48,8 @@ from .sampling.series import SERIES
 from .store.audit import AuditLog, Record, RedisAuditLog
 from .store.audit_summary import AuditSummary
 from .store.login_epoch import RedisLoginEpoch, SqliteLoginEpoch
-from .store.notify_store import RedisNotifyStore, SqliteNotifyStore
+from .store.notify_redis import RedisNotifyStore
+from .store.notify_sqlite import SqliteNotifyStore
 from .store.tiers import default_tiers
 from .stream.drain import Drain
 from .stream.fleet_board import FleetBoard

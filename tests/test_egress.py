@@ -14,7 +14,8 @@ from dashboard.alerts import egress, urls
 from dashboard.console import commands
 from dashboard.console.commands import CommandError, Context
 from dashboard.console.operator import Operator
-from dashboard.store.notify_store import RedisNotifyStore, SqliteNotifyStore
+from dashboard.store.notify_redis import RedisNotifyStore
+from dashboard.store.notify_sqlite import SqliteNotifyStore
 from tests.conftest import TOKEN
 from tests.support.receivers import CountingListener
 

@@ -10,7 +10,8 @@ import time
 import redis
 
 from dashboard.store.host_budget import HostBudget
-from dashboard.store.redis_store import REFUSALS, RedisStore
+from dashboard.store.redis_store import RedisStore
+from dashboard.store.redis_trouble import REFUSALS
 from dashboard.store.redis_tiers import RedisTiers
 from dashboard.store.tiers import Point
 from tests.support.sseclient import SSEClient
@@ -146,7 +147,7 @@ def test_a_viewer_keeps_its_live_stream_while_redis_is_full_and_writing_resumes(
 
 
 def test_a_refusal_is_said_once_per_outage_for_every_part_and_its_end_once(caplog):
-    from dashboard.store.redis_store import Refusals
+    from dashboard.store.redis_trouble import Refusals
 
     refusals = Refusals(logging.getLogger("test.refusals"))
     full = redis.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")

@@ -11,7 +11,7 @@ from dashboard.alerts.rules import Rule, RuleState
 from dashboard.console import commands
 from dashboard.console.commands import CommandError, Context
 from dashboard.console.operator import Operator
-from dashboard.store.notify_store import SqliteNotifyStore
+from dashboard.store.notify_sqlite import SqliteNotifyStore
 from tests.conftest import TOKEN
 from tests.support.receivers import JsonReceiver
 
@@ -256,7 +256,7 @@ def test_api_alerts_lists_transitions_with_their_evidence(client, svc, ctx):
 
 
 def test_the_redis_store_keeps_the_same_and_lets_one_process_deliver(store):
-    from dashboard.store.notify_store import RedisNotifyStore
+    from dashboard.store.notify_redis import RedisNotifyStore
 
     one, two = RedisNotifyStore(store), RedisNotifyStore(store)
     one.add_channel("hook", "json://127.0.0.1:9/x", "alice")

@@ -4,7 +4,7 @@ import json
 import time
 
 from dashboard.store.audit import Record, RedisAuditLog
-from dashboard.store.redis_store import redacted
+from dashboard.store.redis_trouble import redacted
 from tests.support.waiting import eventually
 
 

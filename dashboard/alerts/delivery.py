@@ -1,7 +1,8 @@
 """Alert notifications: record each transition with its evidence, then deliver it from one loop.
 
 `Notifier.record` is all the sampler's path does: one write to the store (the
-history entry, and one outbox entry per channel unless a silence holds). The
+history entry, and one outbox entry per channel unless a silence holds; that
+is alerts/recording.py, which the agent uses alone). The
 delivery loop, one greenlet per process (with Redis: only in the process that
 holds the delivery lease), sends what is due through Apprise: one greenlet per
 channel attempt, each under NOTIFY_TIMEOUT, so a slow channel delays no other.
@@ -29,8 +30,9 @@ from typing import Callable
 import gevent
 from gevent.event import Event as _Flag
 
-from ..store.redis_store import REFUSALS, refuses_writes
+from ..store.redis_trouble import REFUSALS, refuses_writes
 from . import egress, notify, urls
+from .recording import Recorder
 from .rules import Rule, RuleState
 
 log = logging.getLogger("dashboard.notify")
@@ -66,7 +68,6 @@ class Notifier:
         self.public_url = public_url
         self.tick = tick
         self.errors = errors  # the store's "unreachable" errors: logged as warnings, loop goes on
-        self.fallback_sample = fallback_sample
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.counts = {"recorded": 0, "silenced": 0, "sent": 0, "failed": 0, "given_up": 0}
         self.pending = 0
@@ -74,13 +75,14 @@ class Notifier:
         self._inflight: dict[str, gevent.Greenlet] = {}  # channel -> its attempt under way
         self._wake = _Flag()
         self._greenlet: gevent.Greenlet | None = None
-        self._fired: dict[tuple[str, str], dict] = {}
         for name, url in self.env.items():
             try:
                 notify.check_url(url, self.policy, self.raw_schemes)
             except ValueError as exc:
                 log.error("NOTIFY_URLS entry %s (%s) is not used: %s", name, notify.mask(url), exc)
                 del self.env[name]
+        self.recorder = Recorder(store, lambda: self.env, fallback_sample=fallback_sample, counts=self.counts,
+                                 wake=self._wake.set)
 
     # ---- channels ------------------------------------------------------------------
 
@@ -130,36 +132,10 @@ class Notifier:
 
     def record(self, rule: Rule, st: RuleState, change: str, host: str, sample: dict | None,
                why: str = "") -> dict:
-        sample = sample if sample is not None else self.fallback_sample(host)
-        t = notify.transition(rule, st, change, host, sample, why)
-        key = (rule.id, host)
-        if change == "resolved":
-            fired = self._fired.pop(key, None) or self._last_firing(rule.id, host)
-            if fired:
-                t["fired"] = fired
-        silence = self.silence_for(rule.id)
-        channels = [] if silence else list(self.channel_urls())
-        if silence:
-            t["silenced"] = {"id": silence["id"], "reason": silence.get("reason"), "until": silence["until"]}
-        t["channels"] = channels
-        t = self.store.record(t, channels)
-        if change == "firing":
-            self._fired[key] = {"id": t["id"], "ts": t["ts"], "evidence": t["evidence"]}
-        self.counts["recorded"] += 1
-        self.counts["silenced"] += 1 if silence else 0
-        log.info("alert %s recorded as %s%s", t["title"], t["id"],
-                 f" (silenced by {silence['id']})" if silence else f" for {len(channels)} channel(s)")
-        self._wake.set()
-        return t
-
-    def _last_firing(self, rule_id: str, host: str) -> dict | None:
-        for t in self.store.history(200):
-            if t["rule"]["id"] == rule_id and t["host"] == host and t["state"] == "firing":
-                return {"id": t["id"], "ts": t["ts"], "evidence": t["evidence"]}
-        return None
+        return self.recorder.record(rule, st, change, host, sample, why)
 
     def silence_for(self, rule_id: str) -> dict | None:
-        return next((s for s in self.store.silences() if s["rule"] in (rule_id, "all")), None)
+        return self.recorder.silence_for(rule_id)
 
     def history(self, n: int) -> list[dict]:
         return [self._linked(t) for t in self.store.history(n)]

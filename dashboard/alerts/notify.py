@@ -1,9 +1,9 @@
 """What a notification says, and which notification URLs may be used.
 
-`transition` turns one rule transition into the record kept with the alert:
-title, value, threshold, since when, the top five processes by CPU and by
-memory taken from the very sample that caused it (never a new scan), and a
-link to the dashboard. `compose` makes one message of one or several such
+`transition` (alerts/recording.py, re-exported here) turns one rule transition
+into the record kept with the alert: title, value, threshold, since when, the
+top five processes by CPU and by memory taken from the very sample that caused
+it (never a new scan); `link` points to the dashboard. `compose` makes one message of one or several such
 records (a group). Which URLs may be used and how they are shown is
 alerts.urls' job (`check_url`, `mask`, `scrub`, `mask_line`, re-exported here).
 """
@@ -15,34 +15,13 @@ import time
 from urllib.parse import quote
 
 from ..escapes import visible
-from .rules import Rule, RuleState, unit_of, where
+from .recording import EVIDENCE_ROWS, title, transition  # noqa: F401  (the record's side, re-exported)
 from .urls import apprise, check_url, mask, mask_line, scrub, secrets_of  # noqa: F401  (the URL side, re-exported)
 
-EVIDENCE_ROWS = 5
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_SILENCE = 30 * 86400
-
-
-# ---- the record of one transition ------------------------------------------------
-
-
-def _evidence(sample: dict | None) -> dict:
-    procs = (sample or {}).get("processes") or {}
-    keep = ("pid", "name", "user", "cpu", "rss")
-    pick = lambda rows: [{k: r.get(k) for k in keep} for r in (rows or [])[:EVIDENCE_ROWS]]  # noqa: E731
-    return {"sample_ts": (sample or {}).get("ts"), "seq": (sample or {}).get("seq"),
-            "count": procs.get("count"), "top_cpu": pick(procs.get("top_cpu")),
-            "top_mem": pick(procs.get("top_mem"))}
-
-
-def title(state: str, rule: dict, host: str) -> str:
-    """`[FIRING] cpu > 90 % for 30 s on web-1` (a host or mount name's controls shown as escapes)."""
-    unit = rule.get("unit") or ""
-    hold = f" for {rule['hold']:g} s" if rule.get("hold") else ""
-    return visible(f"[{state.upper()}] {rule['metric']} {rule['op']} {rule['threshold']:g}"
-                   f"{' ' + unit if unit else ''}{hold} on {host}")
 
 
 def link(public_url: str, transition_id: str | None, ts: float) -> str | None:
@@ -50,19 +29,6 @@ def link(public_url: str, transition_id: str | None, ts: float) -> str | None:
         return None
     query = f"?alert={quote(transition_id)}" if transition_id else ""
     return f"{public_url.rstrip('/')}/{query}#t={int(ts)}"
-
-
-def transition(rule: Rule, st: RuleState, change: str, host: str, sample: dict | None,
-               why: str = "", now: float | None = None) -> dict:
-    """The record kept (and sent) for one transition; `id` and `link` come when it is stored."""
-    ts = (sample or {}).get("ts") or (time.time() if now is None else now)
-    host = where(host, st)  # a container rule: <host>/<container>, with the container's figures
-    r = {"id": rule.id, "metric": rule.metric, "op": rule.op, "threshold": rule.threshold,
-         "hold": rule.hold, "unit": unit_of(rule.metric)}
-    return {"ts": ts, "state": change, "host": host, "rule": r, "value": st.value,
-            "since": st.since, "why": why, "title": title(change, r, host),
-            "evidence": {**_evidence(sample), **({"container": st.evidence} if st.evidence else {})},
-            "silenced": None, "channels": []}
 
 
 # ---- the message ---------------------------------------------------------------------

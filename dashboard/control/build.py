@@ -19,24 +19,27 @@ __all__ = ["encode_metrics", "host_asks", "host_sampler", "redis_store"]
 
 log = logging.getLogger("dashboard.control")
 
-def host_sampler(config: dict, host: str,
-                 on_sample: Callable[[dict], None]) -> tuple[Sampler, ProcessTable, Containers]:
-    """This host's sampler (not started), the process table it fills and its containers collector."""
+def host_sampler(config: dict, host: str, on_sample: Callable[[dict], None], *, sampler: type[Sampler] = Sampler,
+                 spawn: Callable | None = None) -> tuple[Sampler, ProcessTable, Containers]:
+    """This host's sampler (not started), the process table it fills and its containers collector
+    (`sampler` and `spawn`, the engine's rounds: the agent's own, without gevent)."""
     processes = ProcessTable(config["TOP_PROCESSES"])
     container = Container(discover())
-    containers = Containers(config["CONTAINERS"], config["CONTAINER_SOCKET"], config["CONTAINERS_SHOWN"])
+    containers = Containers(config["CONTAINERS"], config["CONTAINER_SOCKET"], config["CONTAINERS_SHOWN"],
+                            spawn=spawn)
     system = tuple(net_collector(config["NET_EXCLUDE"]) if c.name == "net" else c for c in SYSTEM_COLLECTORS)
     collectors = system + (
         Collector("processes", ProcessTable.help, processes),
         Collector("container", Container.help, container),
         Collector("containers", Containers.help, containers),
     )
-    return Sampler(collectors, on_sample, interval=config["SAMPLE_INTERVAL"], host=host), processes, containers
+    return sampler(collectors, on_sample, interval=config["SAMPLE_INTERVAL"], host=host), processes, containers
 
 
-def redis_store(config: dict) -> RedisStore:
+def redis_store(config: dict, *, lean: bool = False) -> RedisStore:
+    """The Redis store (`lean`: through the agent's small client, store/redis_lean.py)."""
     return RedisStore(config["REDIS_URL"], config["REDIS_PREFIX"], history_seconds=config["HISTORY_SECONDS"],
-                      resume_seconds=config["RESUME_SECONDS"], tls_verify=config["REDIS_TLS_VERIFY"])
+                      resume_seconds=config["RESUME_SECONDS"], tls_verify=config["REDIS_TLS_VERIFY"], lean=lean)
 
 
 def host_asks(store: RedisStore, host: str, containers: Containers, allowed: bool,

@@ -1,11 +1,11 @@
-"""`RedisShared`: the shared state kept in Redis, for every worker, dyno and agent.
+"""`RedisShared`: a web process's side of the state kept in Redis, shared by every worker, dyno and agent.
 
 The interval, pause and alert rules live in Redis (a write that fails refuses the
 command: StoreUnavailable); events go once to the global stream and a push to every
 console; each host is sampled by whoever holds its lease (`fleet.lease`), and every
 web process reads the streams it serves (`fleet.sharing.Fleet`). While Redis cannot
-be reached, a web process serves its own host through a `LocalShared` (without a
-store) and an agent waits.
+be reached, the process serves its own host through a `LocalShared` (without a
+store). An agent (dashboard/agent.py) runs the same lease in a loop of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from ..alerts.rules import Alerts, Rule
 from ..fleet.lease import HostSampling
 from ..fleet.sharing import Fleet
 from ..sampling.sampler import Sampler
-from ..store.redis_store import REFUSALS, RedisStore, refuses_writes
+from ..store.redis_store import RedisStore
+from ..store.redis_trouble import REFUSALS, refuses_writes
 from ..stream.events import Event
 from ..stream.fleet_board import FleetBoard
 from ..stream.views import Views
@@ -32,27 +33,26 @@ class RedisShared:
     name = "shared state (Redis)"
     alone = False
 
-    def __init__(self, store: RedisStore, fleet: Fleet, fallback: LocalShared | None) -> None:
+    def __init__(self, store: RedisStore, fleet: Fleet, fallback: LocalShared) -> None:
         self.store = store
         self.fleet = fleet
         self.sampling = fleet.sampling
         self.sampler = self.sampling.sampler
         self.alerts = self.sampling.alerts
         self.host = self.sampling.host
-        self.local = fallback  # what a web process shows while Redis is away (None: an agent)
+        self.local = fallback  # what the process shows while Redis is away
 
     @classmethod
-    def build(cls, store: RedisStore, sampler: Sampler, alerts: Alerts, views: Views | None, *,
+    def build(cls, store: RedisStore, sampler: Sampler, alerts: Alerts, views: Views, *,
               role: str, lease_seconds: float, stale_seconds: float, table_rows: Callable[[], list],
-              on_transition: Callable[..., None], push: Callable[[str], None] | None = None,
-              fallback: LocalShared | None = None, board: FleetBoard | None = None) -> "RedisShared":
-        """The lease and the fleet over one store; `views` None for an agent (it serves nobody)."""
+              on_transition: Callable[..., None], fallback: LocalShared, push: Callable[[str], None] | None = None,
+              board: FleetBoard | None = None) -> "RedisShared":
+        """The lease and the fleet over one store (a web process's; the agent runs its own loop)."""
         sampling = HostSampling(store, sampler.host, sampler, alerts, lease_seconds=lease_seconds, role=role,
                                 table_rows=table_rows, publish_event=lambda event: fleet.publish_event(event),
                                 on_transition=on_transition)
         fleet = Fleet(store, views, sampling, on_push=push, stale_seconds=stale_seconds, board=board)
-        if views is not None:
-            views.remote = fleet
+        views.remote = fleet
         return cls(store, fleet, fallback)
 
     @property
@@ -133,12 +133,8 @@ class RedisShared:
                 if refuses_writes(exc):  # said once for the whole process (store/redis_store.py)
                     REFUSALS.met(exc, "the sampler")
                     level = logging.DEBUG
-                if self.local is None:
-                    log.log(level, "could not publish a sample: %s", exc)
-                    return
                 log.log(level, "could not share a sample (%s); showing it locally", exc)
-        if self.local is not None:
-            self.local.publish_sample(sample, encoded)
+        self.local.publish_sample(sample, encoded)
 
     # ---- reading ---------------------------------------------------------------------
 
@@ -151,7 +147,7 @@ class RedisShared:
         return rows
 
     def hosts(self) -> list[dict]:
-        latest = None if self.fleet.views is None else self.fleet.views.local.latest
+        latest = self.fleet.views.local.latest
         out = {self.host: this_host(self.host, None)}
         for name, info in self.fleet.hosts().items():
             out.setdefault(name, {"name": name, "local": False})
@@ -164,11 +160,7 @@ class RedisShared:
         shared = self._shared
         redis = {"shared": shared, "error": self.fleet.error}
         mode = "shared through Redis" if shared else "local: Redis unreachable"
-        if self.local is not None:
-            return self.local.stats(mode, redis)
-        sampler = self.sampler
-        return Stats(mode=mode, interval=sampler.interval, paused=sampler.paused, sampling_here=sampler.running,
-                     last_duration=sampler.last_duration, seq=sampler.seq, latest_at=None, redis=redis)
+        return self.local.stats(mode, redis)
 
     def trouble(self, exc: BaseException) -> None:
         self.fleet.trouble(exc)

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
-import secrets
 import time
 from typing import Callable
-
-import gevent
-import redis
 
 from ..store.redis_store import RedisStore
 
@@ -32,7 +29,6 @@ ASKS_KEPT = 100
 REPLY_SECONDS = 60
 _READ_MS = 5000  # one blocking read; the reader's socket allows 10 s more
 _ID = re.compile(r"[0-9a-f]{16}")
-_ERRORS = (redis.RedisError, OSError)
 
 
 class NoAnswer(TimeoutError):
@@ -49,10 +45,11 @@ class Asks:
         self.answered = 0
         self.stopped = False  # run() ends after its current read (a services Task kills it sooner)
         self.read_ms = _READ_MS
+        self.last = "$"  # the id of the last ask read ("$": none yet, start at the stream's end)
 
     def ask(self, host: str, what: dict, timeout: float) -> dict:
         """Send `what` to host's sampler; its reply, or NoAnswer after `timeout` seconds."""
-        rid = secrets.token_hex(8)
+        rid = os.urandom(8).hex()  # as secrets.token_hex, without loading OpenSSL into the agent
         body = json.dumps({**what, "id": rid, "at": time.time()}, separators=(",", ":"))
         deadline = time.monotonic() + timeout
         try:
@@ -61,7 +58,7 @@ class Asks:
                 found = self.store.reader.blpop([self.store.key("reply", rid)], timeout=max(1, min(5, int(left))))
                 if found is not None:
                     return json.loads(found[1])
-        except _ERRORS as exc:
+        except self.store.errors as exc:
             raise NoAnswer(f"Redis did not carry the ask to {host} ({type(exc).__name__})") from None
         raise NoAnswer(f"{host} did not answer within {timeout:g} s (is its sampler running?)")
 
@@ -69,20 +66,31 @@ class Asks:
         """Answer this host's asks while the process lives (a services Task)."""
         if self.act is None:
             return
-        key, last, backoff = self.store.key("asks", self.host), "$", 1.0
+        key, backoff = self.store.key("asks", self.host), 1.0
         while not self.stopped:
             try:
-                found = self.store.reader.xread({key: last}, count=10, block=self.read_ms)
+                found = self.store.reader.xread({key: self.last}, count=10, block=self.read_ms)
                 backoff = 1.0
-            except _ERRORS as exc:
+            except self.store.errors as exc:
                 log.debug("asks of %s cannot be read (%s); retrying in %g s", self.host, exc, backoff)
-                gevent.sleep(backoff)
+                time.sleep(backoff)  # a web process's: cooperative, gevent patched it
                 backoff = min(30.0, backoff * 2)
                 continue
-            for _stream, entries in found or ():
-                for entry_id, fields in entries:
-                    last = entry_id
-                    self.answer(fields.get("ask"))
+            self._answer_all(found)
+
+    def poll(self) -> None:
+        """Answer the asks that came since the last look, without waiting (the agent's one loop)."""
+        key = self.store.key("asks", self.host)
+        if self.last == "$":  # where the stream ends now: asks made from here on are answered
+            newest = self.store.r.xrevrange(key, count=1)
+            self.last = newest[0][0] if newest else "0-0"
+        self._answer_all(self.store.r.xread({key: self.last}, count=10))
+
+    def _answer_all(self, found) -> None:
+        for _stream, entries in found or ():
+            for entry_id, fields in entries:
+                self.last = entry_id
+                self.answer(fields.get("ask"))
 
     def answer(self, body: str | None) -> dict | None:
         """Act on one ask and reply to it (None: not this process's to answer, or no reply address)."""
@@ -109,6 +117,6 @@ class Asks:
             pipe.expire(self.store.key("reply", ask["id"]), REPLY_SECONDS)
             pipe.execute()
             self.answered += 1
-        except _ERRORS as exc:
+        except self.store.errors as exc:
             log.warning("the reply to an ask to %s was lost: %s", self.host, exc)
         return reply

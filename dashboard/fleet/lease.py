@@ -10,12 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import socket
 import time
 from typing import Callable
-
-import redis
 
 from ..alerts.rules import Alerts, RuleState, alert_event
 from ..console import protocol
@@ -28,14 +25,18 @@ from ..store.redis_store import RedisStore
 from ..stream.events import Event, to_json
 from ..stream.history import History, Minutes
 
-ERRORS = (redis.RedisError, OSError)
-
 log = logging.getLogger("dashboard.fleet")
 
 # Another process's ps/top for this host reads a table at most this old (seconds).
 TABLE_SECONDS = 5.0
 
-__all__ = ["ERRORS", "HostSampling", "publish_everywhere"]
+__all__ = ["HostSampling", "new_holder", "publish_everywhere"]
+
+
+def new_holder() -> str:
+    """A lease holder's id: host, pid, and 3 random bytes (os.urandom, as the secrets module draws
+    them; importing that module would load hmac and OpenSSL's libcrypto into the agent)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 class HostSampling:
@@ -54,7 +55,7 @@ class HostSampling:
         self.table_rows = table_rows
         self.publish_event = publish_event
         self.on_transition = on_transition  # records it for notifications (only the holder sees it)
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.holder = new_holder()
         self.holding = False
         self._table_at: float | None = None  # when the full process table was last written
         self.summarizer = Summarizer(host)  # the fleet's summary, written with each sample
@@ -73,6 +74,7 @@ class HostSampling:
 
     def gain(self) -> None:
         self.holding = True
+        self.store.new_frames(self.host)  # no sample compressed against a key frame Redis may not have
         self.sampler.continue_from(self.store.last_seq(self.host))
         start = int(time.time()) // 60 * 60  # the minute the last holder left unfinished, if it did
         blob = self.stored_minutes.stored(self.host, start)
@@ -97,7 +99,7 @@ class HostSampling:
                 if unfinished:  # so a restart long after still charts the minute under way
                     self.stored_minutes.add(self.host, [(s, chart_minutes.encode(r)) for s, r in unfinished])
                 self.store.release(self.host, self.holder)
-            except ERRORS:
+            except self.store.errors:
                 pass
             self.holding = False
 

@@ -16,20 +16,16 @@ When Redis cannot be reached (at start or later), the process says so, serves
 its own host's metrics locally, refuses commands it cannot record, and keeps
 reconnecting with backoff; once Redis answers, sharing resumes.
 
-`HostSampling` (lease.py) is the sampler-under-lease part. The agent
-(`python -m dashboard.agent`) runs a `Fleet` with no views: the lease, the
-control channel and the reconnection, with no stream reader and no local
-fallback (it serves nobody).
+`HostSampling` (lease.py) is the sampler-under-lease part; the agent
+(dashboard/agent.py) runs one in a loop of its own, without gevent, and no
+`Fleet` (it serves nobody).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
-import secrets
-import socket
 import time
 from typing import Callable
 
@@ -38,11 +34,12 @@ import gevent
 from ..store import chart_minutes, redis_minutes
 from ..store.audit import StoreUnavailable
 from ..store.fleet_store import FleetStore
-from ..store.redis_store import REFUSALS, RedisStore, redacted, refuses_writes, trouble_words
+from ..store.redis_store import RedisStore
+from ..store.redis_trouble import REFUSALS, redacted, refuses_writes, trouble_words
 from ..stream.events import Event, EventKey, parse_id
 from ..stream.fleet_board import FleetBoard
 from ..stream.views import HostView, Views
-from .lease import ERRORS, HostSampling, publish_everywhere
+from .lease import HostSampling, new_holder, publish_everywhere
 
 log = logging.getLogger("dashboard.fleet")
 
@@ -69,12 +66,12 @@ def global_key(entry_id: str) -> EventKey:
 class Fleet:
     """A web process's side of sharing: reader, pushes, lease, reconnection."""
 
-    def __init__(self, store: RedisStore, views: Views | None, sampling: HostSampling, *,
+    def __init__(self, store: RedisStore, views: Views, sampling: HostSampling, *,
                  on_push: Callable[[str], None] | None, stale_seconds: float,
                  board: FleetBoard | None = None) -> None:
         self.store = store
         self.fleet_store = FleetStore(store)
-        self.board = board  # the fleet's summaries (None for an agent)
+        self.board = board  # the fleet's summaries
         self.events_after = "0-0"  # id of the last global event read
         self.changes_after = "0-0"  # id of the last fleet change read
         self.views = views
@@ -96,7 +93,7 @@ class Fleet:
 
     def start(self) -> None:
         # A fresh holder id per process: the app may have been built before a fork.
-        self.sampling.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.sampling.holder = new_holder()
         self.supervisor = gevent.spawn(self._supervise)
 
     def stop(self) -> None:
@@ -118,20 +115,19 @@ class Fleet:
                 dead = next((g for g in self.loops if g.dead), None)
                 exc = self.lost or (None if dead is None else dead.value or dead.exception)
                 self.lost = None
-            except ERRORS as e:
+            except self.store.errors as e:
                 exc = e
             if self.stopping:
                 return
-            self._leave(exc, delay, first)
+            self._leave(exc, first)
             first = False
             gevent.sleep(delay * (0.5 + random.random()))
             delay = min(30.0, delay * 2)
 
     def _enter(self) -> None:
         self.connect()
-        loops = (self._pubsub_loop, self._lease_loop) if self.views is None else (
-            self._read_loop, self._pubsub_loop, self._lease_loop)
-        self.loops = [gevent.spawn(self._guarded, loop) for loop in loops]
+        self.loops = [gevent.spawn(self._guarded, loop) for loop in (self._read_loop, self._pubsub_loop,
+                                                                     self._lease_loop)]
 
     def connect(self) -> None:
         """Take what Redis holds (settings, rules, every view's stream) and try for the lease."""
@@ -139,35 +135,29 @@ class Fleet:
         store.ping()
         self.sampling.sync()
         self.following = {}
-        if views is not None:
-            self.events_after = self.fleet_store.last_event_id()
+        self.events_after = self.fleet_store.last_event_id()
         if self.board is not None:
             self.changes_after, summaries = self.fleet_store.read_all()
             self.board.fill(summaries, parse_id(self.changes_after))
-        for view in views or ():
+        for view in views:
             self._backfill(view)
-        if views is not None:
-            views.local.ready.set()
+        views.local.ready.set()
         self.shared = True
         self.error = None
         self.sampler.stop()  # from now on only the lease holder samples
         self.sampling.step()
-        if views is None:
-            log.info("publishing %s to Redis at %s", self.sampling.host, redacted(store.url))
-        else:
-            log.info("sharing through Redis at %s (%s)", redacted(store.url),
-                     "sampling this host" if self.sampling.holding else "another process samples this host")
+        log.info("sharing through Redis at %s (%s)", redacted(store.url),
+                 "sampling this host" if self.sampling.holding else "another process samples this host")
 
-    @staticmethod
-    def _guarded(loop):
+    def _guarded(self, loop):
         # A lost connection ends a loop with its error as the result (for the
         # supervisor), not as a traceback in the log: it is expected, and said once.
         try:
             loop()
-        except ERRORS as exc:
+        except self.store.errors as exc:
             return exc
 
-    def _leave(self, exc, delay: float, first: bool) -> None:
+    def _leave(self, exc, first: bool) -> None:
         was_shared = self.shared
         self.shared = False
         self.sampling.holding = False
@@ -179,11 +169,6 @@ class Fleet:
         if exc is not None and refuses_writes(exc):  # said once for the whole process
             REFUSALS.met(exc, "the fleet")
             level = logging.DEBUG
-        if self.views is None:  # an agent: nothing to serve meanwhile
-            self.sampler.stop()
-            log.log(level, "Redis at %s %s (%s); retrying in about %.0f s",
-                    redacted(self.store.url), trouble_words(exc), self.error, delay)
-            return
         if first or was_shared:
             log.log(level, "Redis at %s %s (%s): serving this host's metrics locally and "
                       "refusing console commands until it answers; retrying with backoff",
@@ -327,7 +312,7 @@ class Fleet:
         """Start serving another host's stream in this process (history first)."""
         try:
             self._backfill(view)
-        except ERRORS as exc:
+        except self.store.errors as exc:
             self.trouble(exc)
             raise StoreUnavailable(str(exc)) from exc
 
@@ -344,7 +329,7 @@ class Fleet:
             return cached
         try:
             found = self.store.hosts()
-        except ERRORS:
+        except self.store.errors:
             return cached
         now = time.time()
         for info in found.values():
@@ -358,7 +343,7 @@ class Fleet:
     def publish_event(self, event: Event) -> None:
         try:
             publish_everywhere(self.fleet_store, event)
-        except ERRORS as exc:
+        except self.store.errors as exc:
             self.trouble(exc)
             raise StoreUnavailable(str(exc)) from exc
 
@@ -366,6 +351,6 @@ class Fleet:
         """Run a store operation for a command; Redis errors refuse the command."""
         try:
             return fn(*args, **kwargs)
-        except ERRORS as exc:
+        except self.store.errors as exc:
             self.trouble(exc)
             raise StoreUnavailable(str(exc)) from exc

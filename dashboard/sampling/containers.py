@@ -23,7 +23,6 @@ from collections import deque
 from datetime import datetime
 from typing import Callable
 
-import gevent
 import psutil
 
 from . import container_cgroups as cg
@@ -86,13 +85,13 @@ class Containers:
 
     def __init__(self, mode: str = "auto", socket: str = "", shown: int = 100, *,
                  lay: cg.Layout | None | str = "discover", proc: str = "/proc",
-                 spawn: Callable = gevent.spawn, clock: Callable[[], float] = time.time) -> None:
+                 spawn: Callable | None = None, clock: Callable[[], float] = time.time) -> None:
         self.mode = mode
         self.socket_setting = socket
         self.shown = shown
         self.layout = cg.layout() if lay == "discover" else lay
         self.proc = proc
-        self.spawn = spawn
+        self.spawn = spawn or _greenlet  # the agent passes a thread's: it never loads gevent
         self.clock = clock
         self.cpus = psutil.cpu_count() or 1
         self.memory = psutil.virtual_memory().total
@@ -105,7 +104,7 @@ class Containers:
         self.engine_missing: str | None = "not asked yet"
         self.listed: dict[str, dict] = {}  # id -> the engine's list entry
         self.stopped: int | None = None
-        self._asking: gevent.Greenlet | None = None
+        self._asking = None  # the engine round under way (.dead, .join)
         self._again = False
         self._asked_at = float("-inf")
         self.latest: list[dict] = []
@@ -345,3 +344,8 @@ class Containers:
             raise EngineError(why)
         Engine(path).restart(cid, wait)
 
+
+def _greenlet(fn: Callable):
+    import gevent
+
+    return gevent.spawn(fn)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import select
+import sys
 from typing import Callable
 
 import psutil
@@ -21,13 +22,13 @@ import psutil
 
 def _unpatched_poll() -> Callable | None:
     # A zero-timeout poll never blocks, so the standard one is right even under
-    # gevent (whose patched poll would yield to the hub for nothing).
-    try:
-        from gevent import monkey
-
+    # gevent (whose patched poll would yield to the hub for nothing). Only
+    # gevent.monkey patches select, so only once it is loaded is there an
+    # original to ask for (the agent never loads gevent).
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
         return monkey.get_original("select", "poll")
-    except ImportError:
-        return getattr(select, "poll", None)
+    return getattr(select, "poll", None)
 
 
 class Mounts:

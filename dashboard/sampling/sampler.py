@@ -1,8 +1,10 @@
 """The one sampler of a process: runs the collectors once per tick.
 
 Everything a viewer sees comes from here; nothing per viewer or per request
-calls psutil. Runs in a greenlet started after the worker forks. The interval
-can change and sampling can pause while it runs; both take effect at once.
+calls psutil. Runs in a greenlet started after the worker forks (gevent is
+imported then: the agent drives `due_in` and `tick_on_cadence` from its own
+loop and never loads it). The interval can change and sampling can pause while
+it runs; both take effect at once.
 A collector that fails is logged once (and once more when it recovers) and
 reported under `missing`; it never stops the loop.
 """
@@ -11,10 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Sequence
-
-import gevent
-from gevent.event import Event as _Flag
+from typing import Any, Callable, Sequence
 
 from .collectors import Collector, Unavailable
 from .rates import Rates
@@ -55,7 +54,8 @@ class Sampler:
         interval: float = 1.0,
         host: str = "",
         clock: Callable[[], float] = time.monotonic,
-        wait: Callable[[_Flag, float | None], object] | None = None,
+        wait: Callable[[Any, float | None], object] | None = None,
+        flag: Callable[[], Any] | None = None,
     ) -> None:
         self.collectors = tuple(collectors)
         self.on_sample = on_sample
@@ -64,12 +64,12 @@ class Sampler:
         self._interval = check_interval(interval)
         self._paused = False
         self._seq = 0
-        self._wake = _Flag()
+        self._wake = (flag or _greenlet_flag)()  # set when the interval or the pause changes
         # The cadence's time, and how the loop waits for it (until the flag is
         # set or that many seconds of it passed): a test drives both.
         self.clock = clock
         self._wait = wait or (lambda flag, seconds: flag.wait(seconds))
-        self._greenlet: gevent.Greenlet | None = None
+        self._greenlet = None
         self._stopping = False
         self._last_start: float | None = None
         self.last_sample_at: float | None = None  # monotonic, when the last sample finished
@@ -156,6 +156,8 @@ class Sampler:
 
     def start(self) -> None:
         if not self.running:
+            import gevent
+
             self._stopping = False
             self._greenlet = gevent.spawn(self._run)
 
@@ -169,6 +171,8 @@ class Sampler:
         greenlet, self._greenlet = self._greenlet, None
         if greenlet is None:
             return
+        import gevent
+
         self._stopping = True
         self._wake.set()
         if greenlet is gevent.getcurrent():
@@ -180,17 +184,25 @@ class Sampler:
     def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            if self._paused:
-                self._wait(self._wake, None)
-                continue
             now = self.clock()
-            due = now if self._last_start is None else self._last_start + self._interval
-            if now < due:
-                self._wait(self._wake, due - now)
+            wait = self.due_in(now)
+            if wait is None or wait > 0:
+                self._wait(self._wake, wait)
                 continue
-            # Keep the cadence, but never burst to make up for missed ticks.
-            self._last_start = due if now - due < self._interval else now
-            self.tick()
+            self.tick_on_cadence(now)
+
+    def due_in(self, now: float) -> float | None:
+        """Seconds until the next tick is due (0: now); None while paused."""
+        if self._paused:
+            return None
+        due = now if self._last_start is None else self._last_start + self._interval
+        return max(0.0, due - now)
+
+    def tick_on_cadence(self, now: float) -> None:
+        """Take the tick that is due. Keep the cadence, but never burst to make up for missed ticks."""
+        due = now if self._last_start is None else self._last_start + self._interval
+        self._last_start = due if now - due < self._interval else now
+        self.tick()
 
     def tick(self) -> None:
         start = time.monotonic()
@@ -205,3 +217,9 @@ class Sampler:
             self.on_sample(sample)
         except Exception:
             log.exception("publishing a sample failed")
+
+
+def _greenlet_flag():
+    from gevent.event import Event
+
+    return Event()

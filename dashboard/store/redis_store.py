@@ -35,24 +35,25 @@
     {p}:notify:silences  hash     silence id -> JSON (rule, until, reason, by)
     {p}:notify:ids       counter  transition ids ({p}:notify:ids:silence for silences)
     {p}:notify:lease     string   which process delivers notifications (expires)
-      (used by store/notify_store.py)
+      (used by store/notify_redis.py)
 
-Methods are thin and raise redis.RedisError when Redis is unreachable; the
+Methods are thin and raise one of `store.errors` when Redis is unreachable
+(redis.RedisError or OSError; the agent's client raises OSErrors only); the
 callers decide what that means (fall back, refuse, retry).
+
+Web processes speak through redis-py; the agent through store/redis_lean.py
+(`lean=True`), the same calls in a fraction of the memory. redis-py is imported
+only by whoever uses it, so the agent never loads it.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import secrets
 import time
 from typing import Iterable
-from urllib.parse import urlsplit, urlunsplit
-
-import redis
 
 from . import stream_frames
+from .redis_lean import LeanRedis
 
 # Renew only if we still hold it; release only our own lease.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
@@ -70,75 +71,10 @@ return encoded
 """
 
 
-def refuses_writes(exc: BaseException) -> bool:
-    """Whether Redis answered but refuses writes: OOM (full under noeviction) or READONLY (a replica)."""
-    return isinstance(exc, (redis.OutOfMemoryError, redis.ReadOnlyError))
-
-
-def trouble_words(exc: BaseException) -> str:
-    """How a log line names what went wrong: a Redis that answers but refuses writes is not away."""
-    return "refuses writes (full under noeviction, or a read-only replica)" if refuses_writes(exc) else "is unreachable"
-
-
-def said(exc: BaseException) -> str:
-    """What Redis answered, fit for a log line or /healthz: redis-py names a failed pipeline command
-    with its arguments ("Command # 1 (HSET key <binary block>) of pipeline caused error: ..."),
-    which are data, not the reason."""
-    text = str(exc)
-    if " caused error: " in text:
-        text = text.split(" caused error: ", 1)[1]
-    return (text.splitlines() or [type(exc).__name__])[0][:200]
-
-
-class Refusals:
-    """One warning for the whole process while Redis refuses writes (full, or a read-only replica).
-
-    Every part that writes meets it (the sampler's publish, the fleet, the notification outbox, the
-    history writer), and each would say so in its own words, some again at each retry. The first to
-    meet it says it once for all, as a warning; the others call this too and keep their own line
-    at debug. The first write that gets through again says so (info), and the next refusal is news.
-    """
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self.log = logger
-        self.since: float | None = None  # monotonic time of the first refusal of this outage
-        self.first: str | None = None  # which part met it first
-
-    def met(self, exc: BaseException, where: str) -> None:
-        if self.since is not None:
-            self.log.debug("%s: Redis still refuses writes", where)
-            return
-        self.since, self.first = time.monotonic(), where
-        self.log.warning("Redis refuses writes (%s; full under noeviction, or a read-only replica), first "
-                         "met by %s: live streams go on; the shared state, history and notifications wait "
-                         "and resume by themselves once it takes writes", said(exc), where)
-
-    def cleared(self, where: str) -> None:
-        if self.since is None:
-            return
-        self.log.info("Redis takes writes again (%s wrote, %.0f s after %s met the refusal)", where,
-                      time.monotonic() - self.since, self.first)
-        self.since = self.first = None
-
-
-# One per process: the parts that write to Redis share it.
-REFUSALS = Refusals(logging.getLogger("dashboard.redis"))
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, fit for a log line."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit((parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, ""))
-
-
 class RedisStore:
     def __init__(self, url: str, prefix: str = "dash", *, history_seconds: float = 3600,
                  resume_seconds: float | None = None, audit_keep: int = 100_000, tls_verify: bool = True,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, lean: bool = False) -> None:
         self.url = url
         self.prefix = prefix
         self.history_seconds = history_seconds  # the charts' rows ({p}:minutes:{name})
@@ -150,13 +86,19 @@ class RedisStore:
         if url.startswith("rediss://") and not tls_verify:
             # Heroku's Redis add-on presents a self-signed certificate.
             options["ssl_cert_reqs"] = None
-        self.r = redis.Redis.from_url(url, **options)
+        if lean:
+            client, self.errors = LeanRedis, (OSError,)
+        else:
+            import redis
+
+            client, self.errors = redis.Redis, (redis.RedisError, OSError)
+        self.r = client.from_url(url, **options)
         # Blocking reads get their own connection pool, so they never hold up commands.
-        self.reader = redis.Redis.from_url(url, **{**options, "socket_timeout": timeout + 10})
+        self.reader = client.from_url(url, **{**options, "socket_timeout": timeout + 10})
         # Packed roll-up points and compressed samples are bytes: their own pools, without decoding.
-        self.binary = redis.Redis.from_url(url, **{**options, "decode_responses": False})
-        self.binary_reader = redis.Redis.from_url(url, **{**options, "decode_responses": False,
-                                                           "socket_timeout": timeout + 10})
+        self.binary = client.from_url(url, **{**options, "decode_responses": False})
+        self.binary_reader = client.from_url(url, **{**options, "decode_responses": False,
+                                                      "socket_timeout": timeout + 10})
         self._writers: dict[str, stream_frames.Writer] = {}  # the samples this process writes, by host
         self.frames = stream_frames.Reader(self._key_frame)
         self._renew = self.r.register_script(_RENEW)
@@ -206,6 +148,11 @@ class RedisStore:
 
     def _minid(self) -> str:
         return f"{self.resume_start()}-0"
+
+    def new_frames(self, host: str) -> None:
+        """The host's next sample starts a key frame: the one written before may be gone (a Redis that
+        restarted empty while another process, or nobody, held the lease)."""
+        self._writers.pop(host, None)
 
     def add_sample(self, host: str, data: str, procs: str | None, info: dict, also=None) -> str:
         """Append a sample to the host's stream (and its process table, when given); note the host as alive.
@@ -383,6 +330,8 @@ class RedisStore:
 
     def login_epoch(self) -> str:
         """The generation new login cookies carry: made by the first login, kept until Redis loses it."""
+        import secrets  # here, not above: it loads OpenSSL (4 MB), and the agent never logs anyone in
+
         key = self.key("login_epoch")
         pipe = self.r.pipeline()
         pipe.set(key, secrets.token_urlsafe(12), nx=True)

@@ -29,7 +29,7 @@ from . import blocks
 from .audit import StoreUnavailable
 from .group_commit import GroupCommit
 from .host_budget import HostBudget
-from .redis_store import REFUSALS, refuses_writes, said
+from .redis_trouble import REFUSALS, refuses_writes, said
 from .tiers import Codec, Point, Tier, block
 
 log = logging.getLogger("dashboard.history")
@@ -90,7 +90,7 @@ class RedisTiers:
 
     @staticmethod
     def _announce(exc: BaseException) -> bool:
-        """A refusal is said once for the whole process (store/redis_store.Refusals), not here."""
+        """A refusal is said once for the whole process (store/redis_trouble.Refusals), not here."""
         if not _refused(exc):
             return False
         REFUSALS.met(exc, "the history writer")
