@@ -1,12 +1,16 @@
 """A deploy under load: how fast viewers hit the next server, with and without the slow drain.
 
-    python -m bench.restart_storm [--viewers 5000] [--drain 20] [--opens 200] [--retry-ms 1000]
+    python -m bench.restart_storm [--viewers 5000] [--drain 20] [--opens 200] [--retry-ms 1000] [--in-place]
 
 It models a platform that starts the new instance first and then moves the
 traffic (Heroku's preboot, Render): server B is started, N EventSource-like
 viewers (asyncio, raw sockets: they honour `retry:` and resume with
 Last-Event-ID) watch server A; then the "router" sends every new connection
-to B and A gets SIGTERM. Run twice: A and B as before the drain (DRAIN_SECONDS
+to B and A gets SIGTERM. With --in-place, a restart where it stands (bin/run,
+a VM, a container restarted): A gets SIGTERM, and once it has exited B starts
+on the same port and the same DATA_DIR; the viewers retry that port, and a
+`seq` is compared across the two processes (B must number on from what A
+kept, with none skipped or repeated). Run twice: A and B as before the drain (DRAIN_SECONDS
 0, no admission limit), then with the drain and the admission of the
 settings given. For each it reports: how A's streams ended (first to last,
 seconds after SIGTERM), B's opened streams per second (peak over any one
@@ -170,23 +174,33 @@ def _peak(times: list[float]) -> int:
     return best
 
 
-def run_one(label: str, viewers: int, env: dict[str, str], home: Path) -> dict:
+def run_one(label: str, viewers: int, env: dict[str, str], home: Path, in_place: bool = False) -> dict:
     common = {"SSE_RETRY_MS": env.pop("SSE_RETRY_MS"), "SAMPLE_INTERVAL": "1", "LOG_FORMAT": "json"}
     a = Server("ours", home, home, env={**common, **env}).start()
-    b = Server("ours", home, home, env={**common, **env, "OPERATOR_TOKEN": a.token})
-    b.token = a.token  # the same operator token on both, as one app's instances share
-    b.start()
+    # B: the same operator token, as one app's instances share; in place, A's port and so its DATA_DIR.
+    b = Server("ours", home, home, env={**common, **env, "OPERATOR_TOKEN": a.token},
+               port=a.port if in_place else None)
+    b.token = a.token
+    if not in_place:
+        b.start()
     crowd = Crowd(viewers, a.port, a.token)
-    crowd.b_port = b.port
+    crowd.b_port = None if in_place else b.port
     crowd.thread.start()
     try:
         deadline = time.monotonic() + 120
         while sum(1 for v in crowd.viewers if v.last_id) < viewers and time.monotonic() < deadline:
             time.sleep(0.2)
-        cpu0 = b.cpu_seconds()
-        crowd.target = b.port  # the router sends new connections to B...
         start = time.monotonic()
-        a.proc.send_signal(signal.SIGTERM)  # ...and A is told to go
+        if in_place:
+            a.proc.send_signal(signal.SIGTERM)
+            a.proc.wait(120)
+            b.start()  # the viewers have been retrying this port since A closed it
+            crowd.b_port = b.port  # every event on it from now on is B's
+            cpu0 = b.cpu_seconds()
+        else:
+            cpu0 = b.cpu_seconds()
+            crowd.target = b.port  # the router sends new connections to B...
+            a.proc.send_signal(signal.SIGTERM)  # ...and A is told to go
         deadline = start + 180
         while any(v.on_b is None for v in crowd.viewers) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -221,6 +235,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--opens", type=int, help="STREAM_OPENS_PER_SECOND (default: viewers/25, as the "
                         "deploy guide advises for a crowd that size)")
     parser.add_argument("--retry-ms", type=int, default=1000)
+    parser.add_argument("--in-place", action="store_true",
+                        help="B on A's port and DATA_DIR once A has exited, not beside it (a restart in place)")
     args = parser.parse_args(argv)
     if args.opens is None:
         args.opens = max(1, args.viewers // 25)
@@ -232,8 +248,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for label, env in runs:
             env["SSE_RETRY_MS"] = str(args.retry_ms)
-            results.append(run_one(label, args.viewers, env, Path(tmp)))
-    summary = {"viewers": args.viewers, "drain": args.drain, "opens": args.opens, "runs": results,
+            results.append(run_one(label, args.viewers, env, Path(tmp), args.in_place))
+    summary = {"viewers": args.viewers, "drain": args.drain, "opens": args.opens, "in_place": args.in_place,
+               "runs": results,
                "targets": targets(results[-1], args.viewers)}
     print(table(summary))
     print(json.dumps(summary))
@@ -259,7 +276,8 @@ def targets(run: dict, viewers: int) -> list[dict]:
 
 
 def table(summary: dict) -> str:
-    lines = [f"Restart storm, {summary['viewers']:,} viewers (bench/restart_storm.py):",
+    how = ", B on A's port and DATA_DIR once A exited" if summary.get("in_place") else ", B started beside A"
+    lines = [f"Restart storm, {summary['viewers']:,} viewers{how} (bench/restart_storm.py):",
              f"{'':24} {'ends (s after SIGTERM)':>24} {'peak opens/s':>13} {'deferred':>9} "
              f"{'all back (s)':>13} {'B CPU (s)':>10} {'seq gaps':>9} {'repeats':>8} {'live p99 ms: storm/after':>25}"]
     for r in summary["runs"]:

@@ -83,14 +83,14 @@ AUTH = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
 
 class Server:
     def __init__(self, kind: str, log_dir: Path, home: Path, app_dir: Path = REPO,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, port: int | None = None) -> None:
         self.kind = kind
         self.app_dir = app_dir  # where app.py and gunicorn.conf.py are (ours)
         self.env = env or {}  # on top of the defaults below (console settings)
         # The operator's bearer token (ours), for console clients.
         self.token = secrets.token_urlsafe(16)
-        self.port = free_port()
-        self.log_path = log_dir / f"{kind}-{self.port}.log"
+        self.port = port or free_port()  # a port given again: the same DATA_DIR too (a restart in place)
+        self.log_path = log_dir / f"{kind}-{self.port}{'-again' if port else ''}.log"
         self.home = home
         self.proc: subprocess.Popen | None = None
         self.redis: subprocess.Popen | None = None

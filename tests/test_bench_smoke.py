@@ -254,6 +254,17 @@ def test_the_one_websocket_client_framing_speaks_rfc6455_with_wsproto():
         ws_frames.Reader().feed(ws_frames.frame(ws_frames.TEXT, b"masked"))
 
 
+def test_a_restart_in_place_numbers_on_with_no_sample_skipped_or_repeated_for_any_viewer():
+    """restart_storm --in-place: A stopped, B on its port and DATA_DIR; 150 viewers resume from A's ids."""
+    result, out = run_bench("bench.restart_storm", "--viewers", "150", "--drain", "2", "--opens", "50",
+                            "--in-place", timeout=400)
+    assert result["in_place"] and "on A's port and DATA_DIR" in out
+    for run in result["runs"]:
+        assert run["missing"] == 0, run
+        assert (run["seq_gaps"], run["seq_repeats"]) == (0, 0), run
+        assert run["ends_last"] is not None, run
+
+
 def test_the_storm_and_open_cost_tables_judge_their_targets():
     """bin/bench --storm: the run with the drain judged (peak <= viewers/20, all back within 30 s,
     no seq skipped or repeated), and the CPU per open against Node's; a miss says FAIL."""
