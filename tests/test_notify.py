@@ -172,6 +172,30 @@ def test_the_loop_groups_retries_and_gives_up(tmp_path):
         receiver.stop()
 
 
+def test_an_attempt_that_ends_while_the_outbox_is_read_is_not_sent_again(tmp_path, monkeypatch):
+    """Two dynos once got one RESOLVED twice: a round read the outbox, the attempt under way for
+    the channel ended meanwhile (marking its entry done), and the round sent the entry again."""
+    import gevent
+
+    store = SqliteNotifyStore(str(tmp_path / "n.sqlite3"))
+    n = Notifier(store, env_urls=["json://127.0.0.1:9/x"], group_seconds=0)
+    sent = []
+    monkeypatch.setattr(n, "send", lambda url, title, body: (sent.append(title), (True, None))[1])
+    n.record(rule(), RuleState("firing", 1.0, 95), "resolved", "web-1", {**SAMPLE, "ts": time.time()})
+    n.step(wait=False)  # the attempt is spawned, not run yet
+    read = store.outbox
+
+    def slow_read():
+        rows = read()
+        gevent.sleep(0)  # the read yields: the attempt runs to its end meanwhile
+        return rows
+
+    monkeypatch.setattr(store, "outbox", slow_read)
+    n.step(wait=True)
+    gevent.sleep(0)
+    assert sent == ["[RESOLVED] cpu > 90 % for 30 s on web-1"] and read() == []
+
+
 def test_a_silenced_rule_is_recorded_but_not_queued(tmp_path):
     store = SqliteNotifyStore(str(tmp_path / "n.sqlite3"))
     n = Notifier(store, env_urls=["json://127.0.0.1:9/x"], group_seconds=0)

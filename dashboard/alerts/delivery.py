@@ -205,6 +205,10 @@ class Notifier:
         if not self.delivering:
             self.pending = 0
             return
+        # The channels with an attempt under way before the outbox is read: one that ends while
+        # it is read (the read yields) has marked its entries done after this copy was made,
+        # and sending them from the copy would send them twice. They wait for the next round.
+        busy = set(self._inflight)
         entries = self.store.outbox()
         self.pending = len(entries)
         if not entries:
@@ -217,7 +221,7 @@ class Notifier:
             by_channel.setdefault(e["channel"], []).append(e)
         due = []
         for name, rows in by_channel.items():
-            if name in self._inflight:
+            if name in busy or name in self._inflight:
                 continue
             if name not in urls:
                 self.store.done([e["id"] for e in rows])
