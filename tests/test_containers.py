@@ -16,7 +16,7 @@ from dashboard.console.operator import Operator
 from dashboard.sampling import container_cgroups as cg
 from dashboard.sampling.containers import STAT_SECONDS, Containers
 from dashboard.sampling.engine import socket_path
-from dashboard.sampling.rates import Rates
+from dashboard.sampling.rates import Rates, percent
 
 A = "a" * 64
 B = "b" * 64
@@ -157,6 +157,39 @@ def test_the_reclaimable_cache_is_read_again_when_the_charge_moves_and_every_sta
     tree.put(A, mem=101 * MiB, inactive=40 * MiB, **figures)
     assert s.row(s.sample(), A)["cache"] == 30 * MiB
     assert s.row(s.sample(step=STAT_SECONDS), A)["cache"] == 40 * MiB  # at least every STAT_SECONDS
+
+
+def test_v1_block_io_sums_the_read_and_write_lines_of_every_device_and_nothing_else(tmp_path):
+    tree = Tree(tmp_path, "v1")
+    lay = tree.layout()
+
+    def io(cid: str, text: str) -> tuple:
+        tree.put(cid, cpu_s=1, quota=None, mem=MiB, limit=None, inactive=0)
+        blkio = next(d for d in tree.folders(cid) if "/blkio/" in str(d))
+        write(blkio / "blkio.throttle.io_service_bytes_recursive", text)
+        u = cg.read_usage(lay, str(blkio.relative_to(tree.v1["blkio"])))
+        return u.read_bytes, u.write_bytes
+
+    two_devices = ("8:0 Read 4096\n8:0 Write 12288\n8:0 Sync 12288\n8:0 Async 4096\n8:0 Discard 0\n"
+                   "8:0 Total 16384\n253:0 Read 100\n253:0 Write 7\n253:0 Sync 7\n253:0 Async 100\n"
+                   "253:0 Discard 0\n253:0 Total 107\n8:16 Read 12 more\nTotal 16491\n")
+    assert io(A, two_devices) == (4196, 12295)  # a line of another shape is not counted
+    assert io(B, "Total 0\n") == (0, 0)  # one that did no I/O
+
+
+def test_the_percentages_follow_rates_percent_rule(tmp_path):
+    # Written out in the collector: None without a part or a whole, rounded to 0.1 %.
+    tree = Tree(tmp_path, "v2")
+    tree.put(A, cpu_s=1, quota=0.3, mem=100 * MiB, limit=None, inactive=0)
+    s = Clocked(tree)
+    s.c.memory = 0  # no whole to take a share of (no limit, no memory known)
+    first = s.row(s.sample(), A)
+    assert first["cpu"] is None and first["cpu_pct"] is None and first["mem_pct"] is None
+    tree.put(A, cpu_s=1.1, quota=0.3, mem=100 * MiB, limit=None, inactive=0)
+    row = s.row(s.sample(), A)
+    assert row["cpu"] == percent(0.1, 4) == 2.5 and row["cpu_pct"] == percent(0.1, 0.3) == 33.3
+    s.c.memory = 300 * MiB
+    assert s.row(s.sample(), A)["mem_pct"] == percent(100, 300) == 33.3
 
 
 def test_a_container_vanishing_mid_read_or_between_samples_breaks_nothing(tmp_path):

@@ -37,6 +37,8 @@ ID = re.compile(r"^(?:docker-|libpod-|crio-|cri-containerd-)?([0-9a-f]{64})(?:\.
 PARENTS = ("docker", "libpod_parent", "system.slice", "machine.slice")
 MAX_DEPTH = 6  # kubepods/burstable/pod<uid>/<id> and rootless user slices are 4 to 5 deep
 
+# blkio.throttle.io_service_bytes_recursive's lines counted (one that did no I/O has only "Total 0").
+_READ_WRITE = re.compile(rb"^\S+[ \t]+(Read|Write)[ \t]+(\d+)[ \t]*$", re.M)
 # A v1 memory limit at least this large means "no limit" (the kernel's page-rounded LONG_MAX).
 V1_UNLIMITED = 1 << 62
 
@@ -284,9 +286,9 @@ def read_usage(lay: Layout, rel: str, kept: Kept | None = None, last: Usage | No
         if lay.io[0] == "v1":
             data = _read(lay.io, rel, "blkio.throttle.io_service_bytes_recursive", kept)
             if data is not None:  # "<major:minor> Read <bytes>" lines, and Write, Sync, ... and a Total
-                rows = [parts for parts in map(bytes.split, data.splitlines()) if len(parts) == 3]
-                read = sum(int(parts[2]) for parts in rows if parts[1] == b"Read")
-                write = sum(int(parts[2]) for parts in rows if parts[1] == b"Write")
+                read = write = 0
+                for kind, count in _READ_WRITE.findall(data):  # one C-level pass: no line of a quiet one
+                    read, write = (read + int(count), write) if kind == b"Read" else (read, write + int(count))
         else:
             data = _read(lay.io, rel, "io.stat", kept)
             if data is not None:

@@ -73,8 +73,9 @@ class Rates:
         if prev is None or now <= prev[0]:
             return (None,) * len(values)
         elapsed = now - prev[0]
-        return tuple(None if v is None or p is None or v < p else (v - p) / elapsed
-                     for v, p in zip(values, prev[1]))
+        # A list made then a tuple: a generator's resume per value costs more than the copy.
+        return tuple([None if v is None or p is None or v < p else (v - p) / elapsed
+                      for v, p in zip(values, prev[1])])
 
     def elapsed(self, key: Hashable) -> float | None:
         """Seconds since key was last observed (None if it was not)."""
