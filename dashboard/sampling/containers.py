@@ -28,7 +28,7 @@ import psutil
 from . import container_cgroups as cg
 from .collectors import Unavailable
 from .engine import Engine, EngineError, socket_path
-from .rates import Rates
+from .rates import Rates, percent
 
 RESCAN_SECONDS = 30.0  # the whole cgroup tree is walked this often, for containers in new places
 LIMITS_SECONDS = 10.0  # limits (docker update) are read again this often
@@ -214,25 +214,17 @@ class Containers:
         memory = u.memory
         mem = None if memory is None else max(0, memory - (cache or 0))
         meta = k.meta or self.listed.get(cid) or {}
-        # rates.percent()'s rule written out (None without a part or a whole; 0.1 %): three calls a
-        # container, 150 a sample, cost more than the rule.
-        cpus, cpu_whole, mem_whole = self.cpus, cpu_limit or self.cpus, mem_limit or self.memory
-        if cores is None:  # never negative: a counter that went back gives None
-            cpu = cpu_pct = None
-        else:
-            cpu = round(100.0 * cores / cpus, 1) if cpus else None
-            cpu_pct = round(100.0 * cores / cpu_whole, 1) if cpu_whole else None
         started = k.started
         return {
             "id": k.short,
             "name": meta.get("name") or k.short,
             "image": meta.get("image") or None,
             "state": meta.get("state") or "running",
-            "cpu": cpu,
-            "cpu_pct": cpu_pct,
+            "cpu": percent(cores, self.cpus),  # never negative: a counter that went back gives None
+            "cpu_pct": percent(cores, cpu_limit or self.cpus),
             "cpu_limit": cpu_limit,
             "mem": mem,
-            "mem_pct": None if mem is None or not mem_whole else round(100.0 * mem / mem_whole, 1),
+            "mem_pct": percent(mem, mem_limit or self.memory),
             "mem_limit": mem_limit,
             "cache": cache,
             # Rates in whole B/s: their decimals are the jitter of the sampler's interval,
