@@ -63,8 +63,22 @@ UNCHECKED = "logins cannot be checked right now (the store of logouts is unreach
 class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, marked Secure whenever the request came over HTTPS."""
 
+    _signing: tuple | None = None  # (the keys, the serializer made from them)
+
     def get_cookie_secure(self, app) -> bool:
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+
+    def get_signing_serializer(self, app):
+        # Flask makes a serializer per request (its constructor even serializes a test
+        # value to learn its type): 3 % of a stream open. The same keys make the same
+        # serializer, so one is made again only when the keys change.
+        if not app.secret_key:
+            return None
+        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)
+        signing = self._signing
+        if signing is None or signing[0] != keys:
+            signing = self._signing = (keys, super().get_signing_serializer(app))
+        return signing[1]
 
 
 def new_token() -> str:
