@@ -169,9 +169,10 @@ def test_a_bearer_stream_belongs_to_its_login_and_client_name(app, sampled, flas
     peers = []
     call(app, headers=BEARER_VIEWER, query="client=page-1", peers=peers)
     call(app, headers=BEARER_VIEWER, query="client=no%20spaces", peers=peers)
+    call(app, headers=BEARER_VIEWER, query="host=&client=first&client=second", peers=peers)  # as args.get
     assert flask_calls == []
     subs = sorted(sampled.hub.subscribers, key=lambda s: s.since)
-    assert [s.client for s in subs] == ["page-1", None]
+    assert [s.client for s in subs] == ["page-1", None, "first"]
     assert all(s.login.startswith("b-") and s.addr == "127.0.0.1" for s in subs)
     assert all(s in sampled.hub.sockets.caught_up for s in subs)
     for p in peers:
