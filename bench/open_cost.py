@@ -11,8 +11,8 @@ streams, `batch` at a time, each one: connect, send the GET with the viewer's
 token, read until the stream's `: connected` preamble has arrived. The streams
 stay open (closing is not counted). The cost per open is the server's CPU
 (its whole process tree) over the opening window, less the idle rate for the
-same time, divided by the opens. Rounds alternate between the servers, so a
-busy spell on the machine falls on both; the report gives each server's
+same time, divided by the opens. Rounds alternate between the servers (the
+order turning each round), so a busy spell on the machine falls on all; the report gives each server's
 median and the ratio of the medians. The last line is one JSON object.
 """
 
@@ -124,7 +124,9 @@ def main(argv=None) -> None:
         kinds = list(dirs)
         rows: dict[str, list[dict]] = {k: [] for k in kinds}
         for r in range(args.rounds):
-            for kind in kinds:
+            # The order turns each round: whichever server runs second in a round (after
+            # another's 2,000 sockets closed) is not always the same one.
+            for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
                 row = one_round(kind, Path(tmp), args.opens, args.batch, args.profile, r, dirs[kind])
                 rows[kind].append(row)
                 print(f"round {r + 1} {kind:12} {row['us_per_open']:8.1f} us/open  "

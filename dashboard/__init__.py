@@ -9,14 +9,6 @@ from .version import __version__  # noqa: F401  (the package's version, as befor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Scripts, styles and connections from this origin only, no frames, no inline
-# code: an injected tag can load nothing from elsewhere. img-src allows data:
-# for the favicon the page draws (the alert count).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-
 
 def create_app(test_config: dict | None = None):
     """Build the Flask app: defaults, then the environment, then test_config."""
@@ -27,8 +19,9 @@ def create_app(test_config: dict | None = None):
 
     from . import logs, settings
     from .web import api, auth, body_limits, budgets, console_socket, fleet, metrics, pages, proxy, request_log
+    from .web import stream_front
     from .web import events as stream
-    from .web.common import error
+    from .web.common import error, security_headers
     from .control.services import Step
     from .wiring import Instance
 
@@ -59,8 +52,12 @@ def create_app(test_config: dict | None = None):
 
     logs.configure(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     # Outermost first: the trusted-proxy fix (so REMOTE_ADDR is the client's),
-    # the body guard (size and deadline), the per-address budget, then Flask.
+    # the body guard (size and deadline), the per-address budget, the stream
+    # front (GET /events), then Flask.
     refusals = logs.Refusals()
+    hosts = proxy.allowed_hosts(app.config["ALLOWED_HOSTS"], app.config["HOST"])
+    # Innermost, in front of Flask: a stream open's plain case answered without Flask's machinery.
+    app.wsgi_app = stream_front.StreamFront(app, app.wsgi_app, hosts)
     app.wsgi_app = budgets.ClientBudget(app.wsgi_app, app.config["MAX_CONNECTIONS_PER_CLIENT"],
                                         on_refused=lambda reason, addr: refusals.note(reason, addr, (
                                             "this worker is full (WORKER_CONNECTIONS)" if reason == "worker_full"
@@ -71,7 +68,6 @@ def create_app(test_config: dict | None = None):
         on_refused=lambda reason, addr: refusals.note(reason, addr, "request body refused"))
     app.wsgi_app = proxy.TrustedProxyFix(guard, app.config["FORWARDED_ALLOW_IPS"])
     svc = Instance(app.config, refusals=refusals, guards=(Step("request bodies", stop=guard.stop),))
-    hosts = proxy.allowed_hosts(app.config["ALLOWED_HOSTS"], app.config["HOST"])
 
     @app.before_request
     def check_host():
@@ -105,13 +101,7 @@ def create_app(test_config: dict | None = None):
     app.register_blueprint(console_socket.bp)
     console_socket.sock.init_app(app)
 
-    @app.after_request
-    def security_headers(response):
-        # A login URL carries its token in the query: never pass it on as a referrer.
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        return response
+    app.after_request(security_headers)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -33,7 +33,7 @@ from ..console.operator import Operator
 from ..store.audit import StoreUnavailable
 from ..store.login_epoch import RedisLoginEpoch, SqliteLoginEpoch
 from .common import error, serving
-from .credentials import METRICS, Tokens, at_least
+from .credentials import METRICS, Credential, Tokens, at_least
 from .throttle import Throttle
 
 NAME = re.compile(r"[A-Za-z0-9_.@-]{1,32}")
@@ -63,8 +63,38 @@ UNCHECKED = "logins cannot be checked right now (the store of logouts is unreach
 class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, marked Secure whenever the request came over HTTPS."""
 
+    _signing: tuple | None = None  # (the keys, the serializer made from them)
+
     def get_cookie_secure(self, app) -> bool:
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+
+    def save_outside(self, app, session, response, https: bool) -> None:
+        """save_session for a response made outside Flask's request context (stream_front.py):
+        the same Vary and refreshed cookie, its Secure flag from `https`."""
+        SecureCookieSessionInterface.save_session(_Outside(self, https), app, session, response)
+
+    def get_signing_serializer(self, app):
+        # Flask makes a serializer per request (its constructor even serializes a test
+        # value to learn its type): 3 % of a stream open. The same keys make the same
+        # serializer, so one is made again only when the keys change.
+        if not app.secret_key:
+            return None
+        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)
+        signing = self._signing
+        if signing is None or signing[0] != keys:
+            signing = self._signing = (keys, super().get_signing_serializer(app))
+        return signing[1]
+
+
+class _Outside(SessionInterface):
+    """The session interface for one response outside a request context: the scheme is given."""
+
+    def __init__(self, inside: SessionInterface, https: bool) -> None:
+        self._signing = inside._signing  # share its serializer (made on opening the session)
+        self.https = https
+
+    def get_cookie_secure(self, app) -> bool:
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or self.https
 
 
 def new_token() -> str:
@@ -99,22 +129,29 @@ def _addr() -> str:
 
 
 def session_operator() -> Operator | None:
-    """The cookie's login, if it is still good (not logged out, token unchanged, and of the
-    login generation the store of logouts holds: see store.login_epoch)."""
-    sid, role = session.get("sid"), session.get("role")
-    if not sid or not role:
-        return None
-    svc = services()
-    credential = svc.tokens.by_id(session.get("cred"))
-    if credential is None or credential.role != role:
-        return None
-    try:
-        if not svc.login_epoch.valid(session.get("gen"), sid):
-            return None
-    except StoreUnavailable:
+    """The cookie's login, if it is still good (see cookie_operator)."""
+    op, unchecked = cookie_operator(session, services(), _addr())
+    if unchecked:
         g.login_unchecked = True  # refused; require_access and guard_console say why (503)
-        return None
-    return Operator(credential.name or session.get("op", role), role, sid, _addr(), "cookie")
+    return op
+
+
+def cookie_operator(cookie, svc: Serves, addr: str) -> tuple[Operator | None, bool]:
+    """(the login a session cookie holds, unchecked): the login if it is still good (not
+    logged out, token unchanged, and of the login generation the store of logouts holds: see
+    store.login_epoch); unchecked is True when that store could not be asked (refused)."""
+    sid, role = cookie.get("sid"), cookie.get("role")
+    if not sid or not role:
+        return None, False
+    credential = svc.tokens.by_id(cookie.get("cred"))
+    if credential is None or credential.role != role:
+        return None, False
+    try:
+        if not svc.login_epoch.valid(cookie.get("gen"), sid):
+            return None, False
+    except StoreUnavailable:
+        return None, True
+    return Operator(credential.name or cookie.get("op", role), role, sid, addr, "cookie"), False
 
 
 def _throttled():
@@ -139,24 +176,35 @@ def bearer():
     header = request.headers.get("Authorization")
     if header is None:
         return None, None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(header)
+    if token is None:
         return None, error(401, "unauthorized", "Authorization must be: Bearer <token>")
     refused = _throttled()
     if refused is not None:
         return None, refused
     svc = services()
-    credential = svc.tokens.match(token.strip())
+    credential = svc.tokens.match(token)
     if credential is None:
         svc.throttle.failed(_addr())
         return None, error(401, "bad_token", "that token is not valid")
     svc.throttle.succeeded(_addr())
+    return bearer_operator(credential, request.headers.get("X-Operator-Name", ""), _addr()), None
+
+
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; None when it is not one."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def bearer_operator(credential: Credential, claimed: str, addr: str) -> Operator:
+    """Who a matched bearer token is (claimed: the X-Operator-Name header, or "")."""
     if credential.name is not None:
         name = credential.name  # a named token says who it is; no header can change that
     else:
-        claimed = request.headers.get("X-Operator-Name", "")
         name = claimed if NAME.fullmatch(claimed) else "cli"
-    return Operator(name, credential.role, "b-" + secrets.token_hex(6), _addr(), "bearer"), None
+    return Operator(name, credential.role, "b-" + secrets.token_hex(6), addr, "bearer")
 
 
 def current_login():

@@ -68,13 +68,7 @@ def events():
                         mimetype="text/event-stream", headers=HEADERS)
     wait_ms = svc.views.admission.admit()
     if wait_ms is not None:
-        # More new streams than STREAM_OPENS_PER_SECOND (a restart's storm): come back after
-        # a random delay. A 200 stream with a retry: and no id (the client keeps its
-        # Last-Event-ID): EventSource and the page both reconnect by themselves.
-        svc.refusals.note("stream_deferred", request.remote_addr or "?",
-                          "new streams deferred (STREAM_OPENS_PER_SECOND)")
-        return ComeBack(sse.retry(wait_ms) + sse.comment("busy, come back later"),
-                        mimetype="text/event-stream", headers=HEADERS)
+        return deferred(svc, wait_ms, request.remote_addr or "?")
     # EventSource sends Last-Event-ID on reconnects; a page opening a fresh
     # stream after loading history passes it as a query parameter instead.
     last_event_id = request.headers.get("Last-Event-ID")
@@ -83,17 +77,29 @@ def events():
     view, problem = host_view()
     if problem:
         return problem
-    environ = request.environ
+    who = g.get("login")
+    return stream(view, request.environ, last_event_id, request.args.get("client"),
+                  who.session if who is not None else None, g.get("request_id"), request.remote_addr or "?")
+
+
+def deferred(svc, wait_ms: int, addr: str) -> Response:
+    """The answer to a stream admission put off (also stream_front.py's)."""
+    # More new streams than STREAM_OPENS_PER_SECOND (a restart's storm): come back after
+    # a random delay. A 200 stream with a retry: and no id (the client keeps its
+    # Last-Event-ID): EventSource and the page both reconnect by themselves.
+    svc.refusals.note("stream_deferred", addr, "new streams deferred (STREAM_OPENS_PER_SECOND)")
+    return ComeBack(sse.retry(wait_ms) + sse.comment("busy, come back later"),
+                    mimetype="text/event-stream", headers=HEADERS)
+
+
+def stream(view, environ, last_event_id: str | None, client: str | None, login: str | None,
+           rid: str | None, addr: str) -> Response:
+    """The response that opens an admitted stream of view (also stream_front.py's):
+    client is the name the page asked for, login the session that opens it."""
     sock = _raw_socket(environ)
     chunked = environ.get("SERVER_PROTOCOL") == "HTTP/1.1"
     hub = view.hub
-    addr = request.remote_addr or "?"
-    client = request.args.get("client")
     client = client if client and _CLIENT.fullmatch(client) else None
-
-    rid = g.get("request_id")
-    who = g.get("login")
-    login = who.session if who is not None else None
     opened = dict(host=view.name, client=client, login=login, addr=addr)
 
     def ended(sub) -> None:
@@ -176,9 +182,21 @@ class OwnedStream(Response):
         raise StopIteration  # the connection is the hub's now
 
 
+_date: tuple[int, str] = (-1, "")  # the last second a Date header was made for, and that header
+
+
+def _date_now() -> str:
+    # Formatting a date is a few per cent of an open; it changes once a second.
+    global _date
+    second = int(time.time())
+    if second != _date[0]:
+        _date = (second, http_date(second))
+    return _date[1]
+
+
 def head_bytes(status: str, headers: list[tuple[str, str]], chunked: bool) -> bytes:
     """The response head gunicorn would have written for a stream."""
-    lines = [f"{'HTTP/1.1' if chunked else 'HTTP/1.0'} {status}", f"Date: {http_date()}",
+    lines = [f"{'HTTP/1.1' if chunked else 'HTTP/1.0'} {status}", f"Date: {_date_now()}",
              "Connection: close"]
     if chunked:
         lines.append("Transfer-Encoding: chunked")

@@ -29,21 +29,28 @@ def install(app: Flask) -> None:
     def finish(response):
         rid = g.get("request_id") or request_id(None)
         response.headers["X-Request-ID"] = rid
-        streaming = response.mimetype == "text/event-stream" and response.is_streamed
-        log.info(
-            "request",
-            extra={
-                "request_id": rid,
-                "fields": {
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status_code,
-                    "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
-                    "remote": request.remote_addr,
-                    "bytes": response.content_length,  # the header only: never consume a stream
-                    **({"stream": "opened"} if streaming else {}),
-                    **({"websocket": True} if request.environ.get("HTTP_UPGRADE", "").lower() == "websocket" else {}),
-                },
-            },
-        )
+        line(response, rid, request.method, request.path, request.remote_addr, g.get("started"),
+             request.environ.get("HTTP_UPGRADE", "").lower() == "websocket")
         return response
+
+
+def line(response, rid: str, method: str, path: str, remote: str | None, started: float | None,
+         websocket: bool = False) -> None:
+    """The request's log line (also written by stream_front.py, which answers outside Flask)."""
+    streaming = response.mimetype == "text/event-stream" and response.is_streamed
+    log.info(
+        "request",
+        extra={
+            "request_id": rid,
+            "fields": {
+                "method": method,
+                "path": path,
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - (started or time.perf_counter())) * 1000, 2),
+                "remote": remote,
+                "bytes": response.content_length,  # the header only: never consume a stream
+                **({"stream": "opened"} if streaming else {}),
+                **({"websocket": True} if websocket else {}),
+            },
+        },
+    )

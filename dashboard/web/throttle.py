@@ -70,6 +70,13 @@ class Throttle:
         start, count = self._minute
         return count >= self.ceiling and self.clock() - start < LOG_WINDOW
 
+    def waiting(self, addr: str) -> bool:
+        """True when addr may not try now; unlike wait(), counts no refusal."""
+        now = self.clock()
+        entry = self._clients.get(addr)
+        start, count = self._minute
+        return (entry is not None and entry.until > now) or (count >= self.ceiling and start + LOG_WINDOW > now)
+
     def retry_after(self, addr: str) -> int | None:
         """Whole seconds for a Retry-After header, or None when addr may try."""
         left = self.wait(addr)
