@@ -87,9 +87,11 @@ class Agent:
         self.sampler, self.processes, containers = build.host_sampler(
             cfg, host, self._publish, sampler=DrivenSampler, spawn=_on_thread)
         fleet_store = FleetStore(store)
-        # The agent records its host's transitions in the shared outbox; web processes deliver them.
-        env_names = [f"env{i}" for i in range(1, len(cfg["NOTIFY_URLS"]) + 1)]
-        recorder = Recorder(RedisNotifyStore(store), lambda: env_names)
+        # The agent records its host's transitions in the shared outbox, for the channels the delivering
+        # web process announces (its NOTIFY_URLS, by name) and those added from a console; it delivers
+        # nothing, so it needs no notification URL, nor their secrets.
+        notify_store = RedisNotifyStore(store)
+        recorder = Recorder(notify_store, notify_store.announced_env)
         self.sampling = HostSampling(
             store, host, self.sampler, Alerts(), lease_seconds=cfg["SAMPLER_LEASE_SECONDS"], role="agent",
             table_rows=lambda: self.processes.rows(self.processes.latest),

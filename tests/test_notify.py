@@ -303,3 +303,31 @@ def test_the_redis_store_keeps_the_same_and_lets_one_process_deliver(store):
     assert [x["id"] for x in two.silences()] == [s["id"]]
     assert two.clear_silence(s["id"])["rule"] == "all" and one.silences() == []
     assert one.remove_channel("hook")["name"] == "hook" and two.outbox() == [] and two.channels() == []
+
+
+def test_an_agent_queues_for_the_channels_the_deliverer_announces_without_their_urls(redis_server):
+    """The delivering web process names its NOTIFY_URLS channels in Redis; an agent (its own client,
+    no NOTIFY_URLS) records a transition for them and the console's, and the web process sends it."""
+    from dashboard.alerts.recording import Recorder
+    from dashboard.store.notify_redis import RedisNotifyStore
+    from dashboard.store.redis_store import RedisStore
+
+    receiver = JsonReceiver().start()
+    try:
+        web = RedisNotifyStore(RedisStore(redis_server.url, "t"))
+        web.add_channel("hook", "json://127.0.0.1:9/x", "alice")
+        agent = RedisNotifyStore(RedisStore(redis_server.url, "t", lean=True))
+        recorder = Recorder(agent, agent.announced_env)
+        n = Notifier(web, env_urls=[receiver.url()], group_seconds=0)
+        early = recorder.record(rule(), RuleState("firing", 1.0, 95), "firing", "db-1", {**SAMPLE, "ts": time.time()})
+        assert early["channels"] == ["hook"]  # nothing announced yet: the shared channels only
+        web.done([e["id"] for e in web.outbox()])
+        n.step()  # the deliverer's round: it announces env1
+        assert agent.announced_env() == ["env1"]
+        t = recorder.record(rule(), RuleState("firing", 1.0, 95), "resolved", "db-1", {**SAMPLE, "ts": time.time()})
+        assert t["channels"] == ["env1", "hook"]
+        n.step()
+        [post] = receiver.wait(1)
+        assert post["json"]["title"] == "[RESOLVED] cpu > 90 % for 30 s on db-1"
+    finally:
+        receiver.stop()

@@ -73,6 +73,7 @@ class Notifier:
         self.pending = 0
         self.delivering = False
         self._inflight: dict[str, gevent.Greenlet] = {}  # channel -> its attempt under way
+        self._announced: list[str] | None = None  # the NOTIFY_URLS names last announced (announce_env)
         self._wake = _Flag()
         self._greenlet: gevent.Greenlet | None = None
         for name, url in self.env.items():
@@ -205,6 +206,9 @@ class Notifier:
         if not self.delivering:
             self.pending = 0
             return
+        if self._announced != list(self.env):  # the channels agents queue for: this deliverer's
+            self.store.announce_env(list(self.env))
+            self._announced = list(self.env)
         # The channels with an attempt under way before the outbox is read: one that ends while
         # it is read (the read yields) has marked its entries done after this copy was made,
         # and sending them from the copy would send them twice. They wait for the next round.

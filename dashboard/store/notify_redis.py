@@ -46,8 +46,8 @@ class RedisNotifyStore:
         self.r = store.r
         k = lambda *parts: store.key("notify", *parts)  # noqa: E731
         self.k_channels, self.k_status, self.k_history = k("channels"), k("status"), k("history")
-        self.k_outbox, self.k_silences, self.k_ids, self.k_lease = (
-            k("outbox"), k("silences"), k("ids"), k("lease"))
+        self.k_outbox, self.k_silences, self.k_ids, self.k_lease, self.k_env = (
+            k("outbox"), k("silences"), k("ids"), k("lease"), k("env"))
         self._claim = self.r.register_script(_CLAIM)
         self._release = self.r.register_script(_RELEASE)
         self._add_channel = self.r.register_script(_ADD_CHANNEL)
@@ -148,3 +148,16 @@ class RedisNotifyStore:
 
     def release_delivery(self, holder: str) -> None:
         self._release(keys=[self.k_lease], args=[holder])
+
+    def announce_env(self, names: list[str]) -> None:
+        """The deliverer's NOTIFY_URLS channels, by name: an agent queues its transitions for them
+        without holding the URLs (their secrets stay with the web processes)."""
+        self.r.set(self.k_env, json.dumps(names))
+
+    def announced_env(self) -> list[str]:
+        raw = self.r.get(self.k_env)
+        try:
+            names = json.loads(raw) if raw else []
+        except ValueError:
+            return []
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []

@@ -160,3 +160,9 @@ class SqliteNotifyStore:
 
     def release_delivery(self, holder: str) -> None:
         pass
+
+    def announce_env(self, names: list[str]) -> None:
+        pass  # one process records and delivers: its own NOTIFY_URLS are the channels
+
+    def announced_env(self) -> list[str]:
+        return []

@@ -35,6 +35,7 @@
     {p}:notify:silences  hash     silence id -> JSON (rule, until, reason, by)
     {p}:notify:ids       counter  transition ids ({p}:notify:ids:silence for silences)
     {p}:notify:lease     string   which process delivers notifications (expires)
+    {p}:notify:env       string   the deliverer's NOTIFY_URLS channels by name (JSON), for agents
       (used by store/notify_redis.py)
 
 Methods are thin and raise one of `store.errors` when Redis is unreachable
