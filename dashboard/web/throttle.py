@@ -51,13 +51,17 @@ class Throttle:
     _clients: OrderedDict = field(default_factory=OrderedDict)
     _minute: list = field(default_factory=lambda: [-math.inf, 0])  # [window start, failures in it]
 
-    def wait(self, addr: str) -> float:
-        """Seconds addr must still wait before its next attempt (0: it may try now)."""
+    def _left(self, addr: str) -> tuple[float, float]:
+        """(seconds addr itself must still wait, seconds every address must): either may be <= 0."""
         now = self.clock()
         entry = self._clients.get(addr)
-        left = 0.0 if entry is None else entry.until - now
         start, count = self._minute
         everyone = start + LOG_WINDOW - now if count >= self.ceiling else 0.0
+        return (0.0 if entry is None else entry.until - now), everyone
+
+    def wait(self, addr: str) -> float:
+        """Seconds addr must still wait before its next attempt (0: it may try now)."""
+        left, everyone = self._left(addr)
         if everyone > left and everyone > 0:
             self.ceiling_refused_total += 1
         if max(left, everyone) > 0:
@@ -72,10 +76,7 @@ class Throttle:
 
     def waiting(self, addr: str) -> bool:
         """True when addr may not try now; unlike wait(), counts no refusal."""
-        now = self.clock()
-        entry = self._clients.get(addr)
-        start, count = self._minute
-        return (entry is not None and entry.until > now) or (count >= self.ceiling and start + LOG_WINDOW > now)
+        return max(self._left(addr)) > 0
 
     def retry_after(self, addr: str) -> int | None:
         """Whole seconds for a Retry-After header, or None when addr may try."""
